@@ -1,0 +1,294 @@
+"""Data model: conferences, orders, their line items, payments and Stripe records."""
+
+import secrets
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, OuterRef, Q, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
+
+from backoffice.money import format_amount
+
+MONEY = {"max_digits": 12, "decimal_places": 2}
+ZERO = Decimal("0.00")
+
+# No 0/O/1/I: references are read aloud at the desk and typed from paper.
+REFERENCE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+REFERENCE_LENGTH = 8
+
+
+def generate_order_reference() -> str:
+    """Return a random order reference such as 'ORD-7K3QX9TM' (40 bits, unguessable)."""
+    return "ORD-" + "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(REFERENCE_LENGTH))
+
+
+def generate_payment_token() -> str:
+    """Return a random URL-safe token for an order's payment link (192 bits)."""
+    return secrets.token_urlsafe(24)
+
+
+class Conference(models.Model):
+    """An event whose registrations are paid through this site."""
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=100, unique=True)
+    currency = models.CharField(
+        max_length=3, default="USD", help_text="ISO 4217 code, e.g. USD, EUR, JPY."
+    )
+    stripe_publishable_key = models.CharField(max_length=255, blank=True)
+    stripe_secret_key = models.CharField(max_length=255, blank=True)
+    stripe_webhook_secret = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args, **kwargs) -> None:
+        """Store the currency code upper-case."""
+        self.currency = (self.currency or "USD").upper()
+        super().save(*args, **kwargs)
+
+
+class OrderQuerySet(models.QuerySet):
+    """Queries over orders."""
+
+    def with_amounts(self) -> "OrderQuerySet":
+        """Annotate ``paid_sum`` and ``balance_sum`` with one correlated subquery per row.
+
+        A correlated subquery on the (order, status) index stays fast on list
+        pages at hundreds of thousands of orders, where JOIN + GROUP BY does not.
+        """
+        paid = (
+            Payment.objects.filter(order=OuterRef("pk"), status=Payment.Status.SUCCEEDED)
+            .order_by()
+            .values("order")
+            .annotate(s=Sum("amount"))
+            .values("s")
+        )
+        return self.annotate(
+            paid_sum=Coalesce(
+                Subquery(paid), Value(ZERO), output_field=models.DecimalField(**MONEY)
+            )
+        ).annotate(balance_sum=F("total") - F("paid_sum"))
+
+
+class Order(models.Model):
+    """An attendee's registration order."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        PAID = "paid", "Paid"
+        CANCELLED = "cancelled", "Cancelled"
+        REFUNDED = "refunded", "Refunded"
+        PARTIALLY_REFUNDED = "partially_refunded", "Partially refunded"
+
+    conference = models.ForeignKey(Conference, on_delete=models.PROTECT, related_name="orders")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders"
+    )
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    subtotal = models.DecimalField(**MONEY, default=ZERO)
+    discount_amount = models.DecimalField(**MONEY, default=ZERO)
+    total = models.DecimalField(**MONEY, default=ZERO)
+    reference = models.CharField(max_length=20, unique=True, blank=True, editable=False)
+    billing_name = models.CharField(max_length=200, blank=True)
+    billing_email = models.EmailField(blank=True)
+    hold_expires_at = models.DateTimeField(null=True, blank=True)
+    payment_token = models.CharField(
+        max_length=64, unique=True, default=generate_payment_token, editable=False
+    )
+    needs_attention = models.BooleanField(
+        default=False, help_text="Set when money arrived that staff must look at (overpaid)."
+    )
+    attention_reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = OrderQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["-created_at", "-id"], name="order_created_idx"),
+            models.Index(fields=["status", "-created_at"], name="order_status_created_idx"),
+            models.Index(fields=["conference", "status"], name="order_conference_status_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(total__gte=0), name="order_total_not_negative"),
+            models.CheckConstraint(
+                condition=Q(subtotal__gte=0), name="order_subtotal_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(discount_amount__gte=0), name="order_discount_not_negative"
+            ),
+        ]
+        permissions = [
+            ("record_manual_payment", "Can record a manual payment"),
+            ("mark_comp", "Can mark an order as complimentary"),
+            ("export_order", "Can export orders"),
+            ("import_order", "Can import orders"),
+        ]
+
+    def __str__(self) -> str:
+        return self.reference
+
+    def save(self, *args, **kwargs) -> None:
+        """Give a new order a random reference that is not taken yet."""
+        if not self.reference:
+            reference = generate_order_reference()
+            while Order.objects.filter(reference=reference).exists():
+                reference = generate_order_reference()
+            self.reference = reference
+        super().save(*args, **kwargs)
+
+    @property
+    def currency(self) -> str:
+        """The conference's currency code."""
+        return self.conference.currency
+
+    @property
+    def amount_paid(self) -> Decimal:
+        """Sum of succeeded payments; uses the ``with_amounts()`` annotation when present."""
+        annotated = self.__dict__.get("paid_sum")
+        if annotated is not None:
+            return annotated
+        paid = self.payments.filter(status=Payment.Status.SUCCEEDED).aggregate(s=Sum("amount"))
+        return paid["s"] or ZERO
+
+    @property
+    def balance_due(self) -> Decimal:
+        """Total minus succeeded payments, never below zero."""
+        return max(self.total - self.amount_paid, ZERO)
+
+    def format(self, amount: Decimal) -> str:
+        """Format an amount in this order's currency."""
+        return format_amount(amount, self.currency)
+
+
+class OrderLineItem(models.Model):
+    """One purchased item of an order."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="line_items")
+    description = models.CharField(max_length=255)
+    quantity = models.PositiveIntegerField(default=1)
+    unit_price = models.DecimalField(**MONEY, default=ZERO)
+    line_total = models.DecimalField(**MONEY, default=ZERO)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(unit_price__gte=0), name="line_item_unit_price_not_negative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} × {self.description}"
+
+
+class Payment(models.Model):
+    """One payment attempt or record against an order; a ledger row never edited by staff."""
+
+    class Method(models.TextChoices):
+        STRIPE = "stripe", "Stripe"
+        COMP = "comp", "Complimentary"
+        MANUAL = "manual", "Manual"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        PROCESSING = "processing", "Processing"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELED = "canceled", "Canceled"
+        REFUNDED = "refunded", "Refunded"
+
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="payments")
+    method = models.CharField(max_length=10, choices=Method.choices)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
+    amount = models.DecimalField(**MONEY)
+    refunded_amount = models.DecimalField(**MONEY, default=ZERO)
+    stripe_payment_intent_id = models.CharField(max_length=255, blank=True)
+    stripe_charge_id = models.CharField(max_length=255, blank=True)
+    reference = models.CharField(max_length=255, blank=True)
+    note = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="recorded_payments",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["order", "status"], name="payment_order_status_idx"),
+            models.Index(fields=["-created_at", "-id"], name="payment_created_idx"),
+            models.Index(fields=["method", "status"], name="payment_method_status_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gte=0), name="payment_amount_not_negative"),
+            models.CheckConstraint(
+                condition=Q(refunded_amount__gte=0) & Q(refunded_amount__lte=F("amount")),
+                name="payment_refund_within_amount",
+            ),
+            models.UniqueConstraint(
+                fields=["stripe_payment_intent_id"],
+                condition=~Q(stripe_payment_intent_id=""),
+                name="payment_unique_intent",
+            ),
+        ]
+        permissions = [("export_payment", "Can export payments")]
+
+    def __str__(self) -> str:
+        return f"{self.get_method_display()} {self.amount} ({self.get_status_display()})"
+
+
+class StripeCustomer(models.Model):
+    """The Stripe customer id of a user at one conference's Stripe account."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="stripe_customers"
+    )
+    conference = models.ForeignKey(
+        Conference, on_delete=models.CASCADE, related_name="stripe_customers"
+    )
+    stripe_customer_id = models.CharField(max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "conference"], name="stripe_customer_unique_user_conference"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.stripe_customer_id
+
+
+class StripeEvent(models.Model):
+    """A webhook event received from Stripe, stored once per event id."""
+
+    stripe_event_id = models.CharField(max_length=255, unique=True)
+    conference = models.ForeignKey(
+        Conference, on_delete=models.SET_NULL, null=True, blank=True, related_name="stripe_events"
+    )
+    type = models.CharField(max_length=100, db_index=True)
+    livemode = models.BooleanField(default=False)
+    payload = models.JSONField()
+    received_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        permissions = [("reprocess_stripeevent", "Can reprocess a Stripe event")]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.stripe_event_id}"

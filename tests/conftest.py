@@ -1,0 +1,64 @@
+"""Shared fixtures: users, conferences and orders."""
+
+from collections.abc import Callable
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from backoffice.models import Conference, Order, OrderLineItem
+
+
+@pytest.fixture
+def conference(db) -> Conference:
+    """A USD conference."""
+    return Conference.objects.create(name="PyCon Test", slug="pycon-test", currency="USD")
+
+
+@pytest.fixture
+def jpy_conference(db) -> Conference:
+    """A conference charging in a zero-decimal currency."""
+    return Conference.objects.create(name="PyCon JP", slug="pycon-jp", currency="JPY")
+
+
+@pytest.fixture
+def attendee(db):
+    """An attendee without staff rights."""
+    return get_user_model().objects.create_user(
+        username="attendee", email="attendee@example.com", password="attendee-pass-123"
+    )
+
+
+@pytest.fixture
+def staff_user(db):
+    """A staff member."""
+    return get_user_model().objects.create_user(
+        username="clerk", email="clerk@example.com", password="clerk-pass-123", is_staff=True
+    )
+
+
+@pytest.fixture
+def make_order(db, conference, attendee) -> Callable[..., Order]:
+    """Build a pending order with one line item for the given total."""
+
+    def build(total: str | Decimal = "100.00", *, conference=conference, user=attendee, **kw):
+        total = Decimal(total)
+        order = Order.objects.create(
+            conference=conference,
+            user=user,
+            subtotal=total,
+            total=total,
+            billing_name=kw.pop("billing_name", "Ada Lovelace"),
+            billing_email=kw.pop("billing_email", "ada@example.com"),
+            **kw,
+        )
+        OrderLineItem.objects.create(
+            order=order,
+            description="Conference ticket",
+            quantity=1,
+            unit_price=total,
+            line_total=total,
+        )
+        return order
+
+    return build
