@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format install clean
+.PHONY: run test e2e lint format install clean
 
 install: $(VENV)/.installed
 
@@ -24,6 +24,11 @@ run: install
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Browser tests only (Chromium from `apt-get install chromium`); screenshots land in
+# artifacts/screenshots/.
+e2e: install
+	$(PY) -m pytest -m e2e tests/e2e $(PYTEST_ARGS)
 
 lint: install
 	$(PY) -m ruff check .
