@@ -81,6 +81,9 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A fresh clone has no var/ folder yet; SQLite will not create it.
+    if DATABASES["default"]["NAME"] not in ("", ":memory:"):
+        Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     # IMMEDIATE makes every atomic block take SQLite's write lock up front, so
     # the read-check-write in the payment services is serialised like a row lock.
     DATABASES["default"].setdefault("OPTIONS", {}).update(

@@ -62,3 +62,9 @@ def make_order(db, conference, attendee) -> Callable[..., Order]:
         return order
 
     return build
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hasher(settings) -> None:
+    """Hash test passwords with a fast hasher; PBKDF2 makes every user fixture slow."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

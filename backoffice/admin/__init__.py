@@ -1,0 +1,5 @@
+"""The staff admin (django-unfold): one module per model admin, forms in ``forms.py``."""
+
+from backoffice.admin import conferences, orders, users
+
+__all__ = ["conferences", "orders", "users"]

@@ -1,0 +1,97 @@
+"""Forms behind the order actions: they check syntax only; the service decides."""
+
+from decimal import Decimal
+from typing import Any
+
+from django import forms
+from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
+from unfold.forms import BaseDialogForm
+from unfold.widgets import UnfoldAdminTextareaWidget, UnfoldAdminTextInputWidget
+
+from backoffice.models import Order
+from backoffice.money import quantum
+
+
+def load_order(object_id: int | str | None) -> Order | None:
+    """Return the order with its paid/balance amounts, or None when the id matches nothing."""
+    if object_id in (None, ""):
+        return None
+    try:
+        return (
+            Order.objects.with_amounts()
+            .select_related("conference", "user")
+            .filter(pk=object_id)
+            .first()
+        )
+    except (TypeError, ValueError):
+        return None
+
+
+class OrderActionForm(BaseDialogForm):
+    """A dialog form about one order; shows the order summary and non-field errors on top."""
+
+    form_before_template = "admin/backoffice/order/action_summary.html"
+
+    def __init__(
+        self,
+        request: HttpRequest,
+        object_id: int | str | None = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(request, object_id, *args, **kwargs)
+        self.order = load_order(object_id)
+
+    def get_before_template_context(
+        self, request: HttpRequest, object_id: int | str | None = None
+    ) -> dict[str, Any]:
+        """Give the summary template the order and the errors not tied to a field."""
+        context: dict[str, Any] = {"order": self.order, "errors": self.non_field_errors()}
+        if self.order is not None:
+            context.update(
+                total=self.order.format(self.order.total),
+                paid=self.order.format(self.order.amount_paid),
+                balance=self.order.format(self.order.balance_due),
+            )
+        return context
+
+
+class MarkCompForm(OrderActionForm):
+    """Confirmation for marking one order complimentary (no fields of its own)."""
+
+
+class RecordManualPaymentForm(OrderActionForm):
+    """Amount, reference and note of a payment taken off-platform (cash, wire)."""
+
+    amount = forms.DecimalField(
+        label=_("Amount"),
+        widget=UnfoldAdminTextInputWidget(attrs={"inputmode": "decimal", "autofocus": True}),
+        help_text=_("At most the balance due. A partial payment leaves the order pending."),
+    )
+    reference = forms.CharField(
+        label=_("Reference"),
+        required=False,
+        max_length=255,
+        widget=UnfoldAdminTextInputWidget,
+        help_text=_("Receipt number, bank transfer id…"),
+    )
+    note = forms.CharField(
+        label=_("Note"),
+        required=False,
+        widget=UnfoldAdminTextareaWidget(attrs={"rows": 3}),
+    )
+
+    def __init__(
+        self,
+        request: HttpRequest,
+        object_id: int | str | None = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(request, object_id, *args, **kwargs)
+        if self.order is not None:
+            currency = self.order.currency
+            balance: Decimal = self.order.balance_due.quantize(quantum(currency))
+            self.fields["amount"].initial = balance
+            self.fields["amount"].widget.attrs["suffix"] = currency

@@ -1,0 +1,524 @@
+"""Orders in the admin: the list, the order page with its payment history, and the desk actions.
+
+The actions ("Mark comp", "Record manual payment") call one ``PaymentService``
+method per order and turn its ``ValidationError`` into a form error or a
+message; they hold no business rule of their own.
+"""
+
+from decimal import Decimal
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+from unfold.admin import ModelAdmin, TabularInline
+from unfold.contrib.filters.admin import (
+    ChoicesDropdownFilter,
+    RangeDateFilter,
+    RelatedDropdownFilter,
+)
+from unfold.decorators import action, display
+
+from backoffice.admin.forms import MarkCompForm, OrderActionForm, RecordManualPaymentForm
+from backoffice.models import Order, OrderLineItem, Payment
+from backoffice.money import format_amount
+from backoffice.services.payment import PaymentService
+
+ORDER_STATUS_LABELS = {
+    Order.Status.PENDING: "warning",
+    Order.Status.PAID: "success",
+    Order.Status.CANCELLED: "danger",
+    Order.Status.REFUNDED: "info",
+    Order.Status.PARTIALLY_REFUNDED: "info",
+}
+
+PAYMENT_STATUS_LABELS = {
+    Payment.Status.PENDING: "warning",
+    Payment.Status.PROCESSING: "warning",
+    Payment.Status.SUCCEEDED: "success",
+    Payment.Status.FAILED: "danger",
+    Payment.Status.CANCELED: "danger",
+    Payment.Status.REFUNDED: "info",
+}
+
+MARK_COMP_DIALOG = {
+    "title": _("Mark order as complimentary"),
+    "description": _(
+        "Records a complimentary (zero) payment and marks the order paid. "
+        "Only pending orders with a total of zero can be comped."
+    ),
+    "form_class": MarkCompForm,
+    "form_submit_text": _("Mark comp"),
+}
+
+RECORD_MANUAL_DIALOG = {
+    "title": _("Record manual payment"),
+    "description": _(
+        "Record money taken off-platform (cash at the door, bank transfer). "
+        "The order becomes paid when its payments reach the total."
+    ),
+    "form_class": RecordManualPaymentForm,
+    "form_submit_text": _("Record payment"),
+}
+
+
+def _can_view_order(request: HttpRequest) -> bool:
+    """Whether the user may see orders (and therefore their line items and payments)."""
+    return request.user.has_perm("backoffice.view_order") or request.user.has_perm(
+        "backoffice.change_order"
+    )
+
+
+class OrderLineItemInline(TabularInline):
+    """The order's purchased items, read-only: they are what the attendee bought."""
+
+    model = OrderLineItem
+    fields = ("description", "quantity", "unit_price", "line_total")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    verbose_name = _("line item")
+    verbose_name_plural = _("Line items")
+
+    def has_view_permission(self, request: HttpRequest, obj: Order | None = None) -> bool:
+        """Anyone who may see the order sees what it contains."""
+        return _can_view_order(request)
+
+    def has_add_permission(self, request: HttpRequest, obj: Order | None = None) -> bool:
+        """Line items come with the order; the admin does not add them."""
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Order | None = None) -> bool:
+        """Line items are not edited in the admin (the total would no longer match)."""
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Order | None = None) -> bool:
+        """Line items are not deleted in the admin."""
+        return False
+
+
+class PaymentHistoryInline(TabularInline):
+    """Every payment of the order, oldest first; a ledger, so strictly read-only."""
+
+    model = Payment
+    fields = (
+        "created_at",
+        "method",
+        "status_label",
+        "amount_display",
+        "reference",
+        "note",
+        "recorded_by",
+        "stripe_payment_intent_id",
+    )
+    readonly_fields = fields
+    ordering = ("created_at", "id")
+    extra = 0
+    max_num = 0
+    can_delete = False
+    show_change_link = False
+    verbose_name = _("payment")
+    verbose_name_plural = _("Payment history")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Payment]:
+        """Fetch the recording staff member and the currency with the payments."""
+        return super().get_queryset(request).select_related("created_by", "order__conference")
+
+    def has_view_permission(self, request: HttpRequest, obj: Order | None = None) -> bool:
+        """Anyone who may see the order sees its payment history."""
+        return _can_view_order(request)
+
+    def has_add_permission(self, request: HttpRequest, obj: Order | None = None) -> bool:
+        """Payments are recorded only through the actions (the payment service)."""
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Order | None = None) -> bool:
+        """The payment ledger is never edited."""
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Order | None = None) -> bool:
+        """The payment ledger is never deleted from."""
+        return False
+
+    @display(description=_("Status"), label=PAYMENT_STATUS_LABELS)
+    def status_label(self, payment: Payment) -> tuple[str, str]:
+        """The payment status as a coloured label."""
+        return payment.status, payment.get_status_display()
+
+    @display(description=_("Amount"))
+    def amount_display(self, payment: Payment) -> str:
+        """The amount in the conference currency (with what was refunded of it)."""
+        text = format_amount(payment.amount, payment.order.conference.currency)
+        if payment.refunded_amount:
+            refunded = format_amount(payment.refunded_amount, payment.order.conference.currency)
+            return _("%(amount)s (refunded %(refunded)s)") % {
+                "amount": text,
+                "refunded": refunded,
+            }
+        return text
+
+    @display(description=_("Recorded by"))
+    def recorded_by(self, payment: Payment) -> str:
+        """The staff member who recorded the payment, or a dash for online payments."""
+        user = payment.created_by
+        if user is None:
+            return "—"
+        return user.get_full_name() or user.get_username()
+
+
+@admin.register(Order)
+class OrderAdmin(ModelAdmin):
+    """Orders: find one, see what was paid, comp it or record a payment taken at the desk."""
+
+    list_display = (
+        "reference",
+        "attendee",
+        "conference",
+        "status_label",
+        "total_display",
+        "paid_display",
+        "balance_display",
+        "created_at",
+    )
+    list_display_links = ("reference",)
+    list_filter = (
+        ("status", ChoicesDropdownFilter),
+        ("conference", RelatedDropdownFilter),
+        ("created_at", RangeDateFilter),
+    )
+    list_filter_submit = True
+    search_fields = ("reference", "billing_name", "billing_email", "user__email")
+    search_help_text = _("Reference, billing name or e-mail, or the attendee's e-mail.")
+    list_select_related = ("conference", "user")
+    list_per_page = 50
+    # Counting every order on each page load is the slow part of a huge list.
+    show_full_result_count = False
+    inlines = (OrderLineItemInline, PaymentHistoryInline)
+    actions = ("mark_comp_selected", "record_manual_selected")
+    actions_detail = ("record_manual", "mark_comp")
+    fieldsets = (
+        (
+            None,
+            {"fields": ("reference", "status_label", "conference", "user", "created_at")},
+        ),
+        (
+            _("Amounts"),
+            {
+                "fields": (
+                    "subtotal_display",
+                    "discount_display",
+                    "total_display",
+                    "paid_display",
+                    "balance_display",
+                )
+            },
+        ),
+        (_("Billing"), {"fields": ("billing_name", "billing_email", "hold_expires_at")}),
+        (_("Follow-up"), {"fields": ("needs_attention", "attention_reason", "updated_at")}),
+    )
+    readonly_fields = (
+        "reference",
+        "status_label",
+        "conference",
+        "user",
+        "created_at",
+        "updated_at",
+        "subtotal_display",
+        "discount_display",
+        "total_display",
+        "paid_display",
+        "balance_display",
+    )
+
+    # --- Queries ------------------------------------------------------------
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Order]:
+        """Orders with their paid amount and balance annotated (one subquery, no per-row query)."""
+        return super().get_queryset(request).with_amounts()
+
+    # --- Permissions --------------------------------------------------------
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        """Orders come from registration; the back office does not create them."""
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Order | None = None) -> bool:
+        """Orders are financial records: cancel or refund them, never delete."""
+        return False
+
+    def has_mark_comp_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """Whether the user may mark orders as complimentary."""
+        return request.user.has_perm("backoffice.mark_comp")
+
+    def has_record_manual_payment_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """Whether the user may record payments taken off-platform."""
+        return request.user.has_perm("backoffice.record_manual_payment")
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """Answer 403 to a list action the user may not run (Django would ignore it silently)."""
+        if request.method == "POST":
+            allowed = self.get_actions(request)
+            for name in request.POST.getlist("action"):
+                if name in self.actions and name not in allowed:
+                    raise PermissionDenied
+        return super().changelist_view(request, extra_context)
+
+    def get_actions_detail(self, request: HttpRequest, object_id: int | str) -> list:
+        """Show on the order page only the buttons that can apply to this order."""
+        allowed = super().get_actions_detail(request, object_id)
+        order = self.get_queryset(request).filter(pk=object_id).first()
+        if order is None or order.status != Order.Status.PENDING:
+            return []
+        applicable = {
+            "mark_comp": order.total == 0,
+            "record_manual": order.balance_due > 0,
+        }
+        return [
+            unfold_action
+            for unfold_action in allowed
+            if applicable.get(unfold_action.method.original_function_name, True)
+        ]
+
+    # --- Columns and read-only fields ---------------------------------------
+
+    @display(description=_("Attendee"), header=True)
+    def attendee(self, order: Order) -> tuple[str, str]:
+        """Billing name (or the user's name) over the e-mail address."""
+        user = order.user
+        name = order.billing_name or user.get_full_name() or user.get_username()
+        return name, order.billing_email or user.email
+
+    @display(description=_("Status"), label=ORDER_STATUS_LABELS, ordering="status")
+    def status_label(self, order: Order) -> tuple[str, str]:
+        """The order status as a coloured label."""
+        return order.status, order.get_status_display()
+
+    @display(description=_("Subtotal"))
+    def subtotal_display(self, order: Order) -> str:
+        """Subtotal with the currency."""
+        return order.format(order.subtotal)
+
+    @display(description=_("Discount"))
+    def discount_display(self, order: Order) -> str:
+        """Discount with the currency."""
+        return order.format(order.discount_amount)
+
+    @display(description=_("Total"), ordering="total")
+    def total_display(self, order: Order) -> str:
+        """Total with the currency."""
+        return order.format(order.total)
+
+    @display(description=_("Paid"))
+    def paid_display(self, order: Order) -> str:
+        """Sum of succeeded payments with the currency."""
+        return order.format(order.amount_paid)
+
+    @display(description=_("Balance due"))
+    def balance_display(self, order: Order) -> str:
+        """What is left to pay, with the currency."""
+        return order.format(order.balance_due)
+
+    # --- Actions: Mark comp -------------------------------------------------
+
+    @action(description=_("Mark comp"), permissions=["mark_comp"], icon="redeem")
+    def mark_comp_selected(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
+        """Comp each selected order on its own; report how many were comped and why others not."""
+        comped = 0
+        skipped: list[str] = []
+        for order in queryset.select_related("conference", "user").order_by("pk"):
+            try:
+                PaymentService.record_comp(order, staff_user=request.user)
+            except ValidationError as exc:
+                skipped.append(" ".join(exc.messages))
+                continue
+            comped += 1
+            self.log_change(request, order, _("Marked comp (0 paid, order is now paid)."))
+
+        summary = ngettext(
+            "%(count)d order was marked comp.",
+            "%(count)d orders were marked comp.",
+            comped,
+        ) % {"count": comped}
+        if not skipped:
+            self.message_user(request, summary, messages.SUCCESS)
+            return
+        skipped_intro = ngettext(
+            "%(count)d order was skipped:",
+            "%(count)d orders were skipped:",
+            len(skipped),
+        ) % {"count": len(skipped)}
+        message = format_html(
+            "{} {}<ul class='list-disc ms-5 mt-1'>{}</ul>",
+            summary,
+            skipped_intro,
+            format_html_join("", "<li>{}</li>", ((reason,) for reason in skipped)),
+        )
+        self.message_user(request, message, messages.WARNING if comped else messages.ERROR)
+
+    @action(
+        description=_("Mark comp"),
+        permissions=["mark_comp"],
+        icon="redeem",
+        dialog=MARK_COMP_DIALOG,
+    )
+    def mark_comp(self, request: HttpRequest, form: MarkCompForm, object_id: str) -> HttpResponse:
+        """Comp this order (dialog on the order page)."""
+        order = self._get_order(request, object_id)
+        try:
+            PaymentService.record_comp(order, staff_user=request.user)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+            return self._render_dialog(request, self.mark_comp, form)
+        self.log_change(request, order, _("Marked comp (0 paid, order is now paid)."))
+        self.message_user(
+            request,
+            _("%(reference)s was marked comp; the order is now paid.")
+            % {"reference": order.reference},
+            messages.SUCCESS,
+        )
+        return self._close_dialog(request, order)
+
+    # --- Actions: Record manual payment -------------------------------------
+
+    @action(
+        description=_("Record manual payment"),
+        permissions=["record_manual_payment"],
+        icon="payments",
+        dialog=RECORD_MANUAL_DIALOG,
+    )
+    def record_manual(
+        self, request: HttpRequest, form: RecordManualPaymentForm, object_id: str
+    ) -> HttpResponse:
+        """Record a payment taken off-platform on this order (dialog on the order page)."""
+        order = self._get_order(request, object_id)
+        if self._apply_record_manual(request, order, form):
+            return self._close_dialog(request, order)
+        return self._render_dialog(request, self.record_manual, form)
+
+    @action(
+        description=_("Record manual payment"),
+        permissions=["record_manual_payment"],
+        icon="payments",
+    )
+    def record_manual_selected(
+        self, request: HttpRequest, queryset: QuerySet[Order]
+    ) -> HttpResponse | None:
+        """From the list, for exactly one selected order: show the payment form, then record it."""
+        count = queryset.count()
+        if count != 1:
+            self.message_user(
+                request,
+                ngettext(
+                    "Select exactly one order to record a manual payment "
+                    "(%(count)d order is selected).",
+                    "Select exactly one order to record a manual payment "
+                    "(%(count)d orders are selected).",
+                    count,
+                )
+                % {"count": count},
+                messages.WARNING,
+            )
+            return None
+        order = queryset.select_related("conference", "user").get()
+        submitted = "_form_submitted" in request.POST
+        form = RecordManualPaymentForm(request, order.pk, data=request.POST if submitted else None)
+        if submitted and form.is_valid() and self._apply_record_manual(request, order, form):
+            return HttpResponseRedirect(self._change_url(order))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Record manual payment for %(reference)s") % {"reference": order.reference},
+            "subtitle": None,
+            "opts": self.opts,
+            "order": order,
+            "form": form,
+            "dialog": RECORD_MANUAL_DIALOG,
+            "action_name": "record_manual_selected",
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "media": self.media + form.media,
+        }
+        return TemplateResponse(request, "admin/backoffice/order/record_manual.html", context)
+
+    def _apply_record_manual(
+        self, request: HttpRequest, order: Order, form: RecordManualPaymentForm
+    ) -> bool:
+        """Call the service with the form's data; on refusal put its message on the form."""
+        amount: Decimal = form.cleaned_data["amount"]
+        reference: str = form.cleaned_data["reference"]
+        try:
+            payment = PaymentService.record_manual(
+                order,
+                amount=amount,
+                reference=reference,
+                note=form.cleaned_data["note"],
+                staff_user=request.user,
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+            return False
+        paid = order.format(payment.amount)
+        log_message = _("Recorded manual payment of %(amount)s") % {"amount": paid}
+        if payment.reference:
+            log_message += _(" (reference %(reference)s)") % {"reference": payment.reference}
+        self.log_change(request, order, f"{log_message}.")
+        if order.status == Order.Status.PAID:
+            message = _("Recorded %(amount)s on %(reference)s; the order is now paid.")
+        else:
+            message = _("Recorded %(amount)s on %(reference)s; balance due: %(balance)s.")
+        self.message_user(
+            request,
+            message
+            % {
+                "amount": paid,
+                "reference": order.reference,
+                "balance": order.format(order.balance_due),
+            },
+            messages.SUCCESS,
+        )
+        return True
+
+    # --- Plumbing shared by the dialogs ------------------------------------
+
+    def _get_order(self, request: HttpRequest, object_id: str) -> Order:
+        """The order of a detail action, or 404; the user must be allowed to see it."""
+        order = self.get_object(request, object_id)
+        if order is None:
+            raise Http404(_("This order does not exist."))
+        if not self.has_view_or_change_permission(request, order):
+            raise PermissionDenied
+        return order
+
+    def _change_url(self, order: Order) -> str:
+        """The order page."""
+        return reverse(f"{self.admin_site.name}:backoffice_order_change", args=[order.pk])
+
+    def _close_dialog(self, request: HttpRequest, order: Order) -> HttpResponse:
+        """Send the browser back to the order page (htmx reads HX-Redirect; others get a 302)."""
+        url = self._change_url(order)
+        if request.headers.get("HX-Request"):
+            return HttpResponse(headers={"HX-Redirect": url})
+        return HttpResponseRedirect(url)
+
+    def _render_dialog(
+        self, request: HttpRequest, dialog_action: Any, form: OrderActionForm
+    ) -> HttpResponse:
+        """Render the action's dialog again, now showing the form's errors."""
+        dialog = dialog_action.dialog
+        return render(
+            request,
+            "unfold/helpers/dialog.html",
+            {
+                "dialog": dialog,
+                "form": form,
+                "form_submit_text": dialog.get("form_submit_text", ""),
+            },
+        )
