@@ -8,6 +8,7 @@ from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from django.urls import reverse_lazy
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -116,11 +117,58 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
 # --- Admin (unfold) ---------------------------------------------------------
+# Sidebar sections; other parts add their own items (e.g. Payments, Stripe events).
+# "show_all_applications" keeps every registered model reachable from the sidebar.
 UNFOLD = {
     "SITE_TITLE": "Backoffice",
     "SITE_HEADER": "Backoffice",
     "SITE_SUBHEADER": "Conference registration payments",
+    "SITE_SYMBOL": "confirmation_number",
     "SHOW_VIEW_ON_SITE": False,
+    "SHOW_HISTORY": True,
+    "ENVIRONMENT": "backoffice.admin.navigation.environment",
+    "SIDEBAR": {
+        "show_search": True,
+        "show_all_applications": True,
+        "navigation": [
+            {
+                "title": "Registrations",
+                "separator": False,
+                "items": [
+                    {
+                        "title": "Orders",
+                        "icon": "receipt_long",
+                        "link": reverse_lazy("admin:backoffice_order_changelist"),
+                        "permission": "backoffice.admin.navigation.can_view_orders",
+                    },
+                    {
+                        "title": "Conferences",
+                        "icon": "event",
+                        "link": reverse_lazy("admin:backoffice_conference_changelist"),
+                        "permission": "backoffice.admin.navigation.can_view_conferences",
+                    },
+                ],
+            },
+            {
+                "title": "Staff",
+                "separator": True,
+                "items": [
+                    {
+                        "title": "Users",
+                        "icon": "person",
+                        "link": reverse_lazy("admin:auth_user_changelist"),
+                        "permission": "backoffice.admin.navigation.can_view_users",
+                    },
+                    {
+                        "title": "Groups",
+                        "icon": "group",
+                        "link": reverse_lazy("admin:auth_group_changelist"),
+                        "permission": "backoffice.admin.navigation.can_view_groups",
+                    },
+                ],
+            },
+        ],
+    },
 }
 
 # --- Logging ----------------------------------------------------------------

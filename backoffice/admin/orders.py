@@ -5,17 +5,21 @@ method per order and turn its ``ValidationError`` into a form error or a
 message; they hold no business rule of their own.
 """
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import models
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
@@ -26,6 +30,8 @@ from unfold.contrib.filters.admin import (
     RelatedDropdownFilter,
 )
 from unfold.decorators import action, display
+from unfold.utils import display_for_label
+from unfold.widgets import UnfoldAdminTextareaWidget
 
 from backoffice.admin.forms import MarkCompForm, OrderActionForm, RecordManualPaymentForm
 from backoffice.models import Order, OrderLineItem, Payment
@@ -70,6 +76,23 @@ RECORD_MANUAL_DIALOG = {
 }
 
 
+def _label(value: str, text: str, labels: dict[str, str]) -> str:
+    """Render a coloured unfold label as HTML (for read-only fields and inlines)."""
+    return display_for_label((value, text), "-", labels)
+
+
+def _when(moment: datetime | None) -> str:
+    """A compact local date and time, e.g. '2026-11-24 19:33'."""
+    if moment is None:
+        return "-"
+    return date_format(timezone.localtime(moment), "Y-m-d H:i")
+
+
+def _money(amount: Decimal, currency: str) -> str:
+    """An amount with its currency that does not wrap inside a table cell."""
+    return format_amount(amount, currency).replace(" ", "\u00a0")
+
+
 def _can_view_order(request: HttpRequest) -> bool:
     """Whether the user may see orders (and therefore their line items and payments)."""
     return request.user.has_perm("backoffice.view_order") or request.user.has_perm(
@@ -81,10 +104,11 @@ class OrderLineItemInline(TabularInline):
     """The order's purchased items, read-only: they are what the attendee bought."""
 
     model = OrderLineItem
-    fields = ("description", "quantity", "unit_price", "line_total")
+    fields = ("description", "quantity", "unit_price_display", "line_total_display")
     readonly_fields = fields
     extra = 0
     can_delete = False
+    show_title = False
     verbose_name = _("line item")
     verbose_name_plural = _("Line items")
 
@@ -104,13 +128,27 @@ class OrderLineItemInline(TabularInline):
         """Line items are not deleted in the admin."""
         return False
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[OrderLineItem]:
+        """Fetch the currency with the items."""
+        return super().get_queryset(request).select_related("order__conference")
+
+    @display(description=_("Unit price"))
+    def unit_price_display(self, item: OrderLineItem) -> str:
+        """Unit price with the currency."""
+        return _money(item.unit_price, item.order.conference.currency)
+
+    @display(description=_("Line total"))
+    def line_total_display(self, item: OrderLineItem) -> str:
+        """Line total with the currency."""
+        return _money(item.line_total, item.order.conference.currency)
+
 
 class PaymentHistoryInline(TabularInline):
     """Every payment of the order, oldest first; a ledger, so strictly read-only."""
 
     model = Payment
     fields = (
-        "created_at",
+        "recorded_at",
         "method",
         "status_label",
         "amount_display",
@@ -125,6 +163,7 @@ class PaymentHistoryInline(TabularInline):
     max_num = 0
     can_delete = False
     show_change_link = False
+    show_title = False
     verbose_name = _("payment")
     verbose_name_plural = _("Payment history")
 
@@ -148,17 +187,22 @@ class PaymentHistoryInline(TabularInline):
         """The payment ledger is never deleted from."""
         return False
 
-    @display(description=_("Status"), label=PAYMENT_STATUS_LABELS)
-    def status_label(self, payment: Payment) -> tuple[str, str]:
+    @display(description=_("Date"))
+    def recorded_at(self, payment: Payment) -> str:
+        """When the payment was recorded, in the site's time zone."""
+        return _when(payment.created_at)
+
+    @display(description=_("Status"))
+    def status_label(self, payment: Payment) -> str:
         """The payment status as a coloured label."""
-        return payment.status, payment.get_status_display()
+        return _label(payment.status, payment.get_status_display(), PAYMENT_STATUS_LABELS)
 
     @display(description=_("Amount"))
     def amount_display(self, payment: Payment) -> str:
         """The amount in the conference currency (with what was refunded of it)."""
-        text = format_amount(payment.amount, payment.order.conference.currency)
+        text = _money(payment.amount, payment.order.conference.currency)
         if payment.refunded_amount:
-            refunded = format_amount(payment.refunded_amount, payment.order.conference.currency)
+            refunded = _money(payment.refunded_amount, payment.order.conference.currency)
             return _("%(amount)s (refunded %(refunded)s)") % {
                 "amount": text,
                 "refunded": refunded,
@@ -186,9 +230,12 @@ class OrderAdmin(ModelAdmin):
         "total_display",
         "paid_display",
         "balance_display",
-        "created_at",
+        "created",
     )
     list_display_links = ("reference",)
+    formfield_overrides = {
+        models.TextField: {"widget": UnfoldAdminTextareaWidget(attrs={"rows": 3})},
+    }
     list_filter = (
         ("status", ChoicesDropdownFilter),
         ("conference", RelatedDropdownFilter),
@@ -207,7 +254,7 @@ class OrderAdmin(ModelAdmin):
     fieldsets = (
         (
             None,
-            {"fields": ("reference", "status_label", "conference", "user", "created_at")},
+            {"fields": ("reference", "status_badge", "conference", "user", "created")},
         ),
         (
             _("Amounts"),
@@ -222,15 +269,15 @@ class OrderAdmin(ModelAdmin):
             },
         ),
         (_("Billing"), {"fields": ("billing_name", "billing_email", "hold_expires_at")}),
-        (_("Follow-up"), {"fields": ("needs_attention", "attention_reason", "updated_at")}),
+        (_("Follow-up"), {"fields": ("needs_attention", "attention_reason", "updated")}),
     )
     readonly_fields = (
         "reference",
-        "status_label",
+        "status_badge",
         "conference",
         "user",
-        "created_at",
-        "updated_at",
+        "created",
+        "updated",
         "subtotal_display",
         "discount_display",
         "total_display",
@@ -291,6 +338,11 @@ class OrderAdmin(ModelAdmin):
 
     # --- Columns and read-only fields ---------------------------------------
 
+    @display(description=_("Reference"), ordering="reference")
+    def reference(self, order: Order) -> str:
+        """The order reference, kept on one line."""
+        return format_html('<span style="white-space: nowrap">{}</span>', order.reference)
+
     @display(description=_("Attendee"), header=True)
     def attendee(self, order: Order) -> tuple[str, str]:
         """Billing name (or the user's name) over the e-mail address."""
@@ -303,30 +355,45 @@ class OrderAdmin(ModelAdmin):
         """The order status as a coloured label."""
         return order.status, order.get_status_display()
 
+    @display(description=_("Status"))
+    def status_badge(self, order: Order) -> str:
+        """The order status as a coloured label (order page)."""
+        return _label(order.status, order.get_status_display(), ORDER_STATUS_LABELS)
+
+    @display(description=_("Created"), ordering="created_at")
+    def created(self, order: Order) -> str:
+        """When the order was placed."""
+        return _when(order.created_at)
+
+    @display(description=_("Last change"))
+    def updated(self, order: Order) -> str:
+        """When the order last changed."""
+        return _when(order.updated_at)
+
     @display(description=_("Subtotal"))
     def subtotal_display(self, order: Order) -> str:
         """Subtotal with the currency."""
-        return order.format(order.subtotal)
+        return _money(order.subtotal, order.currency)
 
     @display(description=_("Discount"))
     def discount_display(self, order: Order) -> str:
         """Discount with the currency."""
-        return order.format(order.discount_amount)
+        return _money(order.discount_amount, order.currency)
 
     @display(description=_("Total"), ordering="total")
     def total_display(self, order: Order) -> str:
         """Total with the currency."""
-        return order.format(order.total)
+        return _money(order.total, order.currency)
 
     @display(description=_("Paid"))
     def paid_display(self, order: Order) -> str:
         """Sum of succeeded payments with the currency."""
-        return order.format(order.amount_paid)
+        return _money(order.amount_paid, order.currency)
 
     @display(description=_("Balance due"))
     def balance_display(self, order: Order) -> str:
         """What is left to pay, with the currency."""
-        return order.format(order.balance_due)
+        return _money(order.balance_due, order.currency)
 
     # --- Actions: Mark comp -------------------------------------------------
 
