@@ -171,6 +171,32 @@ UNFOLD = {
     },
 }
 
+# --- Finance: exports, imports, dashboard ------------------------------------
+# Only staff holding backoffice.export_<model> / import_<model> may export or import
+# (the library's default lets every staff user do both).
+IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "export"
+IMPORT_EXPORT_IMPORT_PERMISSION_CODE = "import"
+IMPORT_EXPORT_USE_TRANSACTIONS = True
+IMPORT_EXPORT_SKIP_ADMIN_LOG = False
+# Escaping is done per cell by the Resources (backoffice/exports.py), for every format.
+IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT = False
+# An uploaded import file waits between the preview and the confirm step, which
+# may reach another gunicorn worker (or host): keep it in the database cache.
+IMPORT_EXPORT_TMP_STORAGE_CLASS = "backoffice.import_storage.DatabaseCacheImportStorage"
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "import_export": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "backoffice_import_tmp",
+        "TIMEOUT": 24 * 3600,
+    },
+}
+# CSV exports above this many rows stream (no worker timeout, flat memory).
+BACKOFFICE_STREAMING_EXPORT_THRESHOLD = env.int(
+    "BACKOFFICE_STREAMING_EXPORT_THRESHOLD", default=20_000
+)
+UNFOLD["DASHBOARD_CALLBACK"] = "backoffice.admin.dashboard.dashboard_callback"
+
 # --- Logging ----------------------------------------------------------------
 LOGGING = {
     "version": 1,

@@ -1,0 +1,530 @@
+"""import-export Resources for payments and orders, and spreadsheet-safe cell rendering.
+
+Every export path (the admin's in-memory CSV/XLSX, the streaming CSV, the
+``export_payments`` command) renders cells through the field types defined
+here, so a column looks the same whichever path produced it:
+
+- text cells that a spreadsheet would run as a formula are escaped with a
+  leading single quote (``escape_formula`` in Python, ``EscapeFormula`` in SQL,
+  both built from ``FORMULA_TRIGGERS``);
+- amounts are plain numbers with the currency's decimal places;
+- datetimes are ISO 8601 in the site's time zone with the UTC offset (real,
+  zone-less local datetimes in XLSX, with the zone named in its own column).
+
+Each field also carries the SQL expression of its cell, which the streaming
+export runs inside PostgreSQL's ``COPY (…) TO STDOUT``.
+"""
+
+import datetime
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Case, F, Value, When
+from django.db.models.functions import Coalesce, NullIf, Round
+from django.utils import timezone
+from import_export import resources, widgets
+from import_export.fields import Field
+
+from backoffice.models import Conference, Order, Payment
+from backoffice.money import ZERO_DECIMAL_CURRENCIES, quantum
+from backoffice.services import order_import
+
+# A cell starting with one of these is run as a formula (or DDE) by Excel,
+# LibreOffice or Google Sheets; the OWASP "CSV injection" list.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def escape_formula(value: str) -> str:
+    """Prefix a text cell that a spreadsheet would treat as a formula with a single quote."""
+    if value and value[0] in FORMULA_TRIGGERS:
+        return "'" + value
+    return value
+
+
+class EscapeFormula(models.Func):
+    """SQL twin of ``escape_formula``: the text prefixed with a quote when it starts a formula.
+
+    PostgreSQL only (the streaming export's ``COPY`` path).
+    """
+
+    output_field = models.TextField()
+
+    def as_sql(self, compiler, connection, **extra_context):  # noqa: ANN001, ANN201
+        """Compile to ``CASE WHEN left(x, 1) IN (…) THEN '''' || x ELSE x END``."""
+        inner_sql, inner_params = compiler.compile(self.source_expressions[0])
+        triggers = ", ".join(f"chr({ord(char)})" for char in FORMULA_TRIGGERS)
+        sql = (
+            f"CASE WHEN left({inner_sql}, 1) IN ({triggers}) "
+            f"THEN '''' || {inner_sql} ELSE {inner_sql} END"
+        )
+        return sql, (*inner_params, *inner_params, *inner_params)
+
+
+def site_time_zone_name() -> str:
+    """The site's time zone (``settings.TIME_ZONE``), named in every export."""
+    return settings.TIME_ZONE
+
+
+def local_datetime(value: datetime.datetime) -> datetime.datetime:
+    """The datetime in the site's time zone, to the second."""
+    return timezone.localtime(value, timezone.get_default_timezone()).replace(microsecond=0)
+
+
+def amount_for_export(amount: Decimal, currency: str) -> Decimal:
+    """The amount with the currency's decimal places (two, or none for JPY and the like)."""
+    return amount.quantize(quantum(currency))
+
+
+class Kind:
+    """How a column's cells are rendered."""
+
+    TEXT = "text"  # free text: formula-escaped, empty when missing
+    LABEL = "label"  # a choices value shown with its label (fixed vocabulary, not escaped)
+    INTEGER = "integer"
+    AMOUNT = "amount"  # Decimal in the currency's minor unit
+    DATETIME = "datetime"  # ISO 8601 with offset; naive local datetime in XLSX
+
+
+class ExportField(Field):
+    """A column rendered the same way by Python (library path) and SQL (streaming path).
+
+    ``source`` is the value's ``__`` path on the exported instance (or a callable
+    taking the instance); ``sql`` is the matching ORM expression, or a callable
+    building it at export time (defaults to ``F(source)``); ``currency`` is the
+    path of the currency for amounts.
+    """
+
+    def __init__(
+        self,
+        column_name: str,
+        *,
+        kind: str,
+        source: str | Callable[[Any], Any],
+        sql: Any = None,
+        currency: str | None = None,
+        choices: Any = None,
+        attribute: str | None = None,
+        widget: widgets.Widget | None = None,
+        readonly: bool = True,
+    ) -> None:
+        super().__init__(
+            attribute=attribute,
+            column_name=column_name,
+            widget=widget,
+            readonly=readonly,
+        )
+        self.kind = kind
+        self.source = source
+        self.currency_path = currency
+        self.labels = dict(choices) if choices is not None else None
+        if sql is None and isinstance(source, str):
+            sql = F(source)
+        self.sql = sql
+
+    @staticmethod
+    def _follow(instance: Any, path: str) -> Any:
+        """Follow a ``__`` path through related objects; None when a link is missing."""
+        value = instance
+        for part in path.split("__"):
+            value = getattr(value, part, None)
+            if value is None:
+                return None
+        return value
+
+    def raw_value(self, instance: Any) -> Any:
+        """The cell's value before rendering."""
+        if callable(self.source):
+            return self.source(instance)
+        return self._follow(instance, self.source)
+
+    def render_cell(self, instance: Any, *, native: bool) -> Any:
+        """The cell as the file holds it: str for CSV, native types for XLSX when ``native``."""
+        value = self.raw_value(instance)
+        if self.kind == Kind.TEXT:
+            return escape_formula("" if value is None else str(value))
+        if self.kind == Kind.LABEL:
+            return "" if value is None else str(self.labels.get(value, value))
+        if value is None:
+            return None if native else ""
+        if self.kind == Kind.INTEGER:
+            return value if native else str(value)
+        if self.kind == Kind.AMOUNT:
+            amount = amount_for_export(value, self._follow(instance, self.currency_path))
+            return amount if native else str(amount)
+        if self.kind == Kind.DATETIME:
+            local = local_datetime(value)
+            return local.replace(tzinfo=None) if native else local.isoformat()
+        raise ValueError(f"Unknown column kind {self.kind!r}")
+
+    def sql_expression(self) -> Any:
+        """The ORM expression giving this cell's text in ``COPY … CSV`` (PostgreSQL)."""
+        sql = self.sql() if callable(self.sql) else self.sql
+        if self.kind == Kind.TEXT:
+            # NULL, not '', so COPY writes an unquoted empty cell like csv.writer does.
+            return EscapeFormula(NullIf(sql, Value("")))
+        if self.kind == Kind.LABEL:
+            return Case(
+                *(When(**{self.source: key}, then=Value(str(label))) for key, label in
+                  self.labels.items()),
+                default=F(self.source),
+                output_field=models.TextField(),
+            )  # fmt: skip
+        if self.kind == Kind.INTEGER:
+            return sql
+        if self.kind == Kind.AMOUNT:
+            zero_decimal = sorted(ZERO_DECIMAL_CURRENCIES)
+            return Case(
+                When(**{f"{self.currency_path}__in": zero_decimal}, then=Round(sql, 0)),
+                default=sql,
+                output_field=models.DecimalField(),
+            )
+        if self.kind == Kind.DATETIME:
+            # The streaming export sets the session TimeZone to the site's for this.
+            return models.Func(
+                sql,
+                Value('YYYY-MM-DD"T"HH24:MI:SSTZH:TZM'),
+                function="to_char",
+                output_field=models.TextField(),
+            )
+        raise ValueError(f"Unknown column kind {self.kind!r}")
+
+
+def attendee_name(order: Order) -> str:
+    """The order's billing name, else the attendee's first and last name, else username."""
+    user = order.user
+    full = " ".join(part for part in (user.first_name, user.last_name) if part)
+    return order.billing_name or full or user.get_username()
+
+
+def attendee_name_sql(prefix: str) -> Any:
+    """SQL twin of ``attendee_name`` for the order at ``prefix`` ('' for orders)."""
+    return Coalesce(
+        NullIf(F(f"{prefix}billing_name"), Value("")),
+        NullIf(
+            models.Func(
+                Value(" "),
+                NullIf(F(f"{prefix}user__first_name"), Value("")),
+                NullIf(F(f"{prefix}user__last_name"), Value("")),
+                function="concat_ws",
+                output_field=models.TextField(),
+            ),
+            Value(""),
+        ),
+        F(f"{prefix}user__username"),
+        output_field=models.TextField(),
+    )
+
+
+def attendee_email(order: Order) -> str:
+    """The order's billing email, else the attendee's account email."""
+    return order.billing_email or order.user.email
+
+
+def attendee_email_sql(prefix: str) -> Any:
+    """SQL twin of ``attendee_email``."""
+    return Coalesce(
+        NullIf(F(f"{prefix}billing_email"), Value("")),
+        F(f"{prefix}user__email"),
+        output_field=models.TextField(),
+    )
+
+
+def _recorded_by(payment: Payment) -> str:
+    """Username of the staff member who recorded the payment, or ''."""
+    return payment.created_by.get_username() if payment.created_by_id else ""
+
+
+class LedgerResource(resources.ModelResource):
+    """A Resource whose cells come from ``ExportField.render_cell`` on every path."""
+
+    #: select_related paths every exported row needs (one query per chunk, not per row).
+    export_select_related: tuple[str, ...] = ()
+
+    def export_field(self, field: Field, instance: Any, **kwargs: Any) -> Any:
+        """Render the cell through the field's kind (native types for XLSX)."""
+        if isinstance(field, ExportField):
+            return field.render_cell(instance, native=bool(kwargs.get("force_native_type")))
+        return super().export_field(field, instance, **kwargs)
+
+    def filter_export(self, queryset: models.QuerySet, **kwargs: Any) -> models.QuerySet:
+        """Fetch the related rows the columns need with the exported rows."""
+        return queryset.select_related(*self.export_select_related)
+
+    def export_columns(self, selected_fields: list[str] | None = None) -> list[ExportField]:
+        """The exported columns in order (all, or the ones picked in the export form)."""
+        return list(self.get_export_fields(selected_fields))
+
+    def prepare_export_queryset(self, queryset: models.QuerySet) -> models.QuerySet:
+        """The queryset as exported: related rows joined, amounts annotated."""
+        return self.filter_export(queryset)
+
+
+class PaymentResource(LedgerResource):
+    """The payments ledger as finance exports it."""
+
+    export_select_related = ("order__conference", "order__user", "created_by")
+
+    id = ExportField("Payment ID", kind=Kind.INTEGER, source="id")
+    created_at = ExportField("Created at", kind=Kind.DATETIME, source="created_at")
+    time_zone = ExportField(
+        "Time zone",
+        kind=Kind.TEXT,
+        source=lambda payment: site_time_zone_name(),
+        sql=lambda: Value(site_time_zone_name(), output_field=models.TextField()),
+    )
+    order_reference = ExportField("Order reference", kind=Kind.TEXT, source="order__reference")
+    conference = ExportField("Conference", kind=Kind.TEXT, source="order__conference__name")
+    attendee_name = ExportField(
+        "Attendee name",
+        kind=Kind.TEXT,
+        source=lambda payment: attendee_name(payment.order),
+        sql=attendee_name_sql("order__"),
+    )
+    attendee_email = ExportField(
+        "Attendee email",
+        kind=Kind.TEXT,
+        source=lambda payment: attendee_email(payment.order),
+        sql=attendee_email_sql("order__"),
+    )
+    method = ExportField("Method", kind=Kind.LABEL, source="method", choices=Payment.Method.choices)
+    status = ExportField("Status", kind=Kind.LABEL, source="status", choices=Payment.Status.choices)
+    amount = ExportField(
+        "Amount", kind=Kind.AMOUNT, source="amount", currency="order__conference__currency"
+    )
+    currency = ExportField("Currency", kind=Kind.TEXT, source="order__conference__currency")
+    reference = ExportField("Reference", kind=Kind.TEXT, source="reference")
+    note = ExportField("Note", kind=Kind.TEXT, source="note")
+    recorded_by = ExportField(
+        "Recorded by", kind=Kind.TEXT, source=_recorded_by, sql=F("created_by__username")
+    )
+    stripe_payment_intent_id = ExportField(
+        "Stripe payment intent ID", kind=Kind.TEXT, source="stripe_payment_intent_id"
+    )
+    stripe_charge_id = ExportField("Stripe charge ID", kind=Kind.TEXT, source="stripe_charge_id")
+
+    class Meta:
+        model = Payment
+        fields = (
+            "id",
+            "created_at",
+            "time_zone",
+            "order_reference",
+            "conference",
+            "attendee_name",
+            "attendee_email",
+            "method",
+            "status",
+            "amount",
+            "currency",
+            "reference",
+            "note",
+            "recorded_by",
+            "stripe_payment_intent_id",
+            "stripe_charge_id",
+        )
+        export_order = fields
+        import_id_fields = ()
+
+    @classmethod
+    def get_display_name(cls) -> str:
+        """Name shown in the export form."""
+        return "Payments ledger"
+
+
+class ConferenceWidget(widgets.ForeignKeyWidget):
+    """Imports a conference by slug or exact name; exports its name."""
+
+    def __init__(self) -> None:
+        super().__init__(Conference, field="slug")
+
+    def clean(self, value: Any, row: Any = None, **kwargs: Any) -> Conference | None:
+        """Find the conference by slug, else by exact name."""
+        text = "" if value is None else str(value).strip()
+        if not text:
+            return None
+        found = Conference.objects.filter(slug=text).first()
+        if found is None:
+            matches = list(Conference.objects.filter(name=text)[:2])
+            if len(matches) > 1:
+                raise ValueError(f"More than one conference is named “{text}”; use its slug.")
+            found = matches[0] if matches else None
+        if found is None:
+            raise ValueError(f"No conference with slug or name “{text}”.")
+        return found
+
+
+class OrderResource(LedgerResource):
+    """Orders as finance exports them, and as organisers import them from other systems.
+
+    Import creates new PENDING (or CANCELLED) orders only: references are
+    generated, the attendee is found or created by email, and paid/balance
+    columns are ignored (money arrives through payments, not through a file).
+    """
+
+    export_select_related = ("conference", "user")
+
+    reference = ExportField("Reference", kind=Kind.TEXT, source="reference")
+    conference = ExportField(
+        "Conference",
+        kind=Kind.TEXT,
+        source="conference__name",
+        attribute="conference",
+        widget=ConferenceWidget(),
+        readonly=False,
+    )
+    attendee = ExportField(
+        "Attendee",
+        kind=Kind.TEXT,
+        source=attendee_name,
+        sql=attendee_name_sql(""),
+        attribute="billing_name",
+        widget=widgets.CharWidget(),
+        readonly=False,
+    )
+    email = ExportField(
+        "Email",
+        kind=Kind.TEXT,
+        source=attendee_email,
+        sql=attendee_email_sql(""),
+        attribute="billing_email",
+        widget=widgets.CharWidget(),
+        readonly=False,
+    )
+    status = ExportField(
+        "Status",
+        kind=Kind.LABEL,
+        source="status",
+        choices=Order.Status.choices,
+        attribute="status",
+        widget=widgets.CharWidget(),
+        readonly=False,
+    )
+    subtotal = ExportField(
+        "Subtotal",
+        kind=Kind.AMOUNT,
+        source="subtotal",
+        currency="conference__currency",
+        attribute="subtotal",
+        widget=widgets.DecimalWidget(),
+        readonly=False,
+    )
+    discount = ExportField(
+        "Discount",
+        kind=Kind.AMOUNT,
+        source="discount_amount",
+        currency="conference__currency",
+        attribute="discount_amount",
+        widget=widgets.DecimalWidget(),
+        readonly=False,
+    )
+    total = ExportField(
+        "Total",
+        kind=Kind.AMOUNT,
+        source="total",
+        currency="conference__currency",
+        attribute="total",
+        widget=widgets.DecimalWidget(),
+        readonly=False,
+    )
+    paid = ExportField("Paid", kind=Kind.AMOUNT, source="paid_sum", currency="conference__currency")
+    balance_due = ExportField(
+        "Balance due",
+        kind=Kind.AMOUNT,
+        source="balance_due",
+        sql=models.Func(
+            F("balance_sum"),
+            Value(Decimal("0.00")),
+            function="GREATEST",
+            output_field=models.DecimalField(),
+        ),
+        currency="conference__currency",
+    )
+    created_at = ExportField("Created at", kind=Kind.DATETIME, source="created_at")
+
+    class Meta:
+        model = Order
+        fields = (
+            "reference",
+            "conference",
+            "attendee",
+            "email",
+            "status",
+            "subtotal",
+            "discount",
+            "total",
+            "paid",
+            "balance_due",
+            "created_at",
+        )
+        export_order = fields
+        import_id_fields = ()
+        clean_model_instances = True
+        force_init_instance = True  # import creates orders; it never updates existing ones
+        skip_unchanged = False
+        use_transactions = True
+
+    @classmethod
+    def get_display_name(cls) -> str:
+        """Name shown in the import/export forms."""
+        return "Orders"
+
+    def filter_export(self, queryset: models.QuerySet, **kwargs: Any) -> models.QuerySet:
+        """Join conference and attendee, and annotate paid amounts unless the list did."""
+        queryset = super().filter_export(queryset, **kwargs)
+        if "paid_sum" not in queryset.query.annotations:
+            queryset = queryset.with_amounts()
+        return queryset
+
+    def import_data(self, dataset: Any, **kwargs: Any) -> Any:
+        """Import all rows or none: any invalid row rolls the whole file back."""
+        kwargs["rollback_on_validation_errors"] = True
+        return super().import_data(dataset, **kwargs)
+
+    def get_instance(self, instance_loader: Any, row: Any) -> None:
+        """Never match an existing order: an import only creates."""
+        return None
+
+    def import_instance(self, instance: Order, row: Any, **kwargs: Any) -> None:
+        """Fill the order from the row, then find or create its attendee by email."""
+        errors: dict[str, list[str]] = {}
+        try:
+            super().import_instance(instance, row, **kwargs)
+        except ValidationError as exc:
+            errors = exc.update_error_dict(errors)
+        instance.status = order_import.parse_status(instance.status, errors)
+        if instance.discount_amount is None:
+            instance.discount_amount = Decimal("0.00")
+        if "billing_email" not in errors:
+            try:
+                instance.user = order_import.attendee_for_import(
+                    email=instance.billing_email, name=instance.billing_name
+                )
+            except ValidationError as exc:
+                errors = exc.update_error_dict(errors)
+        if errors:
+            raise ValidationError(errors)
+
+    def validate_instance(
+        self,
+        instance: Order,
+        import_validation_errors: dict | None = None,
+        validate_unique: bool = True,
+    ) -> None:
+        """Model validation plus the import rules (amounts add up, currency precision)."""
+        errors = dict(import_validation_errors or {})
+        try:
+            order_import.check_imported_order(instance)
+        except ValidationError as exc:
+            errors = exc.update_error_dict(errors)
+        # ``user`` is set by import_instance; ``reference`` is generated on save.
+        exclude_ok = {"reference", "payment_token"}
+        errors = {key: value for key, value in errors.items() if key not in exclude_ok}
+        super().validate_instance(instance, errors, validate_unique=validate_unique)
+
+    def after_save_instance(self, instance: Order, row: Any, **kwargs: Any) -> None:
+        """Give the imported order one line item carrying its subtotal."""
+        order_import.add_imported_line_item(instance)

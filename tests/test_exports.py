@@ -1,0 +1,274 @@
+"""Resources: columns, cell values, time zones, formula escaping, XLSX types, order import."""
+
+import datetime
+import io
+from decimal import Decimal
+
+import openpyxl
+import pytest
+import tablib
+from django.contrib.auth import get_user_model
+from django.test import override_settings
+from import_export.formats import base_formats
+
+from backoffice.exports import (
+    FORMULA_TRIGGERS,
+    OrderResource,
+    PaymentResource,
+    escape_formula,
+)
+from backoffice.models import Order, OrderLineItem, Payment
+from tests.ledger_factories import make_payment
+
+pytestmark = pytest.mark.django_db
+
+PAYMENT_HEADERS = [
+    "Payment ID",
+    "Created at",
+    "Time zone",
+    "Order reference",
+    "Conference",
+    "Attendee name",
+    "Attendee email",
+    "Method",
+    "Status",
+    "Amount",
+    "Currency",
+    "Reference",
+    "Note",
+    "Recorded by",
+    "Stripe payment intent ID",
+    "Stripe charge ID",
+]
+ORDER_HEADERS = [
+    "Reference",
+    "Conference",
+    "Attendee",
+    "Email",
+    "Status",
+    "Subtotal",
+    "Discount",
+    "Total",
+    "Paid",
+    "Balance due",
+    "Created at",
+]
+UTC = datetime.UTC
+
+
+def export_rows(resource, queryset, *, native=False) -> list[dict]:
+    """Export through the library and return the rows as dicts."""
+    dataset = resource.export(queryset=queryset, force_native_type=native)
+    return [dict(zip(dataset.headers, row, strict=True)) for row in dataset]
+
+
+def test_payment_columns_are_the_ledger_columns_in_order(make_order):
+    make_payment(make_order())
+    dataset = PaymentResource().export(queryset=Payment.objects.all())
+    assert dataset.headers == PAYMENT_HEADERS
+
+
+def test_order_columns_are_the_order_columns_in_order(make_order):
+    make_order()
+    dataset = OrderResource().export(queryset=Order.objects.all())
+    assert dataset.headers == ORDER_HEADERS
+
+
+@pytest.mark.parametrize("method", list(Payment.Method))
+@pytest.mark.parametrize("status", list(Payment.Status))
+def test_payment_row_values_for_every_method_and_status(make_order, staff_user, method, status):
+    order = make_order("120.00", billing_name="Grace Hopper", billing_email="grace@example.com")
+    payment = make_payment(
+        order,
+        "120.00",
+        method=method,
+        status=status,
+        reference="WIRE-1",
+        note="paid at the desk",
+        created_by=staff_user,
+        stripe_payment_intent_id=f"pi_{method}_{status}",
+        stripe_charge_id="ch_1",
+        created_at=datetime.datetime(2026, 10, 1, 9, 30, 15, 123456, tzinfo=UTC),
+    )
+    [row] = export_rows(PaymentResource(), Payment.objects.all())
+    assert row == {
+        "Payment ID": str(payment.pk),
+        "Created at": "2026-10-01T09:30:15+00:00",
+        "Time zone": "UTC",
+        "Order reference": order.reference,
+        "Conference": "PyCon Test",
+        "Attendee name": "Grace Hopper",
+        "Attendee email": "grace@example.com",
+        "Method": method.label,
+        "Status": status.label,
+        "Amount": "120.00",
+        "Currency": "USD",
+        "Reference": "WIRE-1",
+        "Note": "paid at the desk",
+        "Recorded by": "clerk",
+        "Stripe payment intent ID": f"pi_{method}_{status}",
+        "Stripe charge ID": "ch_1",
+    }
+
+
+def test_attendee_falls_back_to_the_account_and_blank_cells_stay_empty(make_order, attendee):
+    attendee.first_name, attendee.last_name = "Ada", "King"
+    attendee.save()
+    make_payment(make_order(billing_name="", billing_email=""))
+    [row] = export_rows(PaymentResource(), Payment.objects.all())
+    assert row["Attendee name"] == "Ada King"
+    assert row["Attendee email"] == "attendee@example.com"
+    assert row["Recorded by"] == ""
+    assert row["Stripe charge ID"] == ""
+
+
+def test_amounts_use_the_currency_minor_unit(make_order, jpy_conference):
+    make_payment(make_order("5000", conference=jpy_conference), "5000")
+    make_payment(make_order("12.50"), "12.5")
+    rows = export_rows(PaymentResource(), Payment.objects.order_by("id"))
+    assert [(r["Amount"], r["Currency"]) for r in rows] == [("5000", "JPY"), ("12.50", "USD")]
+
+
+@override_settings(TIME_ZONE="America/New_York")
+def test_datetimes_render_in_the_site_time_zone_with_offset(make_order):
+    order = make_order()
+    make_payment(order, created_at=datetime.datetime(2026, 7, 1, 3, 0, tzinfo=UTC))  # EDT
+    make_payment(order, created_at=datetime.datetime(2026, 12, 1, 3, 0, tzinfo=UTC))  # EST
+    rows = export_rows(PaymentResource(), Payment.objects.order_by("created_at"))
+    assert [r["Created at"] for r in rows] == [
+        "2026-06-30T23:00:00-04:00",
+        "2026-11-30T22:00:00-05:00",
+    ]
+    assert {r["Time zone"] for r in rows} == {"America/New_York"}
+
+
+@pytest.mark.parametrize("trigger", FORMULA_TRIGGERS)
+def test_escape_formula_prefixes_every_trigger(trigger):
+    assert escape_formula(f"{trigger}1+1") == f"'{trigger}1+1"
+
+
+@pytest.mark.parametrize("safe", ["", "Wire 42", "ORD-AB12", "1=1", "café €"])
+def test_escape_formula_leaves_ordinary_text_alone(safe):
+    assert escape_formula(safe) == safe
+
+
+def test_every_text_column_is_escaped_in_the_export(make_order, attendee):
+    order = make_order(billing_name='=HYPERLINK("http://x")', billing_email="@evil@example.com")
+    make_payment(
+        order,
+        reference="+SUM(A1)",
+        note="=1+1",
+        stripe_payment_intent_id="-pi",
+        stripe_charge_id="\tch",
+    )
+    [row] = export_rows(PaymentResource(), Payment.objects.all())
+    assert row["Attendee name"] == '\'=HYPERLINK("http://x")'
+    assert row["Attendee email"] == "'@evil@example.com"
+    assert row["Reference"] == "'+SUM(A1)"
+    assert row["Note"] == "'=1+1"
+    assert row["Stripe payment intent ID"] == "'-pi"
+    assert row["Stripe charge ID"] == "'\tch"
+
+
+def test_xlsx_has_numeric_amounts_real_dates_and_escaped_text(make_order):
+    order = make_order("75.50")
+    make_payment(
+        order,
+        "75.50",
+        note="=cmd|' /C calc'!A0",
+        created_at=datetime.datetime(2026, 10, 31, 23, 59, 59, tzinfo=UTC),
+    )
+    dataset = PaymentResource().export(queryset=Payment.objects.all(), force_native_type=True)
+    content = base_formats.XLSX().export_data(dataset)
+    sheet = openpyxl.load_workbook(io.BytesIO(content)).active
+    header = [cell.value for cell in sheet[1]]
+    values = {name: cell for name, cell in zip(header, sheet[2], strict=True)}
+    assert values["Amount"].data_type == "n"
+    assert values["Amount"].value == pytest.approx(75.5)
+    assert values["Payment ID"].data_type == "n"
+    assert values["Created at"].is_date
+    assert values["Created at"].value == datetime.datetime(2026, 10, 31, 23, 59, 59)
+    assert values["Note"].data_type == "s"
+    assert values["Note"].value == "'=cmd|' /C calc'!A0"
+
+
+def test_order_export_shows_paid_and_balance(make_order):
+    order = make_order("100.00")
+    order.discount_amount = Decimal("20.00")
+    order.subtotal = Decimal("120.00")
+    order.save()
+    make_payment(order, "30.00")
+    make_payment(order, "50.00", status=Payment.Status.FAILED)
+    [row] = export_rows(OrderResource(), Order.objects.all())
+    assert row["Reference"] == order.reference
+    assert row["Status"] == "Pending"
+    assert (row["Subtotal"], row["Discount"], row["Total"]) == ("120.00", "20.00", "100.00")
+    assert (row["Paid"], row["Balance due"]) == ("30.00", "70.00")
+
+
+# --- Import --------------------------------------------------------------------------
+
+
+def import_orders(rows: list[list], *, dry_run: bool):
+    """Run the order import on a dataset with the export's columns."""
+    dataset = tablib.Dataset(headers=["Conference", "Attendee", "Email", "Status", "Subtotal",
+                                      "Discount", "Total"])  # fmt: skip
+    for row in rows:
+        dataset.append(row)
+    return OrderResource().import_data(dataset, dry_run=dry_run, use_transactions=True)
+
+
+def test_import_dry_run_writes_nothing(conference):
+    result = import_orders(
+        [["pycon-test", "New Person", "new@example.com", "", "50.00", "0", "50.00"]],
+        dry_run=True,
+    )
+    assert not result.has_errors() and not result.has_validation_errors()
+    assert result.totals["new"] == 1
+    assert Order.objects.count() == 0
+    assert not get_user_model().objects.filter(email="new@example.com").exists()
+
+
+def test_import_creates_orders_with_generated_references_and_attendees(conference, attendee):
+    result = import_orders(
+        [
+            ["pycon-test", "New Person", "new@example.com", "", "50.00", "10.00", "40.00"],
+            ["PyCon Test", "Ada", "ATTENDEE@example.com", "Cancelled", "0", "0", "0"],
+        ],
+        dry_run=False,
+    )
+    assert not result.has_errors() and not result.has_validation_errors()
+    orders = list(Order.objects.order_by("id"))
+    assert len(orders) == 2
+    assert all(order.reference.startswith("ORD-") for order in orders)
+    assert orders[0].reference != orders[1].reference
+    assert orders[0].user.email == "new@example.com"
+    assert not orders[0].user.has_usable_password()
+    assert orders[0].total == Decimal("40.00") and orders[0].status == Order.Status.PENDING
+    assert orders[1].user == attendee  # matched by email, case-insensitively
+    assert orders[1].status == Order.Status.CANCELLED
+    assert OrderLineItem.objects.get(order=orders[0]).line_total == Decimal("50.00")
+
+
+def test_import_reports_bad_rows_and_writes_nothing(conference):
+    result = import_orders(
+        [
+            ["pycon-test", "Good", "good@example.com", "", "50.00", "0", "50.00"],
+            ["nope", "Bad conference", "bad@example.com", "", "50.00", "0", "50.00"],
+            ["pycon-test", "Bad sum", "sum@example.com", "", "50.00", "0", "45.00"],
+            ["pycon-test", "Bad email", "not-an-email", "", "50.00", "0", "50.00"],
+            ["pycon-test", "Paid", "paid@example.com", "paid", "50.00", "0", "50.00"],
+            ["pycon-test", "Precise", "p@example.com", "", "50.001", "0", "50.001"],
+        ],
+        dry_run=False,
+    )
+    assert result.has_validation_errors()
+    invalid = {row.number: row.error_dict for row in result.invalid_rows}
+    assert set(invalid) == {2, 3, 4, 5, 6}
+    assert "No conference" in str(invalid[2]["conference"])
+    assert "not the subtotal" in str(invalid[3]["total"])
+    assert "not a valid email" in str(invalid[4]["billing_email"])
+    assert "cannot be imported" in str(invalid[5]["status"])
+    assert "decimal places" in str(invalid[6]["subtotal"])
+    assert Order.objects.count() == 0
+    assert not get_user_model().objects.filter(email="good@example.com").exists()
