@@ -24,7 +24,7 @@ STATUS_COLOURS = {
 
 
 @admin.register(Payment)
-class PaymentAdmin(ModelAdmin, LedgerExportMixin):
+class PaymentAdmin(LedgerExportMixin, ModelAdmin):
     """Payments as finance sees them; a ledger nobody edits here (superusers included)."""
 
     resource_classes = [PaymentResource]

@@ -114,7 +114,7 @@ def stream_csv(
     header = [column.column_name for column in columns]
     queryset = resource.prepare_export_queryset(queryset)
     yield BOM + csv_line(header).encode()
-    # With a single column, COPY quotes a lone empty or "\\." cell where csv.writer
+    # With a single column, COPY quotes a lone empty or backslash-dot cell where csv.writer
     # does not; such narrow exports are small enough for the Python path.
     if connections[queryset.db].vendor == "postgresql" and len(columns) > 1:
         yield from _copy_chunks(queryset, columns, chunk_rows)
