@@ -196,6 +196,21 @@ BACKOFFICE_STREAMING_EXPORT_THRESHOLD = env.int(
     "BACKOFFICE_STREAMING_EXPORT_THRESHOLD", default=20_000
 )
 UNFOLD["DASHBOARD_CALLBACK"] = "backoffice.admin.dashboard.dashboard_callback"
+UNFOLD["SIDEBAR"]["navigation"].insert(
+    1,
+    {
+        "title": "Finance",
+        "separator": True,
+        "items": [
+            {
+                "title": "Payments",
+                "icon": "payments",
+                "link": reverse_lazy("admin:backoffice_payment_changelist"),
+                "permission": "backoffice.admin.navigation.can_view_payments",
+            },
+        ],
+    },
+)
 
 # --- Logging ----------------------------------------------------------------
 LOGGING = {

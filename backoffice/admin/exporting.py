@@ -58,3 +58,9 @@ class LedgerImportMixin(ImportMixin):
     import_form_class = ImportForm
     import_formats = [base_formats.CSV, base_formats.XLSX]
     from_encoding = "utf-8-sig"  # reads files with or without a byte-order mark
+
+
+class LedgerImportExportMixin(LedgerImportMixin, LedgerExportMixin):
+    """Both, with the change list showing the import and the export buttons."""
+
+    import_export_change_list_template = "admin/import_export/change_list_import_export.html"

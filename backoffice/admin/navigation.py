@@ -30,3 +30,8 @@ def can_view_users(request: HttpRequest) -> bool:
 def can_view_groups(request: HttpRequest) -> bool:
     """Sidebar: the groups link."""
     return request.user.has_perm("auth.view_group")
+
+
+def can_view_payments(request: HttpRequest) -> bool:
+    """Sidebar: the Payments ledger link."""
+    return request.user.has_perm("backoffice.view_payment")

@@ -26,14 +26,16 @@ from django.utils.translation import ngettext
 from unfold.admin import ModelAdmin, TabularInline
 from unfold.contrib.filters.admin import (
     ChoicesDropdownFilter,
-    RangeDateFilter,
     RelatedDropdownFilter,
 )
 from unfold.decorators import action, display
 from unfold.utils import display_for_label
 from unfold.widgets import UnfoldAdminTextareaWidget
 
+from backoffice.admin.date_filters import InclusiveDateRangeFilter
+from backoffice.admin.exporting import LedgerImportExportMixin
 from backoffice.admin.forms import MarkCompForm, OrderActionForm, RecordManualPaymentForm
+from backoffice.exports import OrderResource
 from backoffice.models import Order, OrderLineItem, Payment
 from backoffice.money import format_amount
 from backoffice.services.payment import PaymentService
@@ -219,8 +221,12 @@ class PaymentHistoryInline(TabularInline):
 
 
 @admin.register(Order)
-class OrderAdmin(ModelAdmin):
+class OrderAdmin(LedgerImportExportMixin, ModelAdmin):
     """Orders: find one, see what was paid, comp it or record a payment taken at the desk."""
+
+    # Export (CSV/XLSX of the filtered list) and import (new orders from another
+    # system, previewed as a dry run): see backoffice/exports.py.
+    resource_classes = [OrderResource]
 
     list_display = (
         "reference",
@@ -239,7 +245,7 @@ class OrderAdmin(ModelAdmin):
     list_filter = (
         ("status", ChoicesDropdownFilter),
         ("conference", RelatedDropdownFilter),
-        ("created_at", RangeDateFilter),
+        ("created_at", InclusiveDateRangeFilter),
     )
     list_filter_submit = True
     search_fields = ("reference", "billing_name", "billing_email", "user__email")

@@ -21,6 +21,7 @@ STAFF_GROUPS: dict[str, tuple[str, ...]] = {
         "backoffice.view_payment",
         "backoffice.export_order",
         "backoffice.export_payment",
+        "backoffice.import_order",
     ),
 }
 

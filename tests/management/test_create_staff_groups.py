@@ -28,6 +28,7 @@ def test_creates_front_desk_and_finance_groups_with_their_permissions():
         "backoffice.view_payment",
         "backoffice.export_order",
         "backoffice.export_payment",
+        "backoffice.import_order",
     }
     assert 'Group "Front desk" created' in out.getvalue()
 
