@@ -105,6 +105,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "admin:login"
+# The admin is the whole site: after logging in (even at /admin/login/ without ?next=), go there.
+LOGIN_REDIRECT_URL = "admin:index"
 
 # --- Internationalisation ---------------------------------------------------
 LANGUAGE_CODE = "en-us"

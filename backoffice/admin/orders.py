@@ -347,7 +347,7 @@ class OrderAdmin(LedgerImportExportMixin, ModelAdmin):
     @display(description=_("Reference"), ordering="reference")
     def reference(self, order: Order) -> str:
         """The order reference, kept on one line."""
-        return format_html('<span style="white-space: nowrap">{}</span>', order.reference)
+        return format_html('<span class="whitespace-nowrap">{}</span>', order.reference)
 
     @display(description=_("Attendee"), header=True)
     def attendee(self, order: Order) -> tuple[str, str]:

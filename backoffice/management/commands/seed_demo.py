@@ -63,9 +63,10 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"Demo data created for {result.conference.name}:"))
         self.stdout.write(f"  {result.attendees} attendees, orders by status:")
         for status, count in result.orders_by_status.items():
-            self.stdout.write(f"    {status:<20} {count}")
+            if count:
+                self.stdout.write(f"    {status:<20} {count}")
         self.stdout.write("")
-        self.stdout.write("Log in at http://127.0.0.1:8000/admin/ with:")
+        self.stdout.write("Log in to the admin (/admin/, e.g. http://127.0.0.1:8000/admin/) with:")
         for username, password, role, created in result.accounts:
             note = "" if created else "  (existing account, password not changed)"
             self.stdout.write(f"  {role:<11} username: {username:<8} password: {password}{note}")
