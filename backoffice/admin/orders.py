@@ -87,7 +87,8 @@ def _when(moment: datetime | None) -> str:
     """A compact local date and time, e.g. '2026-11-24 19:33'."""
     if moment is None:
         return "-"
-    return date_format(timezone.localtime(moment), "Y-m-d H:i")
+    text = date_format(timezone.localtime(moment), "Y-m-d H:i")
+    return format_html('<span class="whitespace-nowrap">{}</span>', text)
 
 
 def _money(amount: Decimal, currency: str) -> str:
@@ -229,7 +230,7 @@ class OrderAdmin(LedgerImportExportMixin, ModelAdmin):
     resource_classes = [OrderResource]
 
     list_display = (
-        "reference",
+        "order_reference",
         "attendee",
         "conference",
         "status_label",
@@ -238,7 +239,7 @@ class OrderAdmin(LedgerImportExportMixin, ModelAdmin):
         "balance_display",
         "created",
     )
-    list_display_links = ("reference",)
+    list_display_links = ("order_reference",)
     formfield_overrides = {
         models.TextField: {"widget": UnfoldAdminTextareaWidget(attrs={"rows": 3})},
     }
@@ -260,7 +261,7 @@ class OrderAdmin(LedgerImportExportMixin, ModelAdmin):
     fieldsets = (
         (
             None,
-            {"fields": ("reference", "status_badge", "conference", "user", "created")},
+            {"fields": ("reference", "status_badge", "conference", "user", "created_on")},
         ),
         (
             _("Amounts"),
@@ -282,7 +283,7 @@ class OrderAdmin(LedgerImportExportMixin, ModelAdmin):
         "status_badge",
         "conference",
         "user",
-        "created",
+        "created_on",
         "updated",
         "subtotal_display",
         "discount_display",
@@ -345,7 +346,7 @@ class OrderAdmin(LedgerImportExportMixin, ModelAdmin):
     # --- Columns and read-only fields ---------------------------------------
 
     @display(description=_("Reference"), ordering="reference")
-    def reference(self, order: Order) -> str:
+    def order_reference(self, order: Order) -> str:
         """The order reference, kept on one line."""
         return format_html('<span class="whitespace-nowrap">{}</span>', order.reference)
 
@@ -366,9 +367,15 @@ class OrderAdmin(LedgerImportExportMixin, ModelAdmin):
         """The order status as a coloured label (order page)."""
         return _label(order.status, order.get_status_display(), ORDER_STATUS_LABELS)
 
-    @display(description=_("Created"), ordering="created_at")
-    def created(self, order: Order) -> str:
-        """When the order was placed."""
+    @display(description=_("Created"), ordering="created_at", header=True)
+    def created(self, order: Order) -> tuple[str, str]:
+        """When the order was placed: the date over the time."""
+        local = timezone.localtime(order.created_at)
+        return date_format(local, "Y-m-d"), date_format(local, "H:i")
+
+    @display(description=_("Created"))
+    def created_on(self, order: Order) -> str:
+        """When the order was placed (order page)."""
         return _when(order.created_at)
 
     @display(description=_("Last change"))

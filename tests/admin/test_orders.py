@@ -54,7 +54,7 @@ def test_order_list_shows_the_columns_and_amounts_with_currency(admin_client, ma
     assert response.status_code == 200
     html = response.content.decode().replace(NBSP, " ")
     columns = {
-        "reference": "Reference",
+        "order_reference": "Reference",
         "attendee": "Attendee",
         "conference": "Conference",
         "status_label": "Status",
