@@ -5,6 +5,7 @@ Chromium that `apt-get install chromium` puts on the PATH. Without one, the test
 skipped on a developer's machine with one line saying how to install it, and fail in CI.
 """
 
+import io
 import json
 import os
 import shutil
@@ -13,7 +14,9 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser, Group, Permission
+from django.core.management import call_command
 from django.test import Client
 from playwright.sync_api import Browser, BrowserType, Page, Playwright, Route, sync_playwright
 
@@ -48,9 +51,25 @@ def running_in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 
 
-if find_chromium() is None and not running_in_ci():
-    # Skipping here skips the whole package and reports it on one line.
-    pytest.skip(CHROMIUM_MISSING, allow_module_level=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Without Chromium on a developer's machine, skip the browser tests (marker e2e)."""
+    if find_chromium() is not None or running_in_ci():
+        return
+    skip = pytest.mark.skip(reason=CHROMIUM_MISSING)
+    for item in items:
+        if item.get_closest_marker("e2e"):
+            item.add_marker(skip)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    """Report every "no Chromium" skip at one place, so pytest folds them into one line."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and isinstance(report.longrepr, tuple):
+        reason = str(report.longrepr[2])
+        if reason.endswith(CHROMIUM_MISSING):
+            report.longrepr = (__file__, None, reason)
 
 
 @pytest.fixture(scope="package", autouse=True)
@@ -157,17 +176,66 @@ def login(context, live_server) -> Callable[[AbstractBaseUser], None]:
     return log_in
 
 
+def make_staff(
+    username: str, *, full_name: str, group: str | None = None, permissions: tuple[str, ...] = ()
+) -> AbstractBaseUser:
+    """Create a staff member in a group made by `create_staff_groups`, or with permissions."""
+    first_name, last_name = full_name.split(" ", 1)
+    user = get_user_model().objects.create_user(
+        username=username,
+        email=f"{username}@example.com",
+        password=f"{username}-pass-123",
+        is_staff=True,
+        first_name=first_name,
+        last_name=last_name,
+    )
+    if group:
+        call_command("create_staff_groups", stdout=io.StringIO())
+        user.groups.add(Group.objects.get(name=group))
+    if permissions:
+        user.user_permissions.set(
+            Permission.objects.filter(
+                content_type__app_label="backoffice", codename__in=permissions
+            )
+        )
+    return user
+
+
+@pytest.fixture
+def front_desk_user(db) -> AbstractBaseUser:
+    """A member of the "Front desk" group: views orders, records manual payments, marks comp."""
+    return make_staff("dana", full_name="Dana Desk", group="Front desk")
+
+
+@pytest.fixture
+def finance_user(db) -> AbstractBaseUser:
+    """A member of the "Finance" group: views orders and payments, exports payments."""
+    return make_staff("fiona", full_name="Fiona Finance", group="Finance")
+
+
+@pytest.fixture
+def view_only_user(db) -> AbstractBaseUser:
+    """Desk staff who may look at orders but hold neither payment permission."""
+    return make_staff("victor", full_name="Victor Viewer", permissions=("view_order",))
+
+
 @pytest.fixture
 def screenshot() -> Callable[[Page, str], Path]:
-    """Save a full-page screenshot under artifacts/screenshots/ (git-ignored)."""
+    """Save a screenshot of the whole page under artifacts/screenshots/ (git-ignored)."""
 
     def save(page: Page, name: str) -> Path:
         # Wait for deferred scripts (unfold's Alpine renders late) and web fonts.
         page.wait_for_load_state("networkidle")
         page.evaluate("async () => { await document.fonts.ready; }")
+        # Grow the window to the page's height rather than stitching a full-page
+        # capture: fixed footers and modal dialogs then sit where a person sees them.
+        size = page.viewport_size or {"width": 1280, "height": 900}
+        height = page.evaluate("document.documentElement.scrollHeight")
+        page.set_viewport_size({"width": size["width"], "height": max(size["height"], height)})
         SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
         path = SCREENSHOT_DIR / f"{name}.png"
         page.screenshot(path=str(path), full_page=True)
+        page.set_viewport_size(size)
         return path
 
     return save
