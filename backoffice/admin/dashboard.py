@@ -1,10 +1,110 @@
-"""The admin index as a finance dashboard (unfold's DASHBOARD_CALLBACK)."""
+"""The admin index as a finance dashboard (unfold's DASHBOARD_CALLBACK).
 
+The figures come from ``backoffice.services.dashboard``; this module only lays
+them out for unfold's card, table and chart components.
+"""
+
+import json
+from collections import defaultdict
+from decimal import Decimal
 from typing import Any
 
 from django.http import HttpRequest
+from django.utils.formats import date_format
+
+from backoffice.models import ZERO, Order, Payment
+from backoffice.money import format_amount, quantum
+from backoffice.services.dashboard import FinanceSummary, finance_summary
+
+CHART_COLOURS = ("var(--color-primary-600)", "#0ea5e9", "#f59e0b", "#10b981", "#ef4444")
+
+
+def _totals(pairs: list[tuple[str, Decimal]]) -> str:
+    """Amounts summed per currency, e.g. '1,200.00 USD · 50,000 JPY' (or '0')."""
+    sums: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    for currency, amount in pairs:
+        sums[currency] += amount
+    return " · ".join(format_amount(sums[c], c) for c in sorted(sums)) or "0"
+
+
+def revenue_table(summary: FinanceSummary) -> dict[str, Any]:
+    """Net revenue per conference, one column per payment method."""
+    methods = list(Payment.Method)
+    per_conference: dict[tuple[str, str], dict[str, Decimal]] = {}
+    refunded: dict[tuple[str, str], Decimal] = defaultdict(lambda: ZERO)
+    for line in summary.revenue:
+        key = (line.conference, line.currency)
+        per_conference.setdefault(key, {})[line.method] = line.net
+        refunded[key] += line.refunded
+    rows = []
+    for (conference, currency), nets in per_conference.items():
+        rows.append(
+            [conference]
+            + [format_amount(nets.get(method, ZERO), currency) for method in methods]
+            + [
+                format_amount(refunded[(conference, currency)], currency),
+                format_amount(sum(nets.values(), ZERO), currency),
+            ]
+        )
+    return {
+        "headers": ["Conference"]
+        + [str(method.label) for method in methods]
+        + ["Refunded", "Net collected"],
+        "rows": rows,
+    }
+
+
+def orders_table(summary: FinanceSummary) -> dict[str, Any]:
+    """Order counts per status."""
+    return {
+        "headers": ["Status", "Orders"],
+        "rows": [
+            [str(Order.Status(status).label), f"{count:,}"]
+            for status, count in summary.orders_by_status.items()
+        ],
+    }
+
+
+def outstanding_table(summary: FinanceSummary) -> dict[str, Any]:
+    """Balance due on pending orders per conference."""
+    return {
+        "headers": ["Conference", "Pending orders", "Balance due"],
+        "rows": [
+            [line.conference, f"{line.orders:,}", format_amount(line.balance, line.currency)]
+            for line in summary.outstanding
+        ],
+    }
+
+
+def daily_chart(summary: FinanceSummary) -> str:
+    """Chart.js data (JSON) for unfold's line chart: one line per currency."""
+    daily = summary.daily
+    datasets = [
+        {
+            "label": currency,
+            "data": [str(amount.quantize(quantum(currency))) for amount in amounts],
+            "borderColor": CHART_COLOURS[index % len(CHART_COLOURS)],
+        }
+        for index, (currency, amounts) in enumerate(daily.by_currency.items())
+    ]
+    labels = [date_format(day, "M j") for day in daily.days]
+    return json.dumps({"labels": labels, "datasets": datasets})
 
 
 def dashboard_callback(request: HttpRequest, context: dict[str, Any]) -> dict[str, Any]:
-    """Add the finance figures to the admin index's context."""
+    """Add the finance figures to the admin index for staff who may see payments."""
+    if not request.user.has_perm("backoffice.view_payment"):
+        return context
+    summary = finance_summary()
+    context["finance"] = {
+        "collected": _totals([(line.currency, line.net) for line in summary.revenue]),
+        "refunded": _totals([(line.currency, line.refunded) for line in summary.revenue]),
+        "outstanding": _totals([(line.currency, line.balance) for line in summary.outstanding]),
+        "pending_orders": f"{summary.orders_by_status.get(Order.Status.PENDING, 0):,}",
+        "revenue_table": revenue_table(summary),
+        "orders_table": orders_table(summary),
+        "outstanding_table": outstanding_table(summary),
+        "daily_chart": daily_chart(summary),
+        "has_daily": bool(summary.daily.by_currency),
+    }
     return context

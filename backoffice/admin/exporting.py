@@ -7,10 +7,20 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from import_export.admin import ExportMixin, ImportMixin
 from import_export.formats import base_formats
+from import_export.resources import ModelResource
 from import_export.signals import post_export
 from unfold.contrib.import_export.forms import ImportForm, SelectableFieldsExportForm
 
 from backoffice.services.exports import has_more_rows_than, stream_csv, streaming_threshold
+
+
+class ColumnExportForm(SelectableFieldsExportForm):
+    """unfold's export form, each checkbox labelled with the column's header as exported."""
+
+    def _get_field_label(self, resource: type[ModelResource], field_name: str) -> str:
+        """The column name ("Attendee email"), not the field name."""
+        field = resource.fields.get(field_name)
+        return str(field.column_name) if field else field_name
 
 
 class LedgerExportMixin(ExportMixin):
@@ -21,7 +31,7 @@ class LedgerExportMixin(ExportMixin):
     being built in memory, so it never runs into the worker timeout.
     """
 
-    export_form_class = SelectableFieldsExportForm
+    export_form_class = ColumnExportForm
     export_formats = [base_formats.CSV, base_formats.XLSX]
     to_encoding = "utf-8-sig"
 

@@ -3,6 +3,8 @@
 from django.contrib import admin
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html
 from unfold.admin import ModelAdmin
 from unfold.contrib.filters.admin import ChoicesDropdownFilter, RelatedDropdownFilter
@@ -29,7 +31,7 @@ class PaymentAdmin(LedgerExportMixin, ModelAdmin):
 
     resource_classes = [PaymentResource]
     list_display = (
-        "created_at",
+        "created",
         "order_link",
         "attendee",
         "conference",
@@ -76,6 +78,12 @@ class PaymentAdmin(LedgerExportMixin, ModelAdmin):
         """The ledger is immutable in the admin."""
         return False
 
+    @display(description="Date", ordering="created_at")
+    def created(self, payment: Payment) -> str:
+        """When the payment was recorded, in the site's time zone."""
+        moment = date_format(timezone.localtime(payment.created_at), "Y-m-d H:i")
+        return format_html('<span class="whitespace-nowrap">{}</span>', moment)
+
     @display(description="Order", ordering="order__reference")
     def order_link(self, payment: Payment) -> str:
         """The order's reference, linking to the order when its admin page exists."""
@@ -83,7 +91,11 @@ class PaymentAdmin(LedgerExportMixin, ModelAdmin):
             url = reverse("admin:backoffice_order_change", args=[payment.order_id])
         except NoReverseMatch:
             return payment.order.reference
-        return format_html('<a href="{}">{}</a>', url, payment.order.reference)
+        return format_html(
+            '<a class="text-primary-600 whitespace-nowrap" href="{}">{}</a>',
+            url,
+            payment.order.reference,
+        )
 
     @display(description="Attendee")
     def attendee(self, payment: Payment) -> str:

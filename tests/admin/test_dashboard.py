@@ -1,0 +1,64 @@
+"""The admin index as a finance dashboard."""
+
+import json
+import re
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from backoffice.models import Payment
+from tests.ledger_factories import make_payment, make_staff
+
+pytestmark = pytest.mark.django_db
+INDEX = reverse("admin:index")
+
+
+def dashboard_html(response) -> str:
+    """The dashboard block of the index page."""
+    html = response.content.decode()
+    start = html.index('id="finance-dashboard"')
+    return html[start : html.index("</main>", start) if "</main>" in html[start:] else None]
+
+
+def test_finance_sees_revenue_outstanding_and_chart(client, make_order):
+    client.force_login(make_staff("fin", "backoffice.view_payment", "backoffice.view_order"))
+    order = make_order("250.00")
+    make_payment(order, "100.00", method=Payment.Method.STRIPE)
+    make_payment(order, "40.00", method=Payment.Method.STRIPE, status=Payment.Status.REFUNDED)
+    response = client.get(INDEX)
+    assert response.status_code == 200
+    html = dashboard_html(response)
+    assert "Revenue collected" in html and "100.00 USD" in html  # net of the refund
+    assert "40.00 USD" in html  # refunded
+    assert "150.00 USD" in html  # outstanding on the pending order
+    assert "Orders by status" in html and "Pending" in html
+    canvas = re.search(r'<canvas class="chart"[^>]*data-value="([^"]*)"', html)
+    assert canvas is not None
+    data = json.loads(canvas.group(1).replace("&quot;", '"'))
+    assert [dataset["label"] for dataset in data["datasets"]] == ["USD"]
+    assert len(data["labels"]) == 30
+    assert data["datasets"][0]["data"][-1] == "100.00"
+    assert "<script" not in html  # no inline scripts: the chart reads its data attribute
+    assert "http" not in re.sub(r'href="[^"]*"', "", html)  # nothing from elsewhere
+
+
+def test_staff_without_payment_access_see_no_figures(client, make_order):
+    make_payment(make_order(), "100.00")
+    client.force_login(make_staff("desk", "backoffice.view_order"))
+    response = client.get(INDEX)
+    assert response.status_code == 200
+    assert "finance-dashboard" not in response.content.decode()
+
+
+def test_dashboard_query_count_does_not_grow(client, make_order):
+    client.force_login(make_staff("fin", "backoffice.view_payment"))
+    make_payment(make_order(), "10.00")
+    with CaptureQueriesContext(connection) as few:
+        client.get(INDEX)
+    for index in range(20):
+        make_payment(make_order(billing_email=f"x{index}@example.com"), "10.00")
+    with CaptureQueriesContext(connection) as many:
+        client.get(INDEX)
+    assert len(many) == len(few)
