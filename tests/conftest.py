@@ -8,6 +8,9 @@ from django.contrib.auth import get_user_model
 
 from backoffice.models import Conference, Order, OrderLineItem
 
+# localstripe and Stripe fixtures, shared with every test package (see the module).
+pytest_plugins = ["tests.stripe_fixtures"]
+
 
 @pytest.fixture
 def conference(db) -> Conference:

@@ -1,8 +1,10 @@
-"""Payment workflows: complimentary orders, manual payments (and Stripe, later).
+"""Payment workflows: complimentary orders, manual payments and Stripe card payments.
 
 Every write locks the order row (``select_for_update``) and re-reads its
 status inside the transaction before checking anything, so two clerks (or a
-clerk and a webhook) acting on one order at once are serialised.
+clerk and a webhook) acting on one order at once are serialised. Calls to
+Stripe happen outside those short transactions: no row lock is held while
+waiting on the network.
 """
 
 import logging
@@ -10,12 +12,28 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
-from django.db.models import Sum
+from django.db import IntegrityError, transaction
+from django.db.models import Q, Sum
 
-from backoffice.models import ZERO, Order, Payment
-from backoffice.money import has_valid_precision, quantum
+from backoffice.models import ZERO, Conference, Order, Payment, generate_payment_token
+from backoffice.money import format_amount, has_valid_precision, quantum
 from backoffice.signals import order_paid
+from backoffice.stripe_client import (
+    PaymentProviderError,
+    StripeClient,
+    StripeNotConfigured,
+    from_stripe_amount,
+    to_stripe_amount,
+)
+
+__all__ = [
+    "PaymentProviderError",
+    "PaymentService",
+    "StripeNotConfigured",
+    "UnmatchedPaymentError",
+    "apply_charge_refund",
+    "apply_payment_intent",
+]
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -171,3 +189,462 @@ class PaymentService:
             },
         )
         return payment
+
+    @staticmethod
+    def initiate_payment(order: Order) -> str:
+        """Start (or resume) paying a PENDING order's balance due by card; return the client secret.
+
+        Reuses the order's open Stripe attempt while its amount still matches;
+        otherwise cancels it and starts a new one. Raises ``ValidationError``
+        when the order cannot be paid, ``StripeNotConfigured`` without Stripe
+        keys and ``PaymentProviderError`` when Stripe fails (no row is left behind).
+        """
+        client = StripeClient(order.conference)
+        for _ in range(RACE_RETRIES):
+            client_secret = _initiate_payment(order, client)
+            if client_secret:
+                return client_secret
+        raise ValidationError("The payment could not be started; please reload the page.")
+
+    @staticmethod
+    def refresh_from_stripe(order: Order, *, payment_intent_id: str = "") -> Payment | None:
+        """Reconcile the order's Stripe attempt with Stripe's current state (checkout return page).
+
+        ``payment_intent_id`` (from the return URL) is only used when it is one
+        of this order's own attempts; otherwise the newest attempt is checked.
+        """
+        return _refresh_from_stripe(order, payment_intent_id)
+
+    @staticmethod
+    def regenerate_payment_link(order: Order) -> str:
+        """Give the order a new payment token so its old payment link stops working."""
+        return _regenerate_payment_link(order)
+
+
+# --- Stripe -------------------------------------------------------------------
+
+# Our attempt is still open while it is one of these.
+OPEN_STRIPE_STATUSES = (Payment.Status.PENDING, Payment.Status.PROCESSING)
+# Stripe intent statuses in which the attendee can still pay the same intent.
+REUSABLE_INTENT_STATUSES = frozenset(
+    {"requires_payment_method", "requires_confirmation", "requires_action"}
+)
+# Which of our statuses a payment may move to from each status. Anything else
+# is an out-of-order or stale event and is ignored: a payment never moves
+# backwards (a late "failed" never undoes "succeeded"). Money taken always wins,
+# so SUCCEEDED is reachable from every non-final status.
+ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
+    Payment.Status.PENDING: frozenset(
+        {
+            Payment.Status.PROCESSING,
+            Payment.Status.SUCCEEDED,
+            Payment.Status.FAILED,
+            Payment.Status.CANCELED,
+        }
+    ),
+    Payment.Status.PROCESSING: frozenset(
+        {Payment.Status.SUCCEEDED, Payment.Status.FAILED, Payment.Status.CANCELED}
+    ),
+    Payment.Status.FAILED: frozenset(
+        {Payment.Status.PROCESSING, Payment.Status.SUCCEEDED, Payment.Status.CANCELED}
+    ),
+    Payment.Status.CANCELED: frozenset({Payment.Status.SUCCEEDED}),
+    Payment.Status.SUCCEEDED: frozenset({Payment.Status.REFUNDED}),
+    Payment.Status.REFUNDED: frozenset(),
+}
+# Stripe intent status -> our status, when reconciling a retrieved intent.
+INTENT_STATUS_OUTCOMES = {
+    "succeeded": Payment.Status.SUCCEEDED,
+    "processing": Payment.Status.PROCESSING,
+    "canceled": Payment.Status.CANCELED,
+}
+RACE_RETRIES = 3
+
+
+class UnmatchedPaymentError(Exception):
+    """A Stripe payment names an order we cannot find in this conference; staff must look."""
+
+
+def _intent_id(value: Any) -> str:
+    """Return an id from a Stripe field that is either an id string or an expanded object."""
+    if isinstance(value, dict):
+        return str(value.get("id") or "")
+    return str(value or "")
+
+
+def _charge_id(intent: dict[str, Any]) -> str:
+    """Return the id of the intent's charge (``latest_charge``, or the legacy ``charges`` list)."""
+    charge = _intent_id(intent.get("latest_charge"))
+    if charge:
+        return charge
+    charges = (intent.get("charges") or {}).get("data") or []
+    return _intent_id(charges[-1]) if charges else ""
+
+
+def _flag_for_attention(order: Order, reason: str) -> None:
+    """Flag a locked order for staff, appending the reason to any earlier ones."""
+    reasons = [line for line in order.attention_reason.splitlines() if line.strip()]
+    if reason not in reasons:
+        reasons.append(reason)
+    order.needs_attention = True
+    order.attention_reason = "\n".join(reasons)
+    order.save(update_fields=["needs_attention", "attention_reason", "updated_at"])
+    logger.warning("Order needs attention", extra={"order": order.reference, "reason": reason})
+
+
+def _open_attempt(order: Order) -> Payment | None:
+    """The order's newest Stripe attempt that is still open, if any."""
+    return (
+        Payment.objects.filter(
+            order=order, method=Payment.Method.STRIPE, status__in=OPEN_STRIPE_STATUSES
+        )
+        .exclude(stripe_payment_intent_id="")
+        .order_by("-created_at", "-id")
+        .first()
+    )
+
+
+def _payable_balance(order: Order) -> Decimal:
+    """Return the balance due of a locked order, or raise why it cannot be paid online."""
+    if order.status == Order.Status.PAID:
+        raise ValidationError(f"{order.reference} is already paid.")
+    if order.status != Order.Status.PENDING:
+        raise ValidationError(
+            f"{order.reference} is {order.get_status_display().lower()}; "
+            "only pending orders can be paid."
+        )
+    balance = order.total - succeeded_total(order)
+    if balance <= ZERO:
+        raise ValidationError(
+            f"{order.reference} has no balance due; staff should use “Mark comp” "
+            "for a zero-total order."
+        )
+    return balance
+
+
+def _find_order_for_intent(conference: Conference, intent: dict[str, Any]) -> Order | None:
+    """Find the order a PaymentIntent belongs to: by our attempt row, else by its metadata.
+
+    Returns None for intents that are not ours (no ``order_id`` metadata);
+    raises ``UnmatchedPaymentError`` when the metadata names an order that is
+    missing or belongs to another conference.
+    """
+    intent_id = _intent_id(intent)
+    payment = (
+        Payment.objects.filter(stripe_payment_intent_id=intent_id).select_related("order").first()
+        if intent_id
+        else None
+    )
+    metadata = intent.get("metadata") or {}
+    if payment is not None:
+        order = payment.order
+    else:
+        order_id = str(metadata.get("order_id") or "")
+        if not order_id:
+            return None
+        order = Order.objects.filter(pk=order_id).first() if order_id.isdigit() else None
+        reference = metadata.get("order_reference")
+        if order is None or (reference and reference != order.reference):
+            raise UnmatchedPaymentError(
+                f"Stripe payment {intent_id} names order {reference or order_id}, "
+                "which does not exist here."
+            )
+    if order.conference_id != conference.pk:
+        raise UnmatchedPaymentError(
+            f"Stripe payment {intent_id} belongs to order {order.reference} of another "
+            f"conference, not {conference.slug}."
+        )
+    return order
+
+
+def _record_succeeded(
+    order: Order, payment: Payment | None, intent: dict[str, Any], intent_id: str
+) -> Payment:
+    """Record money taken by Stripe on a locked order; mark it PAID or flag it as overpaid."""
+    currency = str(intent.get("currency") or "").upper()
+    if currency != order.currency.upper():
+        raise UnmatchedPaymentError(
+            f"Stripe payment {intent_id} is in {currency}, but {order.reference} is in "
+            f"{order.currency}."
+        )
+    received = intent.get("amount_received") or intent.get("amount") or 0
+    amount = from_stripe_amount(int(received), currency)
+    charge_id = _charge_id(intent)
+    if payment is None:
+        payment = Payment.objects.create(
+            order=order,
+            method=Payment.Method.STRIPE,
+            status=Payment.Status.SUCCEEDED,
+            amount=amount,
+            stripe_payment_intent_id=intent_id,
+            stripe_charge_id=charge_id,
+            note="Recorded from Stripe; no checkout attempt was on file.",
+        )
+    elif payment.status in (Payment.Status.SUCCEEDED, Payment.Status.REFUNDED):
+        if charge_id and not payment.stripe_charge_id:
+            payment.stripe_charge_id = charge_id
+            payment.save(update_fields=["stripe_charge_id", "updated_at"])
+        return payment  # already recorded: a duplicate or replayed event
+    else:
+        payment.status = Payment.Status.SUCCEEDED
+        payment.amount = amount
+        payment.stripe_charge_id = charge_id or payment.stripe_charge_id
+        payment.save(update_fields=["status", "amount", "stripe_charge_id", "updated_at"])
+
+    if order.status == Order.Status.PENDING:
+        paid = succeeded_total(order)
+        if paid >= order.total:
+            mark_order_paid(order)
+        if paid > order.total:
+            _flag_for_attention(
+                order,
+                f"Overpaid by {order.format(paid - order.total)}: Stripe payment {intent_id} "
+                f"of {order.format(amount)} arrived after other payments; refund the difference.",
+            )
+    else:
+        _flag_for_attention(
+            order,
+            f"Overpaid: Stripe payment {intent_id} of {order.format(amount)} succeeded while "
+            f"the order was {order.get_status_display().lower()}; refund it or reconcile.",
+        )
+    logger.info(
+        "Stripe payment succeeded",
+        extra={"order": order.reference, "intent": intent_id, "amount": str(amount)},
+    )
+    return payment
+
+
+def apply_payment_intent(
+    conference: Conference, intent: dict[str, Any], outcome: str
+) -> Payment | None:
+    """Apply a PaymentIntent's outcome (a ``Payment.Status``) to our ledger, idempotently.
+
+    Used by the webhook and by the checkout return page alike. Returns the
+    payment, or None for intents that are not ours or outcomes that do not apply.
+    """
+    intent_id = _intent_id(intent)
+    order = _find_order_for_intent(conference, intent)
+    if order is None:
+        logger.info("Ignoring Stripe payment that is not ours", extra={"intent": intent_id})
+        return None
+    with transaction.atomic():
+        locked = lock_order(order)
+        payment = Payment.objects.filter(order=locked, stripe_payment_intent_id=intent_id).first()
+        if outcome == Payment.Status.SUCCEEDED:
+            return _record_succeeded(locked, payment, intent, intent_id)
+        if payment is None:
+            return None  # nothing was taken and we never offered this intent
+        if outcome not in ALLOWED_TRANSITIONS[payment.status]:
+            if outcome != payment.status:
+                logger.info(
+                    "Ignoring out-of-order Stripe update",
+                    extra={"intent": intent_id, "status": payment.status, "outcome": outcome},
+                )
+            return payment
+        payment.status = outcome
+        fields = ["status", "updated_at"]
+        if outcome == Payment.Status.FAILED:
+            error = intent.get("last_payment_error") or {}
+            payment.note = error.get("message") or "The card payment failed."
+            fields.append("note")
+        payment.save(update_fields=fields)
+    return payment
+
+
+def apply_charge_refund(conference: Conference, charge: dict[str, Any]) -> Payment | None:
+    """Apply a refunded Stripe charge: full refund -> REFUNDED, partial -> amount kept visible.
+
+    The order becomes REFUNDED when everything it received is refunded,
+    PARTIALLY_REFUNDED otherwise. An older event with a smaller refunded amount
+    changes nothing.
+    """
+    intent_id = _intent_id(charge.get("payment_intent"))
+    charge_id = _intent_id(charge)
+    lookup = Q(stripe_charge_id=charge_id) if charge_id else Q(pk__in=[])
+    if intent_id:
+        lookup |= Q(stripe_payment_intent_id=intent_id)
+    payment = Payment.objects.filter(lookup).select_related("order").first()
+    if payment is None:
+        if not (charge.get("metadata") or {}).get("order_id") and not intent_id:
+            return None
+        raise UnmatchedPaymentError(
+            f"Stripe refunded charge {charge_id} (payment {intent_id or 'unknown'}), "
+            "which matches no payment here."
+        )
+    if payment.order.conference_id != conference.pk:
+        raise UnmatchedPaymentError(
+            f"Refunded charge {charge_id} belongs to another conference, not {conference.slug}."
+        )
+    currency = str(charge.get("currency") or payment.order.currency).upper()
+    with transaction.atomic():
+        order = lock_order(payment.order)
+        payment = Payment.objects.get(pk=payment.pk)
+        if payment.status not in (Payment.Status.SUCCEEDED, Payment.Status.REFUNDED):
+            # The refund arrived before "succeeded": the charge itself proves the money was taken.
+            succeeded = {
+                "id": intent_id or payment.stripe_payment_intent_id,
+                "currency": currency.lower(),
+                "amount_received": charge.get("amount_captured") or charge.get("amount"),
+                "latest_charge": charge_id,
+            }
+            payment = _record_succeeded(order, payment, succeeded, succeeded["id"])
+        refunded = min(
+            from_stripe_amount(int(charge.get("amount_refunded") or 0), currency), payment.amount
+        )
+        if refunded <= payment.refunded_amount:
+            return payment  # an older or duplicate refund event
+        payment.refunded_amount = refunded
+        if refunded >= payment.amount:
+            payment.status = Payment.Status.REFUNDED
+        payment.stripe_charge_id = payment.stripe_charge_id or charge_id
+        payment.save(update_fields=["refunded_amount", "status", "stripe_charge_id", "updated_at"])
+        if order.status in (
+            Order.Status.PAID,
+            Order.Status.PARTIALLY_REFUNDED,
+            Order.Status.REFUNDED,
+        ):
+            taken = Payment.objects.filter(
+                order=order, status__in=(Payment.Status.SUCCEEDED, Payment.Status.REFUNDED)
+            ).aggregate(amount=Sum("amount"), refunded=Sum("refunded_amount"))
+            fully = (taken["refunded"] or ZERO) >= (taken["amount"] or ZERO)
+            order.status = Order.Status.REFUNDED if fully else Order.Status.PARTIALLY_REFUNDED
+            order.save(update_fields=["status", "updated_at"])
+    logger.info(
+        "Stripe refund applied",
+        extra={"order": order.reference, "charge": charge_id, "refunded": str(refunded)},
+    )
+    return payment
+
+
+def _record_new_attempt(
+    order: Order, intent: dict[str, Any], amount: Decimal
+) -> tuple[Payment | None, Payment | None]:
+    """Store a freshly created intent as the order's pending attempt, under the order lock.
+
+    Returns ``(created, winner)``: ``created`` when ours was stored, else
+    ``winner``, the open attempt another request stored first.
+    """
+    with transaction.atomic():
+        locked = lock_order(order)
+        _payable_balance(locked)
+        existing = _open_attempt(locked)
+        if existing is not None:
+            return None, existing
+        try:
+            with transaction.atomic():
+                payment = Payment.objects.create(
+                    order=locked,
+                    method=Payment.Method.STRIPE,
+                    status=Payment.Status.PENDING,
+                    amount=amount,
+                    stripe_payment_intent_id=intent["id"],
+                )
+        except IntegrityError:
+            # Real Stripe replayed the same intent for the same idempotency key and
+            # another request already stored it (and it has since moved on).
+            return None, Payment.objects.get(stripe_payment_intent_id=intent["id"])
+    return payment, None
+
+
+def _retire_attempt(attempt: Payment, reason: str) -> None:
+    """Mark an open attempt CANCELED after its intent was cancelled at Stripe."""
+    with transaction.atomic():
+        lock_order(attempt.order)
+        Payment.objects.filter(pk=attempt.pk, status__in=OPEN_STRIPE_STATUSES).update(
+            status=Payment.Status.CANCELED, note=reason
+        )
+
+
+def _initiate_payment(order: Order, client: StripeClient) -> str:
+    """One pass of ``initiate_payment``; returns "" when it lost a race and must look again."""
+    with transaction.atomic():
+        locked = lock_order(order)
+        balance = _payable_balance(locked)
+        attempt = _open_attempt(locked)
+        attempts_so_far = Payment.objects.filter(order=locked, method=Payment.Method.STRIPE).count()
+    currency = locked.conference.currency.upper()
+    minor = to_stripe_amount(balance, currency)
+
+    if attempt is not None:
+        intent = client.retrieve_payment_intent(attempt.stripe_payment_intent_id)
+        status = intent.get("status")
+        if status in ("succeeded", "processing"):
+            apply_payment_intent(locked.conference, intent, INTENT_STATUS_OUTCOMES[status])
+            if status == "processing":
+                raise ValidationError(
+                    "Your payment is being processed. This page will show it as paid once "
+                    "Stripe confirms it; please do not pay again."
+                )
+            return ""  # look again: the order may be paid now, or still owe a rest
+        if (
+            status in REUSABLE_INTENT_STATUSES
+            and intent.get("amount") == minor
+            and str(intent.get("currency")).upper() == currency
+        ):
+            return str(intent["client_secret"])
+        if status != "canceled":
+            client.cancel_payment_intent(attempt.stripe_payment_intent_id)
+        _retire_attempt(
+            attempt,
+            f"Replaced: the balance due changed to {format_amount(balance, currency)}."
+            if status != "canceled"
+            else "Cancelled at Stripe.",
+        )
+
+    customer = client.get_or_create_customer(locked.user)
+    # The same key for every request that starts from the same ledger state, so
+    # concurrent page loads get one intent from Stripe instead of several.
+    key = f"order-{locked.reference}-attempt-{attempts_so_far}-{minor}-{currency}"
+    intent = client.create_payment_intent(
+        locked, amount=balance, customer_id=customer.stripe_customer_id, idempotency_key=key
+    )
+    try:
+        created, winner = _record_new_attempt(locked, intent, balance)
+    except ValidationError:
+        client.cancel_payment_intent(intent["id"])
+        raise
+    if created is not None:
+        logger.info(
+            "Started Stripe payment",
+            extra={"order": locked.reference, "intent": intent["id"], "amount": str(balance)},
+        )
+        return str(intent["client_secret"])
+    if winner is not None and winner.stripe_payment_intent_id != intent["id"]:
+        # Another page load stored its intent first: drop ours and reuse theirs.
+        client.cancel_payment_intent(intent["id"])
+    return ""
+
+
+def _refresh_from_stripe(order: Order, payment_intent_id: str) -> Payment | None:
+    """Fetch the order's Stripe attempt from Stripe and apply its state."""
+    attempts = Payment.objects.filter(order=order, method=Payment.Method.STRIPE).exclude(
+        stripe_payment_intent_id=""
+    )
+    payment = None
+    if payment_intent_id:
+        # Only an intent we created for this very order; the query string alone proves nothing.
+        payment = attempts.filter(stripe_payment_intent_id=payment_intent_id).first()
+    if payment is None:
+        payment = attempts.order_by("-created_at", "-id").first()
+    if payment is None:
+        return None
+    client = StripeClient(order.conference)
+    intent = client.retrieve_payment_intent(payment.stripe_payment_intent_id)
+    status = intent.get("status")
+    if status in INTENT_STATUS_OUTCOMES:
+        return apply_payment_intent(order.conference, intent, INTENT_STATUS_OUTCOMES[status])
+    if status == "requires_payment_method" and intent.get("last_payment_error"):
+        return apply_payment_intent(order.conference, intent, Payment.Status.FAILED)
+    payment.refresh_from_db()
+    return payment
+
+
+def _regenerate_payment_link(order: Order) -> str:
+    """Give the order a new random payment token; the old link stops working."""
+    with transaction.atomic():
+        locked = lock_order(order)
+        locked.payment_token = generate_payment_token()
+        locked.save(update_fields=["payment_token", "updated_at"])
+    order.payment_token = locked.payment_token
+    logger.info("Regenerated payment link", extra={"order": locked.reference})
+    return locked.payment_token

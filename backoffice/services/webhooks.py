@@ -1,0 +1,122 @@
+"""Stripe webhook events: store each verified event once, then apply it to the ledger.
+
+The signature is checked by the view (through ``backoffice.stripe_client``)
+before anything here runs. An event is applied and marked processed in one
+transaction; a handler failure is kept on the stored event so staff can see
+it, and the webhook answers 500 so Stripe retries.
+"""
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from backoffice.models import Conference, Payment, StripeEvent
+from backoffice.services.payment import apply_charge_refund, apply_payment_intent
+
+logger = logging.getLogger(__name__)
+
+
+class StripeEventFailed(Exception):
+    """Applying a stored event raised; the error is saved on the event."""
+
+    def __init__(self, event: StripeEvent, error: str) -> None:
+        super().__init__(f"Stripe event {event.stripe_event_id} ({event.type}) failed: {error}")
+        self.event = event
+        self.error = error
+
+
+def _intent_outcome(status: str) -> Callable[[Conference, dict[str, Any]], object]:
+    """A handler that applies a PaymentIntent event as the given payment status."""
+
+    def handle(conference: Conference, obj: dict[str, Any]) -> object:
+        return apply_payment_intent(conference, obj, status)
+
+    return handle
+
+
+# The allow-list: every other event type is stored and acknowledged, nothing more.
+HANDLERS: dict[str, Callable[[Conference, dict[str, Any]], object]] = {
+    "payment_intent.succeeded": _intent_outcome(Payment.Status.SUCCEEDED),
+    "payment_intent.processing": _intent_outcome(Payment.Status.PROCESSING),
+    "payment_intent.payment_failed": _intent_outcome(Payment.Status.FAILED),
+    "payment_intent.canceled": _intent_outcome(Payment.Status.CANCELED),
+    "charge.refunded": apply_charge_refund,
+}
+
+
+def receive_stripe_event(*, conference: Conference, event: dict[str, Any]) -> StripeEvent:
+    """Store a verified event once and apply it unless it was already processed.
+
+    A duplicate delivery of a processed event changes nothing. Raises
+    ``StripeEventFailed`` when the handler fails (the error is stored).
+    """
+    event_id = event["id"]
+    stored = StripeEvent.objects.filter(stripe_event_id=event_id).first()
+    if stored is None:
+        try:
+            with transaction.atomic():
+                stored = StripeEvent.objects.create(
+                    stripe_event_id=event_id,
+                    conference=conference,
+                    type=str(event.get("type", ""))[:100],
+                    livemode=bool(event.get("livemode", False)),
+                    payload=event,
+                )
+        except IntegrityError:
+            stored = StripeEvent.objects.get(stripe_event_id=event_id)  # a parallel delivery
+    if stored.conference_id != conference.pk:
+        raise ValidationError(
+            f"Stripe event {event_id} was already received for another conference."
+        )
+    if stored.processed_at is not None:
+        logger.info("Duplicate Stripe event ignored", extra={"event": event_id})
+        return stored
+    _apply(stored, force=False)
+    return stored
+
+
+def apply_stripe_event(event: StripeEvent) -> None:
+    """Apply a stored event (again), whether or not it was processed before."""
+    _apply(event, force=True)
+
+
+def reprocess_stripe_event(event: StripeEvent) -> None:
+    """Staff action: apply a stored event again; a failure becomes a ``ValidationError``."""
+    if event.conference_id is None:
+        raise ValidationError(f"{event} has no conference, so it cannot be applied.")
+    try:
+        _apply(event, force=True)
+    except StripeEventFailed as exc:
+        raise ValidationError(f"{event} failed again: {exc.error}") from exc
+
+
+def _apply(event: StripeEvent, *, force: bool) -> None:
+    """Run the event's handler and mark it processed, atomically; store any error."""
+    try:
+        with transaction.atomic():
+            locked = (
+                StripeEvent.objects.select_for_update(of=("self",))
+                .select_related("conference")
+                .get(pk=event.pk)
+            )
+            if locked.processed_at is not None and not force:
+                return  # a parallel delivery finished it first
+            handler = HANDLERS.get(locked.type)
+            if handler is not None:
+                handler(locked.conference, locked.payload["data"]["object"])
+            locked.processed_at = timezone.now()
+            locked.last_error = ""
+            locked.save(update_fields=["processed_at", "last_error"])
+    except Exception as exc:
+        # Recorded, then re-raised: a failing event must be visible to staff and
+        # answered with a 500 so Stripe retries it. Nothing is swallowed.
+        error = f"{type(exc).__name__}: {exc}"
+        StripeEvent.objects.filter(pk=event.pk).update(last_error=error)
+        logger.exception("Stripe event failed", extra={"event": event.stripe_event_id})
+        raise StripeEventFailed(event, error) from exc
+    event.refresh_from_db(fields=["processed_at", "last_error"])
+    logger.info("Stripe event processed", extra={"event": event.stripe_event_id})

@@ -1,0 +1,1 @@
+"""Public views: the attendee checkout pages and Stripe's webhook endpoint."""

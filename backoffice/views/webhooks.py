@@ -1,0 +1,42 @@
+"""Stripe's webhook endpoint: one small view per the house style (verify, store, apply)."""
+
+import logging
+
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from backoffice.models import Conference
+from backoffice.services.webhooks import StripeEventFailed, receive_stripe_event
+from backoffice.stripe_client import InvalidWebhook, verify_webhook
+
+logger = logging.getLogger(__name__)
+
+
+@csrf_exempt
+@require_POST
+def stripe_webhook(request: HttpRequest, conference_slug: str) -> HttpResponse:
+    """Verify a Stripe event with the conference's webhook secret, store it once and apply it."""
+    conference = Conference.objects.filter(slug=conference_slug).first()
+    if conference is None or not conference.stripe_webhook_secret:
+        return HttpResponseBadRequest("Unknown conference or no webhook secret.")
+    try:
+        event = verify_webhook(
+            request.body,
+            request.headers.get("Stripe-Signature"),
+            conference.stripe_webhook_secret,
+        )
+    except InvalidWebhook as exc:
+        logger.warning(
+            "Rejected Stripe webhook", extra={"conference": conference.slug, "error": str(exc)}
+        )
+        return HttpResponseBadRequest("Invalid Stripe webhook.")
+    try:
+        receive_stripe_event(conference=conference, event=event)
+    except ValidationError as exc:
+        return HttpResponseBadRequest(" ".join(exc.messages))
+    except StripeEventFailed:
+        # Already stored on the event and logged; 500 makes Stripe retry.
+        return HttpResponse("Event stored; processing failed.", status=500)
+    return HttpResponse("OK")

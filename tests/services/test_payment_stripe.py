@@ -1,0 +1,676 @@
+"""PaymentService's Stripe side against localstripe: starting payments and applying outcomes.
+
+(The cash/comp half of ``backoffice/services/payment.py`` is in test_payment.py.)
+"""
+
+from decimal import Decimal
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from backoffice.models import Order, Payment, StripeCustomer
+from backoffice.services.payment import (
+    PaymentProviderError,
+    PaymentService,
+    StripeNotConfigured,
+    UnmatchedPaymentError,
+    apply_charge_refund,
+    apply_payment_intent,
+)
+from backoffice.signals import order_paid
+from backoffice.stripe_client import StripeClient
+from tests.stripe_fixtures import CARD_DECLINED, start_localstripe
+
+pytestmark = pytest.mark.django_db
+
+
+def intent_id_of(client_secret: str) -> str:
+    """The PaymentIntent id inside a client secret (``pi_x_secret_y``)."""
+    return client_secret.split("_secret_")[0]
+
+
+@pytest.fixture
+def on_commit(django_capture_on_commit_callbacks):
+    """Run on-commit callbacks (``order_paid``) at the end of a ``with`` block."""
+    return django_capture_on_commit_callbacks
+
+
+@pytest.fixture
+def paid_signals():
+    """Collect the orders ``order_paid`` fires for."""
+    fired: list[int] = []
+
+    def receiver(sender, order, user, **kwargs):
+        fired.append(order.pk)
+
+    order_paid.connect(receiver)
+    yield fired
+    order_paid.disconnect(receiver)
+
+
+# --- initiate_payment ---------------------------------------------------------
+
+
+def test_initiate_payment_creates_one_intent_and_one_pending_payment(
+    stripe_conference, make_order, localstripe
+):
+    order = make_order("100.00", conference=stripe_conference)
+
+    client_secret = PaymentService.initiate_payment(order)
+
+    payment = Payment.objects.get(order=order)
+    assert payment.method == Payment.Method.STRIPE
+    assert payment.status == Payment.Status.PENDING
+    assert payment.amount == Decimal("100.00")
+    assert payment.stripe_payment_intent_id == intent_id_of(client_secret)
+    intent = localstripe.api("GET", f"/v1/payment_intents/{payment.stripe_payment_intent_id}")
+    assert intent["amount"] == 10000
+    assert intent["currency"] == "usd"
+    assert intent["client_secret"] == client_secret
+    assert intent["metadata"] == {
+        "order_id": str(order.pk),
+        "order_reference": order.reference,
+        "conference": "stripecon",
+    }
+    customer = StripeCustomer.objects.get(user=order.user, conference=stripe_conference)
+    assert intent["customer"] == customer.stripe_customer_id
+
+
+def test_initiate_payment_twice_reuses_the_open_attempt(stripe_conference, make_order):
+    order = make_order("100.00", conference=stripe_conference)
+
+    first = PaymentService.initiate_payment(order)
+    second = PaymentService.initiate_payment(Order.objects.get(pk=order.pk))
+
+    assert first == second
+    assert Payment.objects.filter(order=order).count() == 1
+    assert StripeCustomer.objects.count() == 1
+
+
+def test_initiate_payment_charges_only_the_balance_after_a_partial_manual_payment(
+    stripe_conference, make_order, localstripe
+):
+    order = make_order("100.00", conference=stripe_conference)
+    PaymentService.record_manual(order, amount=Decimal("30.00"))
+
+    client_secret = PaymentService.initiate_payment(order)
+
+    intent = localstripe.api("GET", f"/v1/payment_intents/{intent_id_of(client_secret)}")
+    assert intent["amount"] == 7000
+    stripe_payment = Payment.objects.get(order=order, method=Payment.Method.STRIPE)
+    assert stripe_payment.amount == Decimal("70.00")
+
+
+def test_initiate_payment_replaces_the_intent_when_the_balance_changed(
+    stripe_conference, make_order, localstripe
+):
+    order = make_order("100.00", conference=stripe_conference)
+    old_secret = PaymentService.initiate_payment(order)
+    PaymentService.record_manual(order, amount=Decimal("40.00"))
+
+    new_secret = PaymentService.initiate_payment(order)
+
+    assert new_secret != old_secret
+    old = Payment.objects.get(stripe_payment_intent_id=intent_id_of(old_secret))
+    new = Payment.objects.get(stripe_payment_intent_id=intent_id_of(new_secret))
+    assert old.status == Payment.Status.CANCELED
+    assert new.status == Payment.Status.PENDING
+    assert new.amount == Decimal("60.00")
+    assert localstripe.api("GET", f"/v1/payment_intents/{old.stripe_payment_intent_id}")[
+        "status"
+    ] == ("canceled")
+    assert localstripe.api("GET", f"/v1/payment_intents/{new.stripe_payment_intent_id}")[
+        "amount"
+    ] == (6000)
+
+
+def test_initiate_payment_replaces_an_intent_cancelled_at_stripe(
+    stripe_conference, make_order, localstripe
+):
+    order = make_order("100.00", conference=stripe_conference)
+    old_secret = PaymentService.initiate_payment(order)
+    localstripe.api("POST", f"/v1/payment_intents/{intent_id_of(old_secret)}/cancel")
+
+    new_secret = PaymentService.initiate_payment(order)
+
+    assert new_secret != old_secret
+    statuses = dict(Payment.objects.filter(order=order).values_list("amount", "status"))
+    assert Payment.objects.filter(order=order, status=Payment.Status.PENDING).count() == 1
+    assert Payment.Status.CANCELED in statuses.values()
+
+
+def test_initiate_payment_records_a_payment_already_made_instead_of_charging_again(
+    stripe_conference, make_order, localstripe, paid_signals, on_commit
+):
+    order = make_order("100.00", conference=stripe_conference)
+    client_secret = PaymentService.initiate_payment(order)
+    localstripe.confirm_payment_intent(intent_id_of(client_secret))
+
+    with on_commit(execute=True), pytest.raises(ValidationError, match="already paid"):
+        PaymentService.initiate_payment(order)
+
+    order.refresh_from_db()
+    assert order.status == Order.Status.PAID
+    assert Payment.objects.filter(order=order).count() == 1
+    assert paid_signals == [order.pk]
+
+
+@pytest.mark.parametrize("status", [Order.Status.PAID, Order.Status.CANCELLED])
+def test_initiate_payment_refuses_non_pending_orders(stripe_conference, make_order, status):
+    order = make_order("100.00", conference=stripe_conference, status=status)
+
+    with pytest.raises(ValidationError):
+        PaymentService.initiate_payment(order)
+
+    assert not Payment.objects.filter(order=order).exists()
+
+
+def test_initiate_payment_refuses_zero_balance_and_points_to_comp(stripe_conference, make_order):
+    order = make_order("0.00", conference=stripe_conference)
+
+    with pytest.raises(ValidationError, match="Mark comp"):
+        PaymentService.initiate_payment(order)
+
+
+def test_initiate_payment_without_keys_names_the_conference(conference, make_order):
+    order = make_order("100.00")
+
+    with pytest.raises(StripeNotConfigured, match="PyCon Test") as excinfo:
+        PaymentService.initiate_payment(order)
+
+    assert isinstance(excinfo.value, ValueError)
+    assert not Payment.objects.exists()
+
+
+def test_initiate_payment_when_stripe_is_unreachable_leaves_no_row(
+    stripe_conference, make_order, settings, tmp_path
+):
+    order = make_order("100.00", conference=stripe_conference)
+    with start_localstripe(tmp_path) as doomed:
+        settings.STRIPE_API_BASE = doomed.url
+        PaymentService.initiate_payment(order)  # customer and first intent exist
+        PaymentService.record_manual(order, amount=Decimal("10.00"))  # forces a new intent
+    # The server is stopped now.
+    settings.STRIPE_MAX_NETWORK_RETRIES = 1
+
+    with pytest.raises(PaymentProviderError, match="Could not reach Stripe"):
+        PaymentService.initiate_payment(order)
+
+    stripe_rows = Payment.objects.filter(order=order, method=Payment.Method.STRIPE)
+    assert stripe_rows.count() == 1
+    assert stripe_rows.get().status == Payment.Status.PENDING  # untouched, not half-replaced
+
+
+def test_initiate_payment_first_time_with_stripe_down_creates_nothing(
+    stripe_conference, make_order, settings, tmp_path
+):
+    order = make_order("100.00", conference=stripe_conference)
+    with start_localstripe(tmp_path) as doomed:
+        settings.STRIPE_API_BASE = doomed.url
+
+    with pytest.raises(PaymentProviderError, match="Could not reach Stripe"):
+        PaymentService.initiate_payment(order)
+
+    assert not Payment.objects.exists()
+    assert not StripeCustomer.objects.exists()
+
+
+def test_concurrent_page_loads_settle_on_one_intent_and_one_row(
+    stripe_conference, make_order, localstripe, monkeypatch
+):
+    """A second page load runs while the first one waits for Stripe to create its intent."""
+    order = make_order("100.00", conference=stripe_conference)
+    real_create = StripeClient.create_payment_intent
+    inner_secrets: list[str] = []
+
+    def create_while_another_request_runs(self, *args, **kwargs):
+        intent = real_create(self, *args, **kwargs)
+        if not inner_secrets:
+            inner_secrets.append("running")
+            inner_secrets[0] = PaymentService.initiate_payment(Order.objects.get(pk=order.pk))
+        return intent
+
+    monkeypatch.setattr(StripeClient, "create_payment_intent", create_while_another_request_runs)
+
+    outer = PaymentService.initiate_payment(order)
+
+    assert outer == inner_secrets[0]
+    rows = Payment.objects.filter(order=order)
+    assert rows.count() == 1
+    assert rows.get().stripe_payment_intent_id == intent_id_of(outer)
+    # localstripe ignores idempotency keys, so the loser made a second intent;
+    # it must have been cancelled, leaving exactly one payable intent.
+    intents = [
+        i
+        for i in localstripe.api("GET", "/v1/payment_intents", limit=100)["data"]
+        if i["metadata"].get("order_reference") == order.reference
+    ]
+    live = [i for i in intents if i["status"] != "canceled"]
+    assert [i["id"] for i in live] == [intent_id_of(outer)]
+
+
+def test_concurrent_page_loads_send_the_same_idempotency_key(
+    stripe_conference, make_order, monkeypatch
+):
+    """Real Stripe answers a repeated key with the same intent: both loads share one."""
+    order = make_order("100.00", conference=stripe_conference)
+    keys: list[str] = []
+    real_create = StripeClient.create_payment_intent
+
+    def record(self, order_, *, idempotency_key, **kwargs):
+        keys.append(idempotency_key)
+        return real_create(self, order_, idempotency_key=idempotency_key, **kwargs)
+
+    monkeypatch.setattr(StripeClient, "create_payment_intent", record)
+    PaymentService.initiate_payment(order)
+    # A second request that read the same ledger state (before the first stored its row).
+    Payment.objects.filter(order=order).delete()
+    PaymentService.initiate_payment(order)
+
+    assert len(keys) == 2
+    assert keys[0] == keys[1]
+    assert order.reference in keys[0]
+
+
+def test_zero_decimal_currency_is_sent_in_whole_yen(stripe_jpy_conference, make_order, localstripe):
+    order = make_order("5000", conference=stripe_jpy_conference)
+
+    client_secret = PaymentService.initiate_payment(order)
+
+    intent = localstripe.api("GET", f"/v1/payment_intents/{intent_id_of(client_secret)}")
+    assert intent["amount"] == 5000
+    assert intent["currency"] == "jpy"
+
+
+def test_zero_decimal_currency_success_records_exact_yen(
+    stripe_jpy_conference, make_order, localstripe
+):
+    order = make_order("5000", conference=stripe_jpy_conference)
+    client_secret = PaymentService.initiate_payment(order)
+    intent = localstripe.confirm_payment_intent(intent_id_of(client_secret))
+
+    apply_payment_intent(stripe_jpy_conference, intent, Payment.Status.SUCCEEDED)
+
+    payment = Payment.objects.get(order=order)
+    assert payment.amount == Decimal("5000")
+    order.refresh_from_db()
+    assert order.status == Order.Status.PAID
+
+
+# --- applying outcomes ----------------------------------------------------------
+
+
+def test_succeeded_intent_marks_payment_and_order_paid_once(
+    stripe_conference, make_order, localstripe, paid_signals, on_commit
+):
+    order = make_order("100.00", conference=stripe_conference)
+    intent = localstripe.confirm_payment_intent(
+        intent_id_of(PaymentService.initiate_payment(order))
+    )
+
+    with on_commit(execute=True):
+        apply_payment_intent(stripe_conference, intent, Payment.Status.SUCCEEDED)
+    with on_commit(execute=True):
+        apply_payment_intent(stripe_conference, intent, Payment.Status.SUCCEEDED)
+
+    payment = Payment.objects.get(order=order)
+    assert payment.status == Payment.Status.SUCCEEDED
+    assert payment.amount == Decimal("100.00")
+    assert payment.stripe_charge_id.startswith("ch_")
+    order.refresh_from_db()
+    assert order.status == Order.Status.PAID
+    assert not order.needs_attention
+    assert paid_signals == [order.pk]
+
+
+def test_partial_manual_then_stripe_pays_the_rest(
+    stripe_conference, make_order, localstripe, paid_signals, on_commit
+):
+    order = make_order("100.00", conference=stripe_conference)
+    PaymentService.record_manual(order, amount=Decimal("25.00"))
+    intent = localstripe.confirm_payment_intent(
+        intent_id_of(PaymentService.initiate_payment(order))
+    )
+
+    with on_commit(execute=True):
+        apply_payment_intent(stripe_conference, intent, Payment.Status.SUCCEEDED)
+
+    order.refresh_from_db()
+    assert order.status == Order.Status.PAID
+    assert order.amount_paid == Decimal("100.00")
+    assert not order.needs_attention
+    assert paid_signals == [order.pk]
+
+
+def test_declined_card_marks_the_attempt_failed_with_stripes_message(
+    stripe_conference, make_order, localstripe
+):
+    order = make_order("100.00", conference=stripe_conference)
+    intent = localstripe.confirm_payment_intent(
+        intent_id_of(PaymentService.initiate_payment(order)), card=CARD_DECLINED
+    )
+
+    apply_payment_intent(stripe_conference, intent, Payment.Status.FAILED)
+
+    payment = Payment.objects.get(order=order)
+    assert payment.status == Payment.Status.FAILED
+    assert payment.note == "Your card was declined."
+    order.refresh_from_db()
+    assert order.status == Order.Status.PENDING
+
+
+def test_after_a_decline_the_next_page_load_starts_a_new_attempt(
+    stripe_conference, make_order, localstripe
+):
+    order = make_order("100.00", conference=stripe_conference)
+    first = PaymentService.initiate_payment(order)
+    intent = localstripe.confirm_payment_intent(intent_id_of(first), card=CARD_DECLINED)
+    apply_payment_intent(stripe_conference, intent, Payment.Status.FAILED)
+
+    second = PaymentService.initiate_payment(order)
+
+    assert second != first
+    assert Payment.objects.filter(order=order, status=Payment.Status.PENDING).count() == 1
+
+
+def test_late_failure_never_undoes_a_success(stripe_conference, make_order, localstripe):
+    order = make_order("100.00", conference=stripe_conference)
+    intent = localstripe.confirm_payment_intent(
+        intent_id_of(PaymentService.initiate_payment(order))
+    )
+    apply_payment_intent(stripe_conference, intent, Payment.Status.SUCCEEDED)
+
+    apply_payment_intent(
+        stripe_conference,
+        intent | {"last_payment_error": {"message": "late"}},
+        Payment.Status.FAILED,
+    )
+    apply_payment_intent(stripe_conference, intent, Payment.Status.CANCELED)
+    apply_payment_intent(stripe_conference, intent, Payment.Status.PROCESSING)
+
+    payment = Payment.objects.get(order=order)
+    assert payment.status == Payment.Status.SUCCEEDED
+    assert payment.note == ""
+    order.refresh_from_db()
+    assert order.status == Order.Status.PAID
+
+
+def test_success_after_a_failure_is_recorded(stripe_conference, make_order, localstripe):
+    """Stripe may retry a failed intent and succeed: money taken always wins."""
+    order = make_order("100.00", conference=stripe_conference)
+    intent = localstripe.confirm_payment_intent(
+        intent_id_of(PaymentService.initiate_payment(order))
+    )
+    apply_payment_intent(
+        stripe_conference,
+        intent | {"last_payment_error": {"message": "Your card was declined."}},
+        Payment.Status.FAILED,
+    )
+
+    apply_payment_intent(stripe_conference, intent, Payment.Status.SUCCEEDED)
+
+    assert Payment.objects.get(order=order).status == Payment.Status.SUCCEEDED
+    order.refresh_from_db()
+    assert order.status == Order.Status.PAID
+
+
+def test_success_on_a_cancelled_order_is_recorded_and_flagged(
+    stripe_conference, make_order, localstripe, paid_signals, on_commit
+):
+    order = make_order("100.00", conference=stripe_conference)
+    intent = localstripe.confirm_payment_intent(
+        intent_id_of(PaymentService.initiate_payment(order))
+    )
+    Order.objects.filter(pk=order.pk).update(status=Order.Status.CANCELLED)
+
+    with on_commit(execute=True):
+        apply_payment_intent(stripe_conference, intent, Payment.Status.SUCCEEDED)
+
+    payment = Payment.objects.get(order=order)
+    assert payment.status == Payment.Status.SUCCEEDED
+    assert payment.amount == Decimal("100.00")
+    order.refresh_from_db()
+    assert order.status == Order.Status.CANCELLED
+    assert order.needs_attention
+    assert "Overpaid" in order.attention_reason
+    assert intent["id"] in order.attention_reason
+    assert paid_signals == []
+
+
+def test_success_after_cash_paid_in_full_is_recorded_and_flagged(
+    stripe_conference, make_order, localstripe, paid_signals, on_commit
+):
+    order = make_order("100.00", conference=stripe_conference)
+    intent_id = intent_id_of(PaymentService.initiate_payment(order))
+    with on_commit(execute=True):
+        PaymentService.record_manual(order, amount=Decimal("100.00"))  # paid at the desk
+    intent = localstripe.confirm_payment_intent(intent_id)
+
+    with on_commit(execute=True):
+        apply_payment_intent(stripe_conference, intent, Payment.Status.SUCCEEDED)
+
+    order.refresh_from_db()
+    assert order.status == Order.Status.PAID
+    assert order.needs_attention
+    assert Payment.objects.filter(order=order, status=Payment.Status.SUCCEEDED).count() == 2
+    assert paid_signals == [order.pk]  # from the cash payment only
+
+
+def test_success_without_an_attempt_row_creates_the_payment(
+    stripe_conference, make_order, localstripe
+):
+    order = make_order("100.00", conference=stripe_conference)
+    intent_id = intent_id_of(PaymentService.initiate_payment(order))
+    intent = localstripe.confirm_payment_intent(intent_id)
+    Payment.objects.filter(order=order).delete()  # e.g. lost in a restore
+
+    apply_payment_intent(stripe_conference, intent, Payment.Status.SUCCEEDED)
+
+    payment = Payment.objects.get(order=order)
+    assert payment.stripe_payment_intent_id == intent_id
+    assert payment.status == Payment.Status.SUCCEEDED
+    order.refresh_from_db()
+    assert order.status == Order.Status.PAID
+
+
+def test_intent_of_another_conference_is_refused(
+    stripe_conference, stripe_jpy_conference, make_order, localstripe
+):
+    order = make_order("100.00", conference=stripe_conference)
+    intent = localstripe.confirm_payment_intent(
+        intent_id_of(PaymentService.initiate_payment(order))
+    )
+
+    with pytest.raises(UnmatchedPaymentError, match="another conference"):
+        apply_payment_intent(stripe_jpy_conference, intent, Payment.Status.SUCCEEDED)
+
+    assert Payment.objects.get(order=order).status == Payment.Status.PENDING
+
+
+def test_intent_naming_an_unknown_order_is_an_error_not_silence(stripe_conference):
+    intent = {
+        "id": "pi_unknown",
+        "object": "payment_intent",
+        "amount": 1000,
+        "amount_received": 1000,
+        "currency": "usd",
+        "metadata": {"order_id": "999999", "order_reference": "ORD-NOPE"},
+    }
+
+    with pytest.raises(UnmatchedPaymentError, match="ORD-NOPE"):
+        apply_payment_intent(stripe_conference, intent, Payment.Status.SUCCEEDED)
+
+
+def test_intent_that_is_not_ours_is_ignored(stripe_conference):
+    intent = {"id": "pi_other_app", "amount": 1000, "currency": "usd", "metadata": {}}
+
+    assert apply_payment_intent(stripe_conference, intent, Payment.Status.SUCCEEDED) is None
+    assert not Payment.objects.exists()
+
+
+# --- refunds --------------------------------------------------------------------
+
+
+def paid_stripe_order(conference, make_order, localstripe, total="100.00"):
+    """An order paid in full through localstripe; returns (order, intent)."""
+    order = make_order(total, conference=conference)
+    intent = localstripe.confirm_payment_intent(
+        intent_id_of(PaymentService.initiate_payment(order))
+    )
+    apply_payment_intent(conference, intent, Payment.Status.SUCCEEDED)
+    order.refresh_from_db()
+    return order, intent
+
+
+def refund(localstripe, intent, amount=None):
+    """Refund at localstripe and return the refunded charge as Stripe reports it."""
+    charge_id = intent["latest_charge"]["id"]
+    params = {"charge": charge_id}
+    if amount is not None:
+        params["amount"] = str(amount)
+    localstripe.api("POST", "/v1/refunds", **params)
+    charge = localstripe.api("GET", f"/v1/charges/{charge_id}")
+    charge["payment_intent"] = intent["id"]
+    return charge
+
+
+def test_full_refund_marks_payment_and_order_refunded(stripe_conference, make_order, localstripe):
+    order, intent = paid_stripe_order(stripe_conference, make_order, localstripe)
+    charge = refund(localstripe, intent)
+    assert charge["refunded"] is True
+
+    apply_charge_refund(stripe_conference, charge)
+
+    payment = Payment.objects.get(order=order)
+    assert payment.status == Payment.Status.REFUNDED
+    assert payment.refunded_amount == Decimal("100.00")
+    order.refresh_from_db()
+    assert order.status == Order.Status.REFUNDED
+
+
+def test_partial_refund_keeps_the_refunded_amount_visible(
+    stripe_conference, make_order, localstripe
+):
+    order, intent = paid_stripe_order(stripe_conference, make_order, localstripe)
+    charge = refund(localstripe, intent, amount=2500)
+
+    apply_charge_refund(stripe_conference, charge)
+
+    payment = Payment.objects.get(order=order)
+    assert payment.status == Payment.Status.SUCCEEDED
+    assert payment.refunded_amount == Decimal("25.00")
+    order.refresh_from_db()
+    assert order.status == Order.Status.PARTIALLY_REFUNDED
+
+
+def test_an_older_refund_event_never_lowers_the_refunded_amount(
+    stripe_conference, make_order, localstripe
+):
+    order, intent = paid_stripe_order(stripe_conference, make_order, localstripe)
+    first = refund(localstripe, intent, amount=2500)
+    second = refund(localstripe, intent, amount=7500)
+
+    apply_charge_refund(stripe_conference, second)
+    apply_charge_refund(stripe_conference, first)  # arrives late
+
+    payment = Payment.objects.get(order=order)
+    assert payment.status == Payment.Status.REFUNDED
+    assert payment.refunded_amount == Decimal("100.00")
+    order.refresh_from_db()
+    assert order.status == Order.Status.REFUNDED
+
+
+def test_refund_arriving_before_success_records_both(
+    stripe_conference, make_order, localstripe, paid_signals, on_commit
+):
+    order = make_order("100.00", conference=stripe_conference)
+    intent = localstripe.confirm_payment_intent(
+        intent_id_of(PaymentService.initiate_payment(order))
+    )
+    charge = refund(localstripe, intent, amount=4000)
+
+    with on_commit(execute=True):
+        apply_charge_refund(stripe_conference, charge)
+    with on_commit(execute=True):
+        apply_payment_intent(stripe_conference, intent, Payment.Status.SUCCEEDED)  # late
+
+    payment = Payment.objects.get(order=order)
+    assert payment.status == Payment.Status.SUCCEEDED
+    assert payment.amount == Decimal("100.00")
+    assert payment.refunded_amount == Decimal("40.00")
+    order.refresh_from_db()
+    assert order.status == Order.Status.PARTIALLY_REFUNDED
+    assert paid_signals == [order.pk]
+
+
+def test_refund_of_the_stripe_part_of_a_mixed_order_is_partial(
+    stripe_conference, make_order, localstripe
+):
+    order = make_order("100.00", conference=stripe_conference)
+    PaymentService.record_manual(order, amount=Decimal("30.00"))
+    intent = localstripe.confirm_payment_intent(
+        intent_id_of(PaymentService.initiate_payment(order))
+    )
+    apply_payment_intent(stripe_conference, intent, Payment.Status.SUCCEEDED)
+
+    apply_charge_refund(stripe_conference, refund(localstripe, intent))
+
+    order.refresh_from_db()
+    assert order.status == Order.Status.PARTIALLY_REFUNDED  # the 30.00 cash is still held
+
+
+def test_zero_decimal_refund_is_exact(stripe_jpy_conference, make_order, localstripe):
+    order, intent = paid_stripe_order(stripe_jpy_conference, make_order, localstripe, "5000")
+
+    apply_charge_refund(stripe_jpy_conference, refund(localstripe, intent, amount=1200))
+
+    payment = Payment.objects.get(order=order)
+    assert payment.refunded_amount == Decimal("1200")
+    assert payment.status == Payment.Status.SUCCEEDED
+
+
+# --- return page reconciliation and payment links --------------------------------
+
+
+def test_refresh_from_stripe_records_success_without_a_webhook(
+    stripe_conference, make_order, localstripe, paid_signals, on_commit
+):
+    order = make_order("100.00", conference=stripe_conference)
+    localstripe.confirm_payment_intent(intent_id_of(PaymentService.initiate_payment(order)))
+
+    with on_commit(execute=True):
+        payment = PaymentService.refresh_from_stripe(order)
+
+    assert payment.status == Payment.Status.SUCCEEDED
+    order.refresh_from_db()
+    assert order.status == Order.Status.PAID
+    assert paid_signals == [order.pk]
+
+
+def test_refresh_from_stripe_ignores_an_intent_of_another_order(
+    stripe_conference, make_order, localstripe
+):
+    victim = make_order("100.00", conference=stripe_conference)
+    other = make_order("100.00", conference=stripe_conference)
+    other_intent = intent_id_of(PaymentService.initiate_payment(other))
+    localstripe.confirm_payment_intent(other_intent)
+    PaymentService.initiate_payment(victim)
+
+    payment = PaymentService.refresh_from_stripe(victim, payment_intent_id=other_intent)
+
+    assert payment.order == victim
+    assert payment.status == Payment.Status.PENDING
+    other.refresh_from_db()
+    assert other.status == Order.Status.PENDING  # not touched through the wrong link
+
+
+def test_regenerate_payment_link_replaces_the_token(make_order):
+    order = make_order("100.00")
+    old = order.payment_token
+
+    new = PaymentService.regenerate_payment_link(order)
+
+    order.refresh_from_db()
+    assert order.payment_token == new != old
+    assert len(new) >= 32  # 192 bits, URL-safe
+    assert not Order.objects.filter(payment_token=old).exists()
