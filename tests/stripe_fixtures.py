@@ -102,9 +102,19 @@ class LocalStripe:
                 raise
         return self.api("GET", f"/v1/payment_intents/{intent_id}")
 
+    def list_all(self, path: str, **params: Any) -> list[dict[str, Any]]:
+        """Every object of a list endpoint, following ``has_more`` pages."""
+        items: list[dict[str, Any]] = []
+        while True:
+            page = self.api("GET", path, limit=100, **params)
+            items.extend(page["data"])
+            if not page["has_more"] or not page["data"]:
+                return items
+            params["starting_after"] = page["data"][-1]["id"]
+
     def events(self, event_type: str) -> list[dict[str, Any]]:
-        """The events localstripe generated of one type, newest first."""
-        return self.api("GET", "/v1/events", type=event_type)["data"]
+        """The events localstripe generated of one type."""
+        return self.list_all("/v1/events", type=event_type)
 
     def register_webhook(self, name: str, url: str, secret: str) -> None:
         """Make localstripe deliver every event, signed with ``secret``, to ``url``."""

@@ -242,7 +242,7 @@ def test_concurrent_page_loads_settle_on_one_intent_and_one_row(
     # it must have been cancelled, leaving exactly one payable intent.
     intents = [
         i
-        for i in localstripe.api("GET", "/v1/payment_intents", limit=100)["data"]
+        for i in localstripe.list_all("/v1/payment_intents")
         if i["metadata"].get("order_reference") == order.reference
     ]
     live = [i for i in intents if i["status"] != "canceled"]

@@ -1,0 +1,225 @@
+"""StripeClient against localstripe: configuration, customers, amounts, idempotency, errors."""
+
+import threading
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import requests
+
+from backoffice.models import StripeCustomer
+from backoffice.stripe_client import (
+    InvalidWebhook,
+    PaymentProviderError,
+    StripeClient,
+    StripeNotConfigured,
+    from_stripe_amount,
+    to_stripe_amount,
+    verify_webhook,
+)
+from tests.stripe_fixtures import build_event, sign_payload
+
+pytestmark = pytest.mark.django_db
+
+
+class RecordingProxy:
+    """Forwards requests to localstripe, records their headers, and can drop responses."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.requests: list[dict] = []
+        self.fail_next = 0
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _forward(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                proxy.requests.append(
+                    {"method": self.command, "path": self.path, "headers": dict(self.headers)}
+                )
+                upstream = requests.request(
+                    self.command,
+                    proxy.upstream + self.path,
+                    data=body,
+                    headers={k: v for k, v in self.headers.items() if k.lower() != "host"},
+                    timeout=10,
+                )
+                if proxy.fail_next:
+                    # The request reached "Stripe" but the answer is lost: a 500.
+                    proxy.fail_next -= 1
+                    self.send_response(500)
+                    self.send_header("Content-Type", "application/json")
+                    payload = b'{"error": {"message": "upstream hiccup"}}'
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
+                self.send_response(upstream.status_code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(upstream.content)))
+                self.end_headers()
+                self.wfile.write(upstream.content)
+
+            do_GET = do_POST = do_DELETE = _forward
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def proxy(stripe_settings, settings):
+    recording = RecordingProxy(stripe_settings.url)
+    settings.STRIPE_API_BASE = recording.url
+    yield recording
+    recording.close()
+
+
+def test_missing_secret_key_is_a_value_error_naming_the_conference(conference):
+    with pytest.raises(StripeNotConfigured, match="PyCon Test") as excinfo:
+        StripeClient(conference)
+    assert isinstance(excinfo.value, ValueError)
+
+
+def test_client_talks_to_the_configured_api_base(stripe_conference, attendee, localstripe):
+    customer = StripeClient(stripe_conference).get_or_create_customer(attendee)
+
+    remote = localstripe.api("GET", f"/v1/customers/{customer.stripe_customer_id}")
+    assert remote["email"] == "attendee@example.com"
+    assert remote["metadata"] == {"user_id": str(attendee.pk), "conference": "stripecon"}
+
+
+def test_get_or_create_customer_creates_one_customer_per_user_and_conference(
+    stripe_conference, stripe_jpy_conference, attendee
+):
+    first = StripeClient(stripe_conference).get_or_create_customer(attendee)
+    again = StripeClient(stripe_conference).get_or_create_customer(attendee)
+    other = StripeClient(stripe_jpy_conference).get_or_create_customer(attendee)
+
+    assert first.pk == again.pk
+    assert other.pk != first.pk
+    assert StripeCustomer.objects.count() == 2
+
+
+def test_concurrent_customer_creation_resolves_to_one_row(
+    stripe_conference, attendee, localstripe, monkeypatch
+):
+    """Another request stores its customer while ours is being created at Stripe."""
+    client = StripeClient(stripe_conference)
+    real_call = client._call
+    winner: list[StripeCustomer] = []
+
+    def call_then_lose_the_race(action, fn):
+        result = real_call(action, fn)
+        if action == "create a customer" and not winner:
+            other = localstripe.api("POST", "/v1/customers", email="attendee@example.com")
+            winner.append(
+                StripeCustomer.objects.create(
+                    user=attendee, conference=stripe_conference, stripe_customer_id=other["id"]
+                )
+            )
+        return result
+
+    monkeypatch.setattr(client, "_call", call_then_lose_the_race)
+
+    customer = client.get_or_create_customer(attendee)
+
+    assert customer.pk == winner[0].pk
+    assert StripeCustomer.objects.filter(user=attendee).count() == 1
+
+
+def test_every_create_carries_a_stable_idempotency_key(
+    stripe_conference, attendee, make_order, proxy
+):
+    order = make_order("100.00", conference=stripe_conference)
+    client = StripeClient(stripe_conference)
+    customer = client.get_or_create_customer(attendee)
+    client.create_payment_intent(
+        order,
+        amount=Decimal("100.00"),
+        customer_id=customer.stripe_customer_id,
+        idempotency_key="order-key-1",
+    )
+
+    posts = [r for r in proxy.requests if r["method"] == "POST"]
+    assert [r["path"] for r in posts] == ["/v1/customers", "/v1/payment_intents"]
+    keys = [r["headers"].get("Idempotency-Key") for r in posts]
+    assert keys[0].startswith(f"customer-{stripe_conference.pk}-{attendee.pk}-")
+    assert keys[1] == "order-key-1"
+
+
+def test_a_retried_create_reuses_its_idempotency_key(stripe_conference, attendee, proxy, settings):
+    """The answer to the first try is lost; the retry must carry the same key."""
+    settings.STRIPE_MAX_NETWORK_RETRIES = 2
+    proxy.fail_next = 1
+
+    StripeClient(stripe_conference).get_or_create_customer(attendee)
+
+    posts = [r for r in proxy.requests if r["method"] == "POST"]
+    assert len(posts) == 2
+    assert posts[0]["headers"]["Idempotency-Key"] == posts[1]["headers"]["Idempotency-Key"]
+    assert StripeCustomer.objects.count() == 1
+
+
+def test_stripe_refusal_becomes_a_readable_error(stripe_conference):
+    with pytest.raises(PaymentProviderError, match="Stripe could not look up the payment"):
+        StripeClient(stripe_conference).retrieve_payment_intent("pi_does_not_exist")
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "minor"),
+    [
+        (Decimal("100.00"), "USD", 10000),
+        (Decimal("0.10"), "EUR", 10),
+        (Decimal("5000"), "JPY", 5000),
+        (Decimal("12345"), "KRW", 12345),
+        (Decimal("1.50"), "KWD", 1500),
+        (Decimal("19.99"), "usd", 1999),
+    ],
+)
+def test_amounts_go_to_stripe_in_minor_units_exactly(amount, currency, minor):
+    assert to_stripe_amount(amount, currency) == minor
+    assert from_stripe_amount(minor, currency) == amount
+
+
+def test_fractional_yen_is_refused():
+    with pytest.raises(ValueError, match="JPY"):
+        to_stripe_amount(Decimal("100.50"), "JPY")
+
+
+def test_float_amounts_are_refused():
+    with pytest.raises(TypeError):
+        to_stripe_amount(19.99, "USD")
+
+
+def test_verify_webhook_accepts_a_valid_signature():
+    body = '{"id": "evt_1", "type": "x.y", "data": {"object": {}}}'
+    event = verify_webhook(body.encode(), sign_payload(body, "whsec_x"), "whsec_x")
+    assert event["id"] == "evt_1"
+
+
+@pytest.mark.parametrize(
+    "header",
+    [None, "", "t=1,v1=deadbeef", "garbage"],
+)
+def test_verify_webhook_refuses_bad_headers(header):
+    body = '{"id": "evt_1", "type": "x.y", "data": {"object": {}}}'
+    with pytest.raises(InvalidWebhook):
+        verify_webhook(body.encode(), header, "whsec_x")
+
+
+def test_verify_webhook_refuses_an_empty_secret():
+    import json
+
+    body = json.dumps(build_event("x.y", {}))
+    with pytest.raises(InvalidWebhook):
+        verify_webhook(body.encode(), sign_payload(body, ""), "")

@@ -1,0 +1,380 @@
+"""The Stripe webhook endpoint: signatures, storage once per event, and what it answers."""
+
+import json
+import time
+from decimal import Decimal
+
+import pytest
+from django.urls import reverse
+
+from backoffice.models import Order, Payment, StripeEvent
+from backoffice.services.payment import PaymentService
+from tests.stripe_fixtures import CARD_DECLINED, build_event, post_event, sign_payload
+
+pytestmark = pytest.mark.django_db
+
+
+def intent_id_of(client_secret: str) -> str:
+    """The PaymentIntent id inside a client secret."""
+    return client_secret.split("_secret_")[0]
+
+
+@pytest.fixture
+def paid_intent(stripe_conference, make_order, localstripe):
+    """An order whose intent localstripe has just confirmed; returns (order, intent)."""
+    order = make_order("100.00", conference=stripe_conference)
+    intent_id = intent_id_of(PaymentService.initiate_payment(order))
+    return order, localstripe.confirm_payment_intent(intent_id)
+
+
+def webhook_url(conference) -> str:
+    return reverse("backoffice:stripe_webhook", args=[conference.slug])
+
+
+def test_signed_succeeded_event_marks_the_order_paid(client, stripe_conference, paid_intent):
+    order, intent = paid_intent
+    event = build_event("payment_intent.succeeded", intent)
+
+    response = post_event(client, stripe_conference, event)
+
+    assert response.status_code == 200
+    order.refresh_from_db()
+    assert order.status == Order.Status.PAID
+    stored = StripeEvent.objects.get(stripe_event_id=event["id"])
+    assert stored.type == "payment_intent.succeeded"
+    assert stored.conference == stripe_conference
+    assert stored.processed_at is not None
+    assert stored.last_error == ""
+    assert stored.payload["data"]["object"]["id"] == intent["id"]
+    assert stored.livemode is False
+
+
+def test_localstripes_own_event_is_accepted(client, stripe_conference, paid_intent, localstripe):
+    """The exact event localstripe generated (its shape, not ours), signed and posted."""
+    order, intent = paid_intent
+    event = next(
+        e
+        for e in localstripe.events("payment_intent.succeeded")
+        if e["data"]["object"]["id"] == intent["id"]
+    )
+
+    assert post_event(client, stripe_conference, event).status_code == 200
+
+    order.refresh_from_db()
+    assert order.status == Order.Status.PAID
+
+
+def test_duplicate_delivery_is_a_200_no_op(
+    client, stripe_conference, paid_intent, django_capture_on_commit_callbacks
+):
+    order, intent = paid_intent
+    event = build_event("payment_intent.succeeded", intent)
+    fired = []
+
+    def receiver(sender, order, user, **kwargs):
+        fired.append(order.pk)
+
+    from backoffice.signals import order_paid
+
+    order_paid.connect(receiver)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            first = post_event(client, stripe_conference, event)
+        with django_capture_on_commit_callbacks(execute=True):
+            second = post_event(client, stripe_conference, event)
+    finally:
+        order_paid.disconnect(receiver)
+
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert StripeEvent.objects.filter(stripe_event_id=event["id"]).count() == 1
+    assert Payment.objects.filter(order=order).count() == 1
+    assert fired == [order.pk]
+
+
+def test_replayed_event_with_a_new_id_changes_nothing(client, stripe_conference, paid_intent):
+    """Stripe may send the same change twice under two event ids: the ledger stays right."""
+    order, intent = paid_intent
+    post_event(client, stripe_conference, build_event("payment_intent.succeeded", intent))
+
+    response = post_event(
+        client, stripe_conference, build_event("payment_intent.succeeded", intent)
+    )
+
+    assert response.status_code == 200
+    assert Payment.objects.filter(order=order).count() == 1
+    assert Payment.objects.get(order=order).amount == Decimal("100.00")
+    assert StripeEvent.objects.count() == 2
+
+
+def test_forged_signature_is_refused_and_nothing_stored(client, stripe_conference, paid_intent):
+    order, intent = paid_intent
+    event = build_event("payment_intent.succeeded", intent)
+
+    response = post_event(client, stripe_conference, event, secret="whsec_attacker")
+
+    assert response.status_code == 400
+    assert not StripeEvent.objects.exists()
+    order.refresh_from_db()
+    assert order.status == Order.Status.PENDING
+
+
+def test_missing_signature_is_refused(client, stripe_conference, paid_intent):
+    _, intent = paid_intent
+    response = client.post(
+        webhook_url(stripe_conference),
+        data=json.dumps(build_event("payment_intent.succeeded", intent)),
+        content_type="application/json",
+    )
+
+    assert response.status_code == 400
+    assert not StripeEvent.objects.exists()
+
+
+def test_expired_signature_is_refused(client, stripe_conference, paid_intent):
+    order, intent = paid_intent
+    event = build_event("payment_intent.succeeded", intent)
+
+    response = post_event(client, stripe_conference, event, timestamp=int(time.time()) - 10 * 60)
+
+    assert response.status_code == 400
+    assert not StripeEvent.objects.exists()
+    order.refresh_from_db()
+    assert order.status == Order.Status.PENDING
+
+
+def test_body_altered_after_signing_is_refused(client, stripe_conference, paid_intent):
+    _, intent = paid_intent
+    body = json.dumps(build_event("payment_intent.succeeded", intent))
+    header = sign_payload(body, stripe_conference.stripe_webhook_secret)
+
+    response = client.post(
+        webhook_url(stripe_conference),
+        data=body.replace('"livemode": false', '"livemode": true'),
+        content_type="application/json",
+        headers={"Stripe-Signature": header},
+    )
+
+    assert response.status_code == 400
+
+
+def test_malformed_body_with_valid_signature_is_refused(client, stripe_conference):
+    body = "{not json"
+    response = client.post(
+        webhook_url(stripe_conference),
+        data=body,
+        content_type="application/json",
+        headers={"Stripe-Signature": sign_payload(body, stripe_conference.stripe_webhook_secret)},
+    )
+
+    assert response.status_code == 400
+    assert not StripeEvent.objects.exists()
+
+
+def test_json_that_is_not_an_event_is_refused(client, stripe_conference):
+    body = json.dumps({"hello": "world"})
+    response = client.post(
+        webhook_url(stripe_conference),
+        data=body,
+        content_type="application/json",
+        headers={"Stripe-Signature": sign_payload(body, stripe_conference.stripe_webhook_secret)},
+    )
+
+    assert response.status_code == 400
+    assert not StripeEvent.objects.exists()
+
+
+def test_unknown_conference_is_refused(client, stripe_conference, paid_intent):
+    _, intent = paid_intent
+    body = json.dumps(build_event("payment_intent.succeeded", intent))
+
+    response = client.post(
+        reverse("backoffice:stripe_webhook", args=["no-such-conference"]),
+        data=body,
+        content_type="application/json",
+        headers={"Stripe-Signature": sign_payload(body, stripe_conference.stripe_webhook_secret)},
+    )
+
+    assert response.status_code == 400
+    assert not StripeEvent.objects.exists()
+
+
+def test_another_conferences_secret_is_refused(
+    client, stripe_conference, stripe_jpy_conference, paid_intent
+):
+    stripe_jpy_conference.stripe_webhook_secret = "whsec_jp_only"
+    stripe_jpy_conference.save()
+    _, intent = paid_intent
+
+    response = post_event(
+        client,
+        stripe_conference,
+        build_event("payment_intent.succeeded", intent),
+        secret="whsec_jp_only",
+    )
+
+    assert response.status_code == 400
+
+
+def test_get_is_not_allowed(client, stripe_conference):
+    assert client.get(webhook_url(stripe_conference)).status_code == 405
+
+
+def test_webhook_needs_no_csrf_token(stripe_conference, paid_intent):
+    from django.test import Client
+
+    _, intent = paid_intent
+    response = post_event(
+        Client(enforce_csrf_checks=True),
+        stripe_conference,
+        build_event("payment_intent.succeeded", intent),
+    )
+
+    assert response.status_code == 200
+
+
+def test_unknown_event_types_are_stored_and_acknowledged(client, stripe_conference):
+    event = build_event("customer.created", {"id": "cus_123", "object": "customer"})
+
+    response = post_event(client, stripe_conference, event)
+
+    assert response.status_code == 200
+    stored = StripeEvent.objects.get(stripe_event_id=event["id"])
+    assert stored.processed_at is not None
+
+
+def test_declined_card_event_marks_attempt_failed(
+    client, stripe_conference, make_order, localstripe
+):
+    order = make_order("100.00", conference=stripe_conference)
+    intent = localstripe.confirm_payment_intent(
+        intent_id_of(PaymentService.initiate_payment(order)), card=CARD_DECLINED
+    )
+
+    response = post_event(
+        client, stripe_conference, build_event("payment_intent.payment_failed", intent)
+    )
+
+    assert response.status_code == 200
+    payment = Payment.objects.get(order=order)
+    assert payment.status == Payment.Status.FAILED
+    assert "declined" in payment.note
+
+
+def test_canceled_event_marks_attempt_canceled(client, stripe_conference, make_order, localstripe):
+    order = make_order("100.00", conference=stripe_conference)
+    intent_id = intent_id_of(PaymentService.initiate_payment(order))
+    intent = localstripe.api("POST", f"/v1/payment_intents/{intent_id}/cancel")
+
+    post_event(client, stripe_conference, build_event("payment_intent.canceled", intent))
+
+    assert Payment.objects.get(order=order).status == Payment.Status.CANCELED
+
+
+def test_out_of_order_failure_after_success_is_ignored(client, stripe_conference, paid_intent):
+    order, intent = paid_intent
+    failed = intent | {
+        "status": "requires_payment_method",
+        "last_payment_error": {"message": "Your card was declined."},
+    }
+    post_event(client, stripe_conference, build_event("payment_intent.succeeded", intent))
+
+    response = post_event(
+        client, stripe_conference, build_event("payment_intent.payment_failed", failed)
+    )
+
+    assert response.status_code == 200
+    assert Payment.objects.get(order=order).status == Payment.Status.SUCCEEDED
+    order.refresh_from_db()
+    assert order.status == Order.Status.PAID
+
+
+def test_success_for_a_cancelled_order_is_flagged_not_lost(client, stripe_conference, paid_intent):
+    order, intent = paid_intent
+    Order.objects.filter(pk=order.pk).update(status=Order.Status.CANCELLED)
+
+    response = post_event(
+        client, stripe_conference, build_event("payment_intent.succeeded", intent)
+    )
+
+    assert response.status_code == 200
+    payment = Payment.objects.get(order=order)
+    assert payment.status == Payment.Status.SUCCEEDED
+    order.refresh_from_db()
+    assert order.status == Order.Status.CANCELLED
+    assert order.needs_attention
+    assert "Overpaid" in order.attention_reason
+
+
+def test_charge_refunded_event_signed_by_us(client, stripe_conference, paid_intent, localstripe):
+    """localstripe never sends charge.refunded: we build and sign it from its real charge."""
+    order, intent = paid_intent
+    post_event(client, stripe_conference, build_event("payment_intent.succeeded", intent))
+    charge_id = intent["latest_charge"]["id"]
+    localstripe.api("POST", "/v1/refunds", charge=charge_id)
+    charge = localstripe.api("GET", f"/v1/charges/{charge_id}")
+
+    response = post_event(client, stripe_conference, build_event("charge.refunded", charge))
+
+    assert response.status_code == 200
+    payment = Payment.objects.get(order=order)
+    assert payment.status == Payment.Status.REFUNDED
+    assert payment.refunded_amount == Decimal("100.00")
+    order.refresh_from_db()
+    assert order.status == Order.Status.REFUNDED
+
+
+def test_failing_handler_answers_500_and_keeps_the_error(stripe_conference):
+    from django.test import Client
+
+    intent = {
+        "id": "pi_orphan",
+        "object": "payment_intent",
+        "amount": 1000,
+        "amount_received": 1000,
+        "currency": "usd",
+        "metadata": {"order_id": "424242", "order_reference": "ORD-GONE"},
+    }
+    event = build_event("payment_intent.succeeded", intent)
+
+    response = post_event(Client(raise_request_exception=False), stripe_conference, event)
+
+    assert response.status_code == 500
+    stored = StripeEvent.objects.get(stripe_event_id=event["id"])
+    assert stored.processed_at is None
+    assert "ORD-GONE" in stored.last_error
+
+
+def test_a_failed_event_is_applied_when_stripe_retries(stripe_conference, paid_intent, monkeypatch):
+    from django.db import OperationalError
+    from django.test import Client
+
+    from backoffice.services import webhooks
+
+    order, intent = paid_intent
+    event = build_event("payment_intent.succeeded", intent)
+    real_handler = webhooks.HANDLERS["payment_intent.succeeded"]
+    calls = []
+
+    def flaky(conference, obj):
+        calls.append(obj["id"])
+        if len(calls) == 1:
+            raise OperationalError("deadlock detected")
+        return real_handler(conference, obj)
+
+    monkeypatch.setitem(webhooks.HANDLERS, "payment_intent.succeeded", flaky)
+    client = Client(raise_request_exception=False)
+
+    assert post_event(client, stripe_conference, event).status_code == 500
+    stored = StripeEvent.objects.get(stripe_event_id=event["id"])
+    assert "deadlock detected" in stored.last_error
+    assert stored.processed_at is None
+    order.refresh_from_db()
+    assert order.status == Order.Status.PENDING
+
+    assert post_event(client, stripe_conference, event).status_code == 200  # Stripe retries
+
+    stored.refresh_from_db()
+    assert stored.processed_at is not None
+    assert stored.last_error == ""
+    order.refresh_from_db()
+    assert order.status == Order.Status.PAID
