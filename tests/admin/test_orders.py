@@ -95,6 +95,7 @@ def test_order_list_query_count_does_not_grow_with_the_number_of_orders(
             PaymentService.record_manual(order, amount=Decimal("5.00"))
 
     add_orders(3, 0)
+    _list_query_count(admin_client)  # warm per-process caches (content types)
     with_three = _list_query_count(admin_client)
     add_orders(27, 3)
     with_thirty = _list_query_count(admin_client)
@@ -537,3 +538,23 @@ def test_mark_comp_permission_alone_does_not_allow_recording_payments(
 
     assert response.status_code == 403
     assert not order.payments.exists()
+
+
+def test_order_page_query_count_does_not_grow_with_the_payment_history(
+    admin_client, make_order, staff_user
+):
+    def page_queries(order: Order) -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert admin_client.get(change_url(order)).status_code == 200
+        return len(queries)
+
+    order = make_order("1000.00")
+    PaymentService.record_manual(order, amount=Decimal("1.00"), staff_user=staff_user)
+    page_queries(order)  # warm the content-type cache
+    with_one = page_queries(order)
+    for _ in range(9):
+        PaymentService.record_manual(order, amount=Decimal("1.00"), staff_user=staff_user)
+    with_ten = page_queries(order)
+
+    assert order.payments.count() == 10
+    assert with_ten == with_one
