@@ -25,6 +25,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from unfold.admin import ModelAdmin, TabularInline
 from unfold.contrib.filters.admin import (
+    BooleanRadioFilter,
     ChoicesDropdownFilter,
     RelatedDropdownFilter,
 )
@@ -247,6 +248,7 @@ class OrderAdmin(LedgerImportExportMixin, ModelAdmin):
         ("status", ChoicesDropdownFilter),
         ("conference", RelatedDropdownFilter),
         ("created_at", InclusiveDateRangeFilter),
+        ("needs_attention", BooleanRadioFilter),
     )
     list_filter_submit = True
     search_fields = ("reference", "billing_name", "billing_email", "user__email")
