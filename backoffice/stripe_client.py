@@ -33,6 +33,14 @@ class PaymentProviderError(Exception):
     """Stripe could not be reached or refused a request; the message is safe to show."""
 
 
+class PaymentIntentMissing(PaymentProviderError):
+    """Stripe does not know the PaymentIntent (e.g. the conference changed Stripe accounts)."""
+
+
+class _CustomerMissing(Exception):
+    """Stripe does not know the stored customer id (internal to this module)."""
+
+
 class InvalidWebhook(ValueError):
     """A webhook body whose signature, timestamp or JSON is not acceptable."""
 
@@ -137,14 +145,32 @@ class StripeClient:
             logger.warning("Could not delete duplicate Stripe customer %s", customer_id)
 
     def create_payment_intent(
-        self,
-        order: Order,
-        *,
-        amount: Decimal,
-        customer_id: str,
-        idempotency_key: str,
+        self, order: Order, *, amount: Decimal, idempotency_key: str
     ) -> dict[str, Any]:
-        """Create a PaymentIntent for ``amount`` of the order, tagged with the order's metadata."""
+        """Create a PaymentIntent for ``amount`` of the order, for the attendee's Stripe customer.
+
+        A stored customer that Stripe no longer knows (the conference changed
+        Stripe accounts) is replaced once.
+        """
+        customer = self.get_or_create_customer(order.user)
+        try:
+            return self._create_payment_intent(
+                order, amount, customer.stripe_customer_id, idempotency_key
+            )
+        except _CustomerMissing:
+            logger.warning(
+                "Stripe customer %s is gone; creating a new one", customer.stripe_customer_id
+            )
+            StripeCustomer.objects.filter(pk=customer.pk).delete()
+            customer = self.get_or_create_customer(order.user)
+            return self._create_payment_intent(
+                order, amount, customer.stripe_customer_id, f"{idempotency_key}-{customer.pk}"
+            )
+
+    def _create_payment_intent(
+        self, order: Order, amount: Decimal, customer_id: str, idempotency_key: str
+    ) -> dict[str, Any]:
+        """One PaymentIntent create call, tagged with the order's metadata."""
         params: dict[str, Any] = {
             "amount": to_stripe_amount(amount, self.currency),
             "currency": self.currency.lower(),
@@ -155,19 +181,36 @@ class StripeClient:
                 "conference": self.conference.slug,
             },
         }
-        return self._call(
-            "start the payment",
-            lambda: self._client.v1.payment_intents.create(
+        try:
+            intent = self._client.v1.payment_intents.create(
                 params, {"idempotency_key": idempotency_key}
-            ),
-        )
+            )
+        except stripe.InvalidRequestError as exc:
+            missing = exc.http_status == 404 or exc.code == "resource_missing"
+            if missing and exc.param in (None, "customer"):
+                raise _CustomerMissing(customer_id) from exc
+            with _translate_stripe_errors("start the payment"):
+                raise
+        except stripe.StripeError:
+            with _translate_stripe_errors("start the payment"):
+                raise
+        return intent.to_dict()
 
     def retrieve_payment_intent(self, intent_id: str) -> dict[str, Any]:
-        """Fetch a PaymentIntent's current state from Stripe."""
-        return self._call(
-            "look up the payment",
-            lambda: self._client.v1.payment_intents.retrieve(intent_id),
-        )
+        """Fetch a PaymentIntent's current state; ``PaymentIntentMissing`` if Stripe has none."""
+        try:
+            intent = self._client.v1.payment_intents.retrieve(intent_id)
+        except stripe.InvalidRequestError as exc:
+            if exc.http_status == 404:
+                raise PaymentIntentMissing(
+                    f"Stripe has no payment {intent_id} for {self.conference.slug}."
+                ) from exc
+            with _translate_stripe_errors("look up the payment"):
+                raise
+        except stripe.StripeError:
+            with _translate_stripe_errors("look up the payment"):
+                raise
+        return intent.to_dict()
 
     def cancel_payment_intent(self, intent_id: str) -> dict[str, Any]:
         """Cancel a PaymentIntent that can no longer be used."""

@@ -10,6 +10,7 @@ import requests
 from backoffice.models import StripeCustomer
 from backoffice.stripe_client import (
     InvalidWebhook,
+    PaymentIntentMissing,
     PaymentProviderError,
     StripeClient,
     StripeNotConfigured,
@@ -141,13 +142,8 @@ def test_every_create_carries_a_stable_idempotency_key(
     stripe_conference, attendee, make_order, proxy
 ):
     order = make_order("100.00", conference=stripe_conference)
-    client = StripeClient(stripe_conference)
-    customer = client.get_or_create_customer(attendee)
-    client.create_payment_intent(
-        order,
-        amount=Decimal("100.00"),
-        customer_id=customer.stripe_customer_id,
-        idempotency_key="order-key-1",
+    StripeClient(stripe_conference).create_payment_intent(
+        order, amount=Decimal("100.00"), idempotency_key="order-key-1"
     )
 
     posts = [r for r in proxy.requests if r["method"] == "POST"]
@@ -170,9 +166,34 @@ def test_a_retried_create_reuses_its_idempotency_key(stripe_conference, attendee
     assert StripeCustomer.objects.count() == 1
 
 
-def test_stripe_refusal_becomes_a_readable_error(stripe_conference):
-    with pytest.raises(PaymentProviderError, match="Stripe could not look up the payment"):
+def test_stripe_refusal_becomes_a_readable_error(stripe_conference, make_order, localstripe):
+    order = make_order("100.00", conference=stripe_conference)
+    client = StripeClient(stripe_conference)
+    intent = client.create_payment_intent(order, amount=Decimal("100.00"), idempotency_key="k")
+    localstripe.confirm_payment_intent(intent["id"])
+
+    with pytest.raises(PaymentProviderError, match="Stripe could not cancel"):
+        client.cancel_payment_intent(intent["id"])  # a succeeded payment cannot be cancelled
+
+
+def test_unknown_payment_intent_is_reported_as_missing(stripe_conference):
+    with pytest.raises(PaymentIntentMissing, match="pi_does_not_exist"):
         StripeClient(stripe_conference).retrieve_payment_intent("pi_does_not_exist")
+
+
+def test_a_customer_stripe_forgot_is_replaced(stripe_conference, make_order, localstripe):
+    order = make_order("100.00", conference=stripe_conference)
+    StripeCustomer.objects.create(
+        user=order.user, conference=stripe_conference, stripe_customer_id="cus_gone"
+    )
+
+    intent = StripeClient(stripe_conference).create_payment_intent(
+        order, amount=Decimal("100.00"), idempotency_key="k2"
+    )
+
+    customer = StripeCustomer.objects.get(user=order.user, conference=stripe_conference)
+    assert customer.stripe_customer_id != "cus_gone"
+    assert intent["customer"] == customer.stripe_customer_id
 
 
 @pytest.mark.parametrize(

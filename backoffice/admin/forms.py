@@ -9,7 +9,7 @@ from django.utils.translation import gettext_lazy as _
 from unfold.forms import BaseDialogForm
 from unfold.widgets import UnfoldAdminTextareaWidget, UnfoldAdminTextInputWidget
 
-from backoffice.models import Order
+from backoffice.models import Order, StripeEvent
 from backoffice.money import quantum
 
 
@@ -61,6 +61,10 @@ class MarkCompForm(OrderActionForm):
     """Confirmation for marking one order complimentary (no fields of its own)."""
 
 
+class RegeneratePaymentLinkForm(OrderActionForm):
+    """Confirmation for replacing an order's payment link (no fields of its own)."""
+
+
 class RecordManualPaymentForm(OrderActionForm):
     """Amount, reference and note of a payment taken off-platform (cash, wire)."""
 
@@ -95,3 +99,16 @@ class RecordManualPaymentForm(OrderActionForm):
             balance: Decimal = self.order.balance_due.quantize(quantum(currency))
             self.fields["amount"].initial = balance
             self.fields["amount"].widget.attrs["suffix"] = currency
+
+
+class ReprocessStripeEventForm(BaseDialogForm):
+    """Confirmation for applying a stored Stripe event again (no fields of its own)."""
+
+    form_before_template = "admin/backoffice/stripeevent/reprocess_summary.html"
+
+    def get_before_template_context(
+        self, request: HttpRequest, object_id: int | str | None = None
+    ) -> dict[str, Any]:
+        """Give the summary template the event and the errors not tied to a field."""
+        event = StripeEvent.objects.filter(pk=object_id).first() if object_id else None
+        return {"event": event, "errors": self.non_field_errors()}

@@ -35,7 +35,12 @@ from unfold.widgets import UnfoldAdminTextareaWidget
 
 from backoffice.admin.date_filters import InclusiveDateRangeFilter
 from backoffice.admin.exporting import LedgerImportExportMixin
-from backoffice.admin.forms import MarkCompForm, OrderActionForm, RecordManualPaymentForm
+from backoffice.admin.forms import (
+    MarkCompForm,
+    OrderActionForm,
+    RecordManualPaymentForm,
+    RegeneratePaymentLinkForm,
+)
 from backoffice.exports import OrderResource
 from backoffice.models import Order, OrderLineItem, Payment
 from backoffice.money import format_amount
@@ -66,6 +71,16 @@ MARK_COMP_DIALOG = {
     ),
     "form_class": MarkCompForm,
     "form_submit_text": _("Mark comp"),
+}
+
+REGENERATE_LINK_DIALOG = {
+    "title": _("Regenerate payment link"),
+    "description": _(
+        "Gives the order a new payment link. The old link stops working at once, "
+        "so send the new one to the attendee."
+    ),
+    "form_class": RegeneratePaymentLinkForm,
+    "form_submit_text": _("Regenerate link"),
 }
 
 RECORD_MANUAL_DIALOG = {
@@ -160,6 +175,7 @@ class PaymentHistoryInline(TabularInline):
         "note",
         "recorded_by",
         "stripe_payment_intent_id",
+        "stripe_charge_id",
     )
     readonly_fields = fields
     ordering = ("created_at", "id")
@@ -259,7 +275,7 @@ class OrderAdmin(LedgerImportExportMixin, ModelAdmin):
     show_full_result_count = False
     inlines = (OrderLineItemInline, PaymentHistoryInline)
     actions = ("mark_comp_selected", "record_manual_selected")
-    actions_detail = ("record_manual", "mark_comp")
+    actions_detail = ("record_manual", "mark_comp", "regenerate_payment_link")
     fieldsets = (
         (
             None,
@@ -277,6 +293,16 @@ class OrderAdmin(LedgerImportExportMixin, ModelAdmin):
                 )
             },
         ),
+        (
+            _("Online payment"),
+            {
+                "fields": ("payment_link",),
+                "description": _(
+                    "Send this link to the attendee: it opens the card payment page for "
+                    "this order, no login needed. Anyone with the link can pay."
+                ),
+            },
+        ),
         (_("Billing"), {"fields": ("billing_name", "billing_email", "hold_expires_at")}),
         (_("Follow-up"), {"fields": ("needs_attention", "attention_reason", "updated")}),
     )
@@ -292,7 +318,11 @@ class OrderAdmin(LedgerImportExportMixin, ModelAdmin):
         "total_display",
         "paid_display",
         "balance_display",
+        "payment_link",
     )
+
+    class Media:
+        js = ("backoffice/copy-link.js",)
 
     # --- Queries ------------------------------------------------------------
 
@@ -317,6 +347,10 @@ class OrderAdmin(LedgerImportExportMixin, ModelAdmin):
     def has_record_manual_payment_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         """Whether the user may record payments taken off-platform."""
         return request.user.has_perm("backoffice.record_manual_payment")
+
+    def has_regenerate_payment_link_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """Whether the user may replace an order's payment link (those who may change orders)."""
+        return request.user.has_perm("backoffice.change_order")
 
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
@@ -409,6 +443,24 @@ class OrderAdmin(LedgerImportExportMixin, ModelAdmin):
     def balance_display(self, order: Order) -> str:
         """What is left to pay, with the currency."""
         return _money(order.balance_due, order.currency)
+
+    @display(description=_("Payment link"))
+    def payment_link(self, order: Order) -> str:
+        """The attendee's pay page with a copy button (copy-link.js makes the URL absolute)."""
+        url = reverse("backoffice:pay", args=[order.payment_token])
+        return format_html(
+            '<span class="flex flex-wrap items-center gap-2">'
+            '<a id="payment-link" href="{}" target="_blank" rel="noopener noreferrer" '
+            'class="break-all text-primary-600 underline" data-absolute-link>{}</a>'
+            '<button type="button" data-copy-link="payment-link" '
+            'class="border border-base-200 rounded-default px-2 py-1 font-medium '
+            'hover:bg-base-50 dark:border-base-700 dark:hover:bg-base-800">{}</button>'
+            '<span data-copy-status role="status" aria-live="polite"></span>'
+            "</span>",
+            url,
+            url,
+            _("Copy link"),
+        )
 
     # --- Actions: Mark comp -------------------------------------------------
 
@@ -567,6 +619,31 @@ class OrderAdmin(LedgerImportExportMixin, ModelAdmin):
             messages.SUCCESS,
         )
         return True
+
+    # --- Actions: Regenerate payment link -----------------------------------
+
+    @action(
+        description=_("Regenerate payment link"),
+        permissions=["regenerate_payment_link"],
+        icon="link",
+        dialog=REGENERATE_LINK_DIALOG,
+    )
+    def regenerate_payment_link(
+        self, request: HttpRequest, form: RegeneratePaymentLinkForm, object_id: str
+    ) -> HttpResponse:
+        """Replace this order's payment link; the old one stops working."""
+        order = self._get_order(request, object_id)
+        PaymentService.regenerate_payment_link(order)
+        self.log_change(
+            request, order, _("Regenerated the payment link; the old link no longer works.")
+        )
+        self.message_user(
+            request,
+            _("%(reference)s has a new payment link; the old link no longer works.")
+            % {"reference": order.reference},
+            messages.SUCCESS,
+        )
+        return self._close_dialog(request, order)
 
     # --- Plumbing shared by the dialogs ------------------------------------
 

@@ -19,6 +19,7 @@ from backoffice.models import ZERO, Conference, Order, Payment, generate_payment
 from backoffice.money import format_amount, has_valid_precision, quantum
 from backoffice.signals import order_paid
 from backoffice.stripe_client import (
+    PaymentIntentMissing,
     PaymentProviderError,
     StripeClient,
     StripeNotConfigured,
@@ -566,7 +567,12 @@ def _initiate_payment(order: Order, client: StripeClient) -> str:
     minor = to_stripe_amount(balance, currency)
 
     if attempt is not None:
-        intent = client.retrieve_payment_intent(attempt.stripe_payment_intent_id)
+        try:
+            intent = client.retrieve_payment_intent(attempt.stripe_payment_intent_id)
+        except PaymentIntentMissing:
+            # Not at this Stripe account (keys changed, test data wiped): nothing can be
+            # paid on it any more, so close it and start afresh.
+            intent = {"id": attempt.stripe_payment_intent_id, "status": "missing"}
         status = intent.get("status")
         if status in ("succeeded", "processing"):
             apply_payment_intent(locked.conference, intent, INTENT_STATUS_OUTCOMES[status])
@@ -582,22 +588,19 @@ def _initiate_payment(order: Order, client: StripeClient) -> str:
             and str(intent.get("currency")).upper() == currency
         ):
             return str(intent["client_secret"])
-        if status != "canceled":
+        if status == "missing":
+            reason = "Closed: Stripe no longer knows this payment (were the keys changed?)."
+        elif status == "canceled":
+            reason = "Cancelled at Stripe."
+        else:
             client.cancel_payment_intent(attempt.stripe_payment_intent_id)
-        _retire_attempt(
-            attempt,
-            f"Replaced: the balance due changed to {format_amount(balance, currency)}."
-            if status != "canceled"
-            else "Cancelled at Stripe.",
-        )
+            reason = f"Replaced: the balance due changed to {format_amount(balance, currency)}."
+        _retire_attempt(attempt, reason)
 
-    customer = client.get_or_create_customer(locked.user)
     # The same key for every request that starts from the same ledger state, so
     # concurrent page loads get one intent from Stripe instead of several.
     key = f"order-{locked.reference}-attempt-{attempts_so_far}-{minor}-{currency}"
-    intent = client.create_payment_intent(
-        locked, amount=balance, customer_id=customer.stripe_customer_id, idempotency_key=key
-    )
+    intent = client.create_payment_intent(locked, amount=balance, idempotency_key=key)
     try:
         created, winner = _record_new_attempt(locked, intent, balance)
     except ValidationError:

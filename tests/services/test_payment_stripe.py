@@ -139,6 +139,24 @@ def test_initiate_payment_replaces_an_intent_cancelled_at_stripe(
     assert Payment.Status.CANCELED in statuses.values()
 
 
+def test_initiate_payment_replaces_an_intent_stripe_no_longer_knows(
+    stripe_conference, make_order, settings, tmp_path
+):
+    """E.g. the conference moved to another Stripe account: the old attempt is closed."""
+    order = make_order("100.00", conference=stripe_conference)
+    old_secret = PaymentService.initiate_payment(order)
+    with start_localstripe(tmp_path) as other_account:
+        settings.STRIPE_API_BASE = other_account.url
+
+        new_secret = PaymentService.initiate_payment(order)
+
+        assert other_account.api("GET", f"/v1/payment_intents/{intent_id_of(new_secret)}")
+    old = Payment.objects.get(stripe_payment_intent_id=intent_id_of(old_secret))
+    assert old.status == Payment.Status.CANCELED
+    assert "no longer knows" in old.note
+    assert Payment.objects.filter(order=order, status=Payment.Status.PENDING).count() == 1
+
+
 def test_initiate_payment_records_a_payment_already_made_instead_of_charging_again(
     stripe_conference, make_order, localstripe, paid_signals, on_commit
 ):

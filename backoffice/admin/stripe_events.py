@@ -1,0 +1,240 @@
+"""Stripe webhook events in the admin: read-only, filterable, with a "Reprocess" action.
+
+Events are stored by the webhook exactly as Stripe sent them; staff look at
+them to see what arrived and what failed, and reprocess a failed one once its
+cause is fixed. The action calls one service per event.
+"""
+
+import json
+from datetime import datetime
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+from unfold.admin import ModelAdmin
+from unfold.contrib.filters.admin import RelatedDropdownFilter
+from unfold.decorators import action, display
+
+from backoffice.admin.forms import ReprocessStripeEventForm
+from backoffice.models import StripeEvent
+from backoffice.services.webhooks import reprocess_stripe_event
+
+REPROCESS_PERMISSION = "backoffice.reprocess_stripeevent"
+
+REPROCESS_DIALOG = {
+    "title": _("Reprocess Stripe event"),
+    "description": _(
+        "Applies this event to the orders and payments again. Safe to repeat: an event "
+        "that was already applied changes nothing."
+    ),
+    "form_class": ReprocessStripeEventForm,
+    "form_submit_text": _("Reprocess"),
+}
+
+
+class ProcessedFilter(admin.SimpleListFilter):
+    """Whether the event was applied."""
+
+    title = _("processed")
+    parameter_name = "processed"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list:
+        """Yes / No."""
+        return [("yes", _("Yes")), ("no", _("No"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        """Filter on ``processed_at``."""
+        if self.value() == "yes":
+            return queryset.filter(processed_at__isnull=False)
+        if self.value() == "no":
+            return queryset.filter(processed_at__isnull=True)
+        return queryset
+
+
+class ErrorFilter(admin.SimpleListFilter):
+    """Whether applying the event raised an error (kept until it succeeds)."""
+
+    title = _("error")
+    parameter_name = "error"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list:
+        """With / without an error."""
+        return [("yes", _("With an error")), ("no", _("Without an error"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        """Filter on ``last_error``."""
+        if self.value() == "yes":
+            return queryset.exclude(last_error="")
+        if self.value() == "no":
+            return queryset.filter(last_error="")
+        return queryset
+
+
+def _when(moment: datetime | None) -> str:
+    """A compact local date and time, or a dash."""
+    if moment is None:
+        return "—"
+    return date_format(timezone.localtime(moment), "Y-m-d H:i:s")
+
+
+@admin.register(StripeEvent)
+class StripeEventAdmin(ModelAdmin):
+    """What Stripe told us, read-only; failed events can be reprocessed."""
+
+    list_display = (
+        "stripe_event_id",
+        "type",
+        "conference",
+        "processed",
+        "error_summary",
+        "received",
+    )
+    list_filter = ("type", ProcessedFilter, ErrorFilter, ("conference", RelatedDropdownFilter))
+    search_fields = ("stripe_event_id", "type")
+    list_select_related = ("conference",)
+    list_per_page = 50
+    show_full_result_count = False
+    actions = ("reprocess_selected",)
+    actions_detail = ("reprocess",)
+    fields = (
+        "stripe_event_id",
+        "type",
+        "conference",
+        "livemode",
+        "received",
+        "processed_on",
+        "last_error",
+        "payload_pretty",
+    )
+    readonly_fields = fields
+
+    # --- Read-only ------------------------------------------------------------
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        """Events come only from Stripe's webhook."""
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: StripeEvent | None = None) -> bool:
+        """Events are a record of what Stripe sent: never edited."""
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: StripeEvent | None = None) -> bool:
+        """Deleting an event would let a replay of it be applied as new."""
+        return False
+
+    def has_reprocess_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        """Whether the user may apply stored events again."""
+        return request.user.has_perm(REPROCESS_PERMISSION)
+
+    # --- Columns --------------------------------------------------------------
+
+    @display(description=_("Processed"), boolean=True, ordering="processed_at")
+    def processed(self, event: StripeEvent) -> bool:
+        """Whether the event was applied."""
+        return event.processed_at is not None
+
+    @display(description=_("Error"))
+    def error_summary(self, event: StripeEvent) -> str:
+        """The first line of the last error, shortened."""
+        if not event.last_error:
+            return "—"
+        first = event.last_error.splitlines()[0]
+        return first if len(first) <= 100 else first[:99] + "…"
+
+    @display(description=_("Received"), ordering="received_at")
+    def received(self, event: StripeEvent) -> str:
+        """When the event arrived."""
+        return _when(event.received_at)
+
+    @display(description=_("Processed at"))
+    def processed_on(self, event: StripeEvent) -> str:
+        """When the event was applied."""
+        return _when(event.processed_at)
+
+    @display(description=_("Payload"))
+    def payload_pretty(self, event: StripeEvent) -> str:
+        """The event as Stripe sent it, indented."""
+        return format_html(
+            '<pre class="whitespace-pre-wrap break-all text-xs">{}</pre>',
+            json.dumps(event.payload, indent=2, sort_keys=True),
+        )
+
+    # --- Actions --------------------------------------------------------------
+
+    @action(
+        description=_("Reprocess"),
+        permissions=["reprocess"],
+        icon="replay",
+        dialog=REPROCESS_DIALOG,
+    )
+    def reprocess(
+        self, request: HttpRequest, form: ReprocessStripeEventForm, object_id: str
+    ) -> HttpResponse:
+        """Apply this event again (dialog on the event page)."""
+        event = self.get_object(request, object_id)
+        if event is None:
+            raise Http404(_("This event does not exist."))
+        if not self.has_reprocess_permission(request, event):
+            raise PermissionDenied
+        try:
+            reprocess_stripe_event(event)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+            return render(
+                request,
+                "unfold/helpers/dialog.html",
+                {
+                    "dialog": REPROCESS_DIALOG,
+                    "form": form,
+                    "form_submit_text": REPROCESS_DIALOG["form_submit_text"],
+                },
+            )
+        self.log_change(request, event, _("Reprocessed."))
+        self.message_user(
+            request, _("%(event)s was processed.") % {"event": event}, messages.SUCCESS
+        )
+        url = reverse(f"{self.admin_site.name}:backoffice_stripeevent_change", args=[event.pk])
+        if request.headers.get("HX-Request"):
+            return HttpResponse(headers={"HX-Redirect": url})
+        return HttpResponseRedirect(url)
+
+    @action(description=_("Reprocess"), permissions=["reprocess"], icon="replay")
+    def reprocess_selected(self, request: HttpRequest, queryset: QuerySet[StripeEvent]) -> None:
+        """Apply each selected event again; one failure never stops the others."""
+        done = 0
+        failed: list[str] = []
+        for event in queryset.order_by("received_at", "id"):
+            try:
+                reprocess_stripe_event(event)
+            except ValidationError as exc:
+                failed.append(" ".join(exc.messages))
+                continue
+            done += 1
+            self.log_change(request, event, _("Reprocessed."))
+        summary = ngettext(
+            "%(count)d event was processed.", "%(count)d events were processed.", done
+        ) % {"count": done}
+        if not failed:
+            self.message_user(request, summary, messages.SUCCESS)
+            return
+        failed_intro = ngettext(
+            "%(count)d event failed:", "%(count)d events failed:", len(failed)
+        ) % {"count": len(failed)}
+        self.message_user(
+            request,
+            format_html(
+                "{} {}<ul class='list-disc ms-5 mt-1'>{}</ul>",
+                summary,
+                failed_intro,
+                format_html_join("", "<li>{}</li>", ((reason,) for reason in failed)),
+            ),
+            messages.WARNING if done else messages.ERROR,
+        )

@@ -1,0 +1,165 @@
+"""Stripe events in the admin: read-only list and page, filters, and "Reprocess"."""
+
+import pytest
+from django.contrib.admin.models import LogEntry
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.contrib.messages import get_messages
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from backoffice.models import Order, StripeEvent
+from backoffice.services.payment import PaymentService
+from backoffice.services.webhooks import StripeEventFailed, receive_stripe_event
+from tests.stripe_fixtures import build_event
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = "admin:backoffice_stripeevent_changelist"
+
+
+def messages_of(response) -> list[str]:
+    return [str(m) for m in get_messages(response.wsgi_request)]
+
+
+def staff_client(*codenames: str) -> tuple[Client, object]:
+    user = get_user_model().objects.create_user(
+        username="-".join(codenames) or "nobody", password="x-pass-123", is_staff=True
+    )
+    user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
+    client = Client()
+    client.force_login(user)
+    return client, user
+
+
+@pytest.fixture
+def events(stripe_conference):
+    """One processed event, one failed event and one unprocessed one."""
+    ok = StripeEvent.objects.create(
+        stripe_event_id="evt_ok",
+        conference=stripe_conference,
+        type="customer.created",
+        payload=build_event("customer.created", {"id": "cus_1"}, "evt_ok"),
+        processed_at=timezone.now(),
+    )
+    failed = StripeEvent.objects.create(
+        stripe_event_id="evt_failed",
+        conference=stripe_conference,
+        type="payment_intent.succeeded",
+        payload=build_event(
+            "payment_intent.succeeded",
+            {
+                "id": "pi_x",
+                "amount": 1000,
+                "currency": "usd",
+                "metadata": {"order_id": "999999", "order_reference": "ORD-NOPE"},
+            },
+            "evt_failed",
+        ),
+        last_error="UnmatchedPaymentError: names order ORD-NOPE",
+    )
+    waiting = StripeEvent.objects.create(
+        stripe_event_id="evt_waiting",
+        conference=stripe_conference,
+        type="charge.refunded",
+        payload=build_event("charge.refunded", {"id": "ch_x"}, "evt_waiting"),
+    )
+    return ok, failed, waiting
+
+
+def test_list_shows_events_and_filters_by_type_processed_and_error(admin_client, events):
+    url = reverse(CHANGELIST)
+
+    everything = admin_client.get(url).content.decode()
+    by_type = admin_client.get(url, {"type": "charge.refunded"}).content.decode()
+    processed = admin_client.get(url, {"processed": "yes"}).content.decode()
+    unprocessed = admin_client.get(url, {"processed": "no"}).content.decode()
+    with_error = admin_client.get(url, {"error": "yes"}).content.decode()
+
+    assert all(e in everything for e in ("evt_ok", "evt_failed", "evt_waiting"))
+    assert "UnmatchedPaymentError" in everything
+    assert "evt_waiting" in by_type and "evt_ok" not in by_type
+    assert "evt_ok" in processed and "evt_failed" not in processed
+    assert "evt_failed" in unprocessed and "evt_waiting" in unprocessed
+    assert "evt_ok" not in unprocessed
+    assert "evt_failed" in with_error and "evt_waiting" not in with_error
+
+
+def test_events_are_read_only(admin_client, events):
+    ok, _, _ = events
+    change = reverse("admin:backoffice_stripeevent_change", args=[ok.pk])
+
+    page = admin_client.get(change)
+    post = admin_client.post(change, {"type": "tampered"})
+
+    assert page.status_code == 200
+    assert "evt_ok" in page.content.decode()
+    assert post.status_code == 403
+    assert admin_client.get(reverse("admin:backoffice_stripeevent_add")).status_code == 403
+    delete = reverse("admin:backoffice_stripeevent_delete", args=[ok.pk])
+    assert admin_client.post(delete, {"post": "yes"}).status_code == 403
+    ok.refresh_from_db()
+    assert ok.type == "customer.created"
+
+
+def test_reprocess_applies_a_failed_event_once_its_cause_is_fixed(
+    admin_client, stripe_conference, make_order, localstripe
+):
+    order = make_order("100.00", conference=stripe_conference)
+    intent_id = PaymentService.initiate_payment(order).split("_secret_")[0]
+    intent = localstripe.confirm_payment_intent(intent_id)
+    broken = intent | {"currency": "eur"}
+    event = build_event("payment_intent.succeeded", broken)
+    with pytest.raises(StripeEventFailed):
+        receive_stripe_event(conference=stripe_conference, event=event)
+    stored = StripeEvent.objects.get(stripe_event_id=event["id"])
+    reprocess = reverse("admin:backoffice_stripeevent_reprocess", args=[stored.pk])
+
+    refused = admin_client.post(reprocess, {"_form_submitted": "True"})
+    assert refused.status_code == 200
+    assert "failed again" in refused.content.decode()
+
+    stored.payload["data"]["object"]["currency"] = "usd"  # the cause, fixed
+    stored.save()
+    response = admin_client.post(reprocess, {"_form_submitted": "True"})
+
+    assert response.status_code == 302
+    stored.refresh_from_db()
+    assert stored.processed_at is not None
+    assert stored.last_error == ""
+    order.refresh_from_db()
+    assert order.status == Order.Status.PAID
+    assert LogEntry.objects.filter(object_id=str(stored.pk)).exists()
+
+
+def test_bulk_reprocess_reports_each_failure_and_keeps_going(admin_client, events):
+    ok, failed, waiting = events
+
+    response = admin_client.post(
+        reverse(CHANGELIST),
+        {"action": "reprocess_selected", "_selected_action": [ok.pk, failed.pk, waiting.pk]},
+        follow=True,
+    )
+
+    text = " ".join(messages_of(response))
+    assert "2 events were processed." in text
+    assert "1 event failed:" in text
+    assert "ORD-NOPE" in text
+    waiting.refresh_from_db()
+    failed.refresh_from_db()
+    assert waiting.processed_at is not None
+    assert failed.processed_at is None
+    assert failed.last_error
+
+
+def test_reprocess_needs_the_permission(events):
+    _, failed, _ = events
+    viewer, _ = staff_client("view_stripeevent")
+    reprocessor, _ = staff_client("view_stripeevent", "reprocess_stripeevent")
+    reprocess = reverse("admin:backoffice_stripeevent_reprocess", args=[failed.pk])
+    change = reverse("admin:backoffice_stripeevent_change", args=[failed.pk])
+
+    assert reprocess not in viewer.get(change).content.decode()
+    assert viewer.post(reprocess, {"_form_submitted": "True"}).status_code == 403
+    assert reprocess in reprocessor.get(change).content.decode()
