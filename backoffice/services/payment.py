@@ -424,7 +424,12 @@ def apply_payment_intent(
     payment, or None for intents that are not ours or outcomes that do not apply.
     """
     intent_id = _intent_id(intent)
-    order = _find_order_for_intent(conference, intent)
+    try:
+        order = _find_order_for_intent(conference, intent)
+    except UnmatchedPaymentError:
+        if outcome == Payment.Status.SUCCEEDED:
+            raise  # money was taken for an order we cannot place: staff must see it
+        order = None  # a failed or cancelled attempt of an unknown order changes nothing
     if order is None:
         logger.info("Ignoring Stripe payment that is not ours", extra={"intent": intent_id})
         return None

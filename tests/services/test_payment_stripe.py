@@ -519,6 +519,21 @@ def test_intent_naming_an_unknown_order_is_an_error_not_silence(stripe_conferenc
         apply_payment_intent(stripe_conference, intent, Payment.Status.SUCCEEDED)
 
 
+@pytest.mark.parametrize(
+    "outcome", [Payment.Status.FAILED, Payment.Status.CANCELED, Payment.Status.PROCESSING]
+)
+def test_no_money_taken_for_an_unknown_order_is_ignored(stripe_conference, outcome):
+    intent = {
+        "id": "pi_unknown",
+        "amount": 1000,
+        "currency": "usd",
+        "metadata": {"order_id": "999999", "order_reference": "ORD-NOPE"},
+    }
+
+    assert apply_payment_intent(stripe_conference, intent, outcome) is None
+    assert not Payment.objects.exists()
+
+
 def test_intent_that_is_not_ours_is_ignored(stripe_conference):
     intent = {"id": "pi_other_app", "amount": 1000, "currency": "usd", "metadata": {}}
 
