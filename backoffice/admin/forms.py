@@ -4,7 +4,7 @@ from decimal import Decimal
 from typing import Any
 
 from django import forms
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest
 from django.utils.translation import gettext_lazy as _
 from unfold.forms import BaseDialogForm
 from unfold.widgets import UnfoldAdminTextareaWidget, UnfoldAdminTextInputWidget
@@ -42,6 +42,8 @@ class OrderActionForm(BaseDialogForm):
     ) -> None:
         super().__init__(request, object_id, *args, **kwargs)
         self.order = load_order(object_id)
+        if object_id is not None and self.order is None:
+            raise Http404(_("This order does not exist."))
 
     def get_before_template_context(
         self, request: HttpRequest, object_id: int | str | None = None

@@ -569,3 +569,13 @@ def test_order_list_filters_orders_that_need_attention(admin_client, make_order)
     assert 'name="needs_attention__exact"' in html  # offered in the filter panel
     assert flagged.reference in html
     assert normal.reference not in html
+
+
+@pytest.mark.parametrize("name", ["record_manual", "mark_comp"])
+@pytest.mark.parametrize("object_id", ["999999", "not-a-number"])
+def test_order_actions_on_a_missing_order_answer_404(desk_client, name, object_id):
+    url = f"/admin/backoffice/order/{object_id}/{name}/"
+
+    assert desk_client.get(url).status_code == 404
+    assert desk_client.post(url, manual_form("1.00")).status_code == 404
+    assert not Payment.objects.exists()
