@@ -1,6 +1,8 @@
 """StripeClient against localstripe: configuration, customers, amounts, idempotency, errors."""
 
+import socket
 import threading
+import time
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -164,6 +166,25 @@ def test_a_retried_create_reuses_its_idempotency_key(stripe_conference, attendee
     assert len(posts) == 2
     assert posts[0]["headers"]["Idempotency-Key"] == posts[1]["headers"]["Idempotency-Key"]
     assert StripeCustomer.objects.count() == 1
+
+
+def test_a_stripe_that_never_answers_times_out(stripe_conference, attendee, settings):
+    """A server that accepts the connection and then says nothing: the timeout ends the wait."""
+    silent = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    settings.STRIPE_API_BASE = f"http://127.0.0.1:{silent.getsockname()[1]}"
+    settings.STRIPE_TIMEOUT_SECONDS = 0.5
+    settings.STRIPE_MAX_NETWORK_RETRIES = 1
+    started = time.monotonic()
+    try:
+        with pytest.raises(PaymentProviderError, match="Could not reach Stripe"):
+            StripeClient(stripe_conference).get_or_create_customer(attendee)
+    finally:
+        silent.close()
+
+    assert time.monotonic() - started < 5
+    assert not StripeCustomer.objects.exists()
 
 
 def test_stripe_refusal_becomes_a_readable_error(stripe_conference, make_order, localstripe):

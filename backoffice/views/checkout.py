@@ -38,7 +38,6 @@ def _order_context(order: Order) -> dict:
         "total": order.format(order.total),
         "paid": order.format(paid),
         "due": order.format(max(order.total - paid, ZERO)),
-        "has_paid": paid > 0,
     }
 
 

@@ -71,6 +71,7 @@ def test_attendee_pays_and_the_webhook_marks_the_order_paid(
     localstripe,
     webhook_to_live_server,
     paid_signals,
+    admin_client,
 ):
     order = make_order("100.00", conference=stripe_conference)
 
@@ -105,6 +106,12 @@ def test_attendee_pays_and_the_webhook_marks_the_order_paid(
     )
     assert event.conference == stripe_conference
     assert event.last_error == ""
+
+    history = admin_client.get(
+        reverse("admin:backoffice_order_change", args=[order.pk])
+    ).content.decode()
+    assert intent_id in history
+    assert payment.stripe_charge_id in history
 
     paid_page = load_pay_page(live_server, order)
     assert 'id="paid-message"' in paid_page
