@@ -38,11 +38,18 @@ CARD_DECLINED = "4000000000000341"
 
 # localstripe pickles its whole store to /tmp/localstripe.pickle after every
 # write; parallel test runs would share (and race on) that one file. Each test
-# server keeps its state in memory only.
+# server keeps its state in memory only, and exits when pytest is gone (even
+# if pytest was killed before it could stop the server).
 _LAUNCHER = """
-import sys
+import os, sys, threading, time
 from localstripe import resources
 resources.Store.dump_to_disk = lambda self: None
+parent = os.getppid()
+def exit_with_parent():
+    while os.getppid() == parent:
+        time.sleep(1)
+    os._exit(0)
+threading.Thread(target=exit_with_parent, daemon=True).start()
 sys.argv = ["localstripe", "--port", sys.argv[1], "--from-scratch"]
 from localstripe.server import start
 start()
