@@ -9,3 +9,9 @@ class BackofficeConfig(AppConfig):
     name = "backoffice"
     verbose_name = "Registration payments"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        """Fail at start-up, not on first use, when the encryption keys are malformed."""
+        from backoffice.encryption import validate_keys
+
+        validate_keys()

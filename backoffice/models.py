@@ -8,6 +8,7 @@ from django.db import models
 from django.db.models import F, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 
+from backoffice.fields import EncryptedTextField
 from backoffice.money import format_amount
 
 MONEY = {"max_digits": 12, "decimal_places": 2}
@@ -37,8 +38,9 @@ class Conference(models.Model):
         max_length=3, default="USD", help_text="ISO 4217 code, e.g. USD, EUR, JPY."
     )
     stripe_publishable_key = models.CharField(max_length=255, blank=True)
-    stripe_secret_key = models.CharField(max_length=255, blank=True)
-    stripe_webhook_secret = models.CharField(max_length=255, blank=True)
+    # Encrypted at rest (backoffice/fields.py); the attributes read as the plain values.
+    stripe_secret_key = EncryptedTextField(blank=True)
+    stripe_webhook_secret = EncryptedTextField(blank=True)
 
     class Meta:
         ordering = ["name"]

@@ -42,17 +42,25 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "import_export",
+    "axes",
     "backoffice",
 ]
 
 MIDDLEWARE = [
+    # First: answers /healthz before host validation, SSL redirect and CSRF (see health.py).
+    "backoffice.views.health.HealthCheckMiddleware",
+    "backoffice.request_logging.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "backoffice.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into its lockout response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -115,8 +123,16 @@ USE_I18N = True
 USE_TZ = True
 
 # --- Static files -----------------------------------------------------------
+# whitenoise serves collected files with hashed names and far-future cache headers.
+# Hashed names need `manage.py collectstatic` (the Dockerfile runs it at build time);
+# the test suite swaps in the plain storage (tests/conftest.py) and tests the manifest
+# storage itself through collectstatic + a real gunicorn (tests/test_gunicorn.py).
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(env.str("DJANGO_STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
 
 # --- Admin (unfold) ---------------------------------------------------------
 # Sidebar sections; other parts add their own items (e.g. Payments, Stripe events).
@@ -215,11 +231,35 @@ UNFOLD["SIDEBAR"]["navigation"].insert(
 )
 
 # --- Logging ----------------------------------------------------------------
+# One JSON object per line on stdout, each with the request id (request_logging.py);
+# DJANGO_LOG_FORMAT=text gives plain lines for local development.
+LOG_FORMAT = env.str("DJANGO_LOG_FORMAT", default="json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {
+        "request_id": {"()": "backoffice.request_logging.RequestIdFilter"},
+    },
+    "formatters": {
+        "json": {"()": "backoffice.request_logging.JsonFormatter"},
+        "text": {
+            "()": "backoffice.request_logging.TextFormatter",
+            "format": "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s",
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout",
+            "filters": ["request_id"],
+            "formatter": "text" if LOG_FORMAT == "text" else "json",
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
+    "loggers": {
+        # Exceptions reach the root handler once, as JSON, not also as an e-mail.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+    },
 }
 
 # --- Stripe -----------------------------------------------------------------
@@ -230,3 +270,75 @@ STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")
 STRIPE_JS_URL = env.str("STRIPE_JS_URL", default="https://js.stripe.com/v3/")
 STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=20.0)
 STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=2)
+
+# --- Security (HTTPS, cookies, headers) ---------------------------------------
+# Production defaults are strict; `manage.py check --deploy` passes with them.
+# Behind a TLS-terminating proxy set DJANGO_SECURE_PROXY_SSL_HEADER=X-Forwarded-Proto
+# (only if the proxy always sets that header); DJANGO_SECURE_SSL_REDIRECT=0 if the
+# proxy itself redirects http to https.
+_proxy_header = env.str("DJANGO_SECURE_PROXY_SSL_HEADER", default="")
+if _proxy_header:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _proxy_header.upper().replace("-", "_"), "https")
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG)
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0 if DEBUG else 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=True)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=not DEBUG)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_AGE = env.int("DJANGO_SESSION_COOKIE_AGE", default=8 * 60 * 60)
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+X_FRAME_OPTIONS = "DENY"
+
+# --- Content Security Policy (Django's built-in CSP) --------------------------
+# The strict policy for every page; backoffice/csp.py swaps in the admin policy
+# (unfold needs 'unsafe-eval' for Alpine.js) and the checkout policy (Stripe's
+# origins) by path. No page of this project has inline scripts.
+SECURE_CSP = {
+    "default-src": ["'self'"],
+    "script-src": ["'self'"],
+    "style-src": ["'self'"],
+    "img-src": ["'self'", "data:"],
+    "font-src": ["'self'"],
+    "connect-src": ["'self'"],
+    "frame-src": ["'none'"],
+    "object-src": ["'none'"],
+    "base-uri": ["'self'"],
+    "form-action": ["'self'"],
+    "frame-ancestors": ["'none'"],
+}
+
+# --- Brute-force protection (django-axes) --------------------------------------
+# A username+IP pair is locked out after AXES_FAILURE_LIMIT failed logins for
+# AXES_COOLOFF_TIME hours. Behind a proxy set DJANGO_AXES_PROXY_COUNT so the client
+# address is read from X-Forwarded-For instead of the proxy's own address.
+AUTHENTICATION_BACKENDS = [
+    "backoffice.auth_backends.AxesLockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED = env.bool("DJANGO_AXES_ENABLED", default=True)
+AXES_FAILURE_LIMIT = env.int("DJANGO_AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = env.float("DJANGO_AXES_COOLOFF_HOURS", default=1.0)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_IPWARE_PROXY_COUNT = env.int("DJANGO_AXES_PROXY_COUNT", default=0) or None
+AXES_IPWARE_META_PRECEDENCE_ORDER = (
+    ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if AXES_IPWARE_PROXY_COUNT else ["REMOTE_ADDR"]
+)
+
+# --- Secrets at rest (Stripe keys in the database) ----------------------------
+# Comma-separated Fernet keys, newest first: the first encrypts, all decrypt.
+# Rotate: put a new key in front, run `manage.py rotate_encryption_keys`, then drop
+# the old one. With DJANGO_DEBUG=1 and no keys a development key is derived from
+# SECRET_KEY (backoffice/encryption.py); without debug the variable is required.
+BACKOFFICE_ENCRYPTION_KEYS = env.list("BACKOFFICE_ENCRYPTION_KEYS", default=[])
+if not BACKOFFICE_ENCRYPTION_KEYS and not DEBUG:
+    raise ImproperlyConfigured(
+        "BACKOFFICE_ENCRYPTION_KEYS is not set. Generate a key with "
+        "`python manage.py generate_encryption_key` and set it "
+        "(or set DJANGO_DEBUG=1 for local development only)."
+    )

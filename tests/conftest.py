@@ -4,12 +4,27 @@ from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from backoffice.models import Conference, Order, OrderLineItem
 
 # localstripe and Stripe fixtures, shared with every test package (see the module).
 pytest_plugins = ["tests.stripe_fixtures"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Serve static files from the apps' folders: tests don't run collectstatic.
+
+    Production uses whitenoise's manifest storage, which needs collected files;
+    tests/test_gunicorn.py runs collectstatic and checks that path for real.
+    """
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    settings.WHITENOISE_USE_FINDERS = True
+    settings.WHITENOISE_AUTOREFRESH = True
 
 
 @pytest.fixture

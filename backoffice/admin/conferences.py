@@ -1,5 +1,6 @@
-"""Conferences in the admin."""
+"""Conferences in the admin; Stripe secrets are write-only (a masked hint, never the value)."""
 
+from django import forms
 from django.contrib import admin
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
@@ -8,15 +9,88 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin
 from unfold.decorators import display
+from unfold.widgets import UnfoldAdminPasswordWidget, UnfoldBooleanWidget
 
+from backoffice.encryption import mask
 from backoffice.models import Conference
+
+SECRET_FIELDS = {
+    "stripe_secret_key": ("Stripe secret key", ("sk_", "rk_")),
+    "stripe_webhook_secret": ("Stripe webhook signing secret", ("whsec_",)),
+}
+
+
+class ConferenceForm(forms.ModelForm):
+    """Edits a conference; each secret field takes a new value, blank keeps the stored one."""
+
+    clear_stripe_secret_key = forms.BooleanField(
+        required=False, label=_("Remove the stored secret key"), widget=UnfoldBooleanWidget
+    )
+    clear_stripe_webhook_secret = forms.BooleanField(
+        required=False, label=_("Remove the stored webhook secret"), widget=UnfoldBooleanWidget
+    )
+
+    class Meta:
+        model = Conference
+        fields = [
+            "name",
+            "slug",
+            "currency",
+            "stripe_publishable_key",
+            "stripe_secret_key",
+            "stripe_webhook_secret",
+        ]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for name, (label, prefixes) in SECRET_FIELDS.items():
+            stored = getattr(self.instance, name) if self.instance.pk else ""
+            hint = f"Stored: {mask(stored)}." if stored else "Not set."
+            self.fields[name] = forms.CharField(
+                label=label,
+                required=False,
+                strip=True,
+                widget=UnfoldAdminPasswordWidget(render_value=False),
+                help_text=f"{hint} Enter a new value to replace it (starts with "
+                f"{' or '.join(prefixes)}); leave blank to keep the stored one.",
+            )
+            self.initial.pop(name, None)
+
+    def _check_prefix(self, name: str) -> str:
+        """A new value must look like the kind of secret the field holds."""
+        value = self.cleaned_data.get(name, "")
+        label, prefixes = SECRET_FIELDS[name]
+        if value and not value.startswith(prefixes):
+            raise forms.ValidationError(f"A {label} starts with {' or '.join(prefixes)}.")
+        return value
+
+    def clean_stripe_secret_key(self) -> str:
+        """Check the prefix of a new secret key."""
+        return self._check_prefix("stripe_secret_key")
+
+    def clean_stripe_webhook_secret(self) -> str:
+        """Check the prefix of a new webhook secret."""
+        return self._check_prefix("stripe_webhook_secret")
+
+    def clean(self) -> dict:
+        """A new value replaces the stored one; blank keeps it, unless removal is ticked."""
+        cleaned = super().clean()
+        for name in SECRET_FIELDS:
+            if name not in cleaned or cleaned[name]:  # an error, or a new value
+                continue
+            if cleaned.get(f"clear_{name}"):
+                cleaned[name] = ""
+            elif self.instance.pk:
+                cleaned[name] = getattr(self.instance, name)
+        return cleaned
 
 
 @admin.register(Conference)
 class ConferenceAdmin(ModelAdmin):
     """The events whose registrations are paid here, with their currency and Stripe account."""
 
-    list_display = ("name", "slug", "currency", "order_count")
+    form = ConferenceForm
+    list_display = ("name", "slug", "currency", "order_count", "stripe_configured")
     search_fields = ("name", "slug")
     prepopulated_fields = {"slug": ("name",)}
     fieldsets = (
@@ -27,7 +101,9 @@ class ConferenceAdmin(ModelAdmin):
                 "fields": (
                     "stripe_publishable_key",
                     "stripe_secret_key",
+                    "clear_stripe_secret_key",
                     "stripe_webhook_secret",
+                    "clear_stripe_webhook_secret",
                     "webhook_url",
                 ),
                 "description": _(
@@ -35,7 +111,8 @@ class ConferenceAdmin(ModelAdmin):
                     "add a webhook endpoint at the URL below for the events "
                     "payment_intent.succeeded, payment_intent.payment_failed, "
                     "payment_intent.processing, payment_intent.canceled and charge.refunded, "
-                    "and paste its signing secret (whsec_…) here."
+                    "and paste its signing secret (whsec_…) here. Secrets are stored "
+                    "encrypted and never shown again, only their last 4 characters."
                 ),
             },
         ),
@@ -73,3 +150,11 @@ class ConferenceAdmin(ModelAdmin):
     def order_count(self, conference: Conference) -> int:
         """How many orders the conference has."""
         return conference.order_total
+
+    @display(description=_("Stripe keys set"), boolean=True)
+    def stripe_configured(self, conference: Conference) -> bool:
+        """Whether the conference can take card payments (without decrypting anything)."""
+        # The raw attribute is a StoredCiphertext (truthy) or "": no need to decrypt.
+        return bool(
+            conference.stripe_publishable_key and conference.__dict__.get("stripe_secret_key")
+        )

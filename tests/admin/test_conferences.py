@@ -1,0 +1,118 @@
+"""Conference admin: stored Stripe secrets are never displayed; blank keeps them."""
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from backoffice.models import Conference
+
+SECRET = "sk_test_51StoredSecretKeyABCD"
+WEBHOOK = "whsec_StoredWebhookSecretWXYZ"
+
+
+@pytest.fixture
+def admin_client_logged_in(db) -> Client:
+    """A superuser's client."""
+    user = get_user_model().objects.create_superuser("root", "root@example.com", "root-pass-123")
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def keyed(db) -> Conference:
+    """A conference with its Stripe keys set."""
+    return Conference.objects.create(
+        name="PyCon Keys",
+        slug="pycon-keys",
+        stripe_publishable_key="pk_test_public",
+        stripe_secret_key=SECRET,
+        stripe_webhook_secret=WEBHOOK,
+    )
+
+
+def form_data(conference: Conference, **changes: str) -> dict[str, str]:
+    """The change form's fields as a browser would post them (secrets left blank)."""
+    data = {
+        "name": conference.name,
+        "slug": conference.slug,
+        "currency": conference.currency,
+        "stripe_publishable_key": conference.stripe_publishable_key,
+        "stripe_secret_key": "",
+        "stripe_webhook_secret": "",
+    }
+    data.update(changes)
+    return data
+
+
+def change_url(conference: Conference) -> str:
+    """The admin change page of the conference."""
+    return f"/admin/backoffice/conference/{conference.pk}/change/"
+
+
+def test_change_page_shows_only_a_masked_hint(admin_client_logged_in: Client, keyed) -> None:
+    response = admin_client_logged_in.get(change_url(keyed))
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert SECRET not in html and WEBHOOK not in html
+    assert "••••ABCD" in html and "••••WXYZ" in html
+    assert "pk_test_public" in html  # the publishable key is not a secret
+
+
+def test_list_page_does_not_show_secrets(admin_client_logged_in: Client, keyed) -> None:
+    html = admin_client_logged_in.get("/admin/backoffice/conference/").content.decode()
+    assert "PyCon Keys" in html
+    assert SECRET not in html and "ABCD" not in html
+
+
+def test_blank_secret_fields_keep_the_stored_values(admin_client_logged_in: Client, keyed) -> None:
+    response = admin_client_logged_in.post(change_url(keyed), form_data(keyed, name="Renamed"))
+    assert response.status_code == 302
+    fresh = Conference.objects.get(pk=keyed.pk)
+    assert fresh.name == "Renamed"
+    assert fresh.stripe_secret_key == SECRET
+    assert fresh.stripe_webhook_secret == WEBHOOK
+
+
+def test_a_new_value_replaces_the_secret(admin_client_logged_in: Client, keyed) -> None:
+    data = form_data(keyed, stripe_secret_key="sk_test_NewKey7777")
+    assert admin_client_logged_in.post(change_url(keyed), data).status_code == 302
+    fresh = Conference.objects.get(pk=keyed.pk)
+    assert fresh.stripe_secret_key == "sk_test_NewKey7777"
+    assert fresh.stripe_webhook_secret == WEBHOOK
+
+
+def test_a_secret_can_be_removed(admin_client_logged_in: Client, keyed) -> None:
+    data = form_data(keyed, clear_stripe_webhook_secret="on")
+    assert admin_client_logged_in.post(change_url(keyed), data).status_code == 302
+    fresh = Conference.objects.get(pk=keyed.pk)
+    assert fresh.stripe_webhook_secret == ""
+    assert fresh.stripe_secret_key == SECRET
+
+
+def test_a_value_of_the_wrong_kind_is_refused_and_not_echoed(
+    admin_client_logged_in: Client, keyed
+) -> None:
+    data = form_data(keyed, stripe_secret_key="pk_live_oops_public_key")
+    response = admin_client_logged_in.post(change_url(keyed), data)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "starts with sk_ or rk_" in html
+    assert "pk_live_oops_public_key" not in html  # password inputs are not re-rendered
+    assert Conference.objects.get(pk=keyed.pk).stripe_secret_key == SECRET
+
+
+def test_adding_a_conference_stores_the_secrets_encrypted(admin_client_logged_in: Client) -> None:
+    data = {
+        "name": "New Conf",
+        "slug": "new-conf",
+        "currency": "eur",
+        "stripe_publishable_key": "pk_test_x",
+        "stripe_secret_key": "sk_test_AddedKey1111",
+        "stripe_webhook_secret": "whsec_Added2222",
+    }
+    response = admin_client_logged_in.post("/admin/backoffice/conference/add/", data)
+    assert response.status_code == 302
+    created = Conference.objects.get(slug="new-conf")
+    assert created.stripe_secret_key == "sk_test_AddedKey1111"
+    assert created.currency == "EUR"

@@ -1,0 +1,210 @@
+"""The production stack for real: collectstatic, then gunicorn (2 workers) with production settings.
+
+The same commands as the Dockerfile: `manage.py collectstatic --noinput` and
+`gunicorn --config gunicorn.conf.py`. On PostgreSQL the server uses the test
+database (data committed through ``transactional_db``); SQLite's test database
+lives in this process's memory, so there the server gets its own migrated file.
+"""
+
+import http.client
+import json
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from tests.deploy_env import PRODUCTION_HOST, REPO_DIR, production_env, run_manage
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SEED = """
+from decimal import Decimal
+from django.contrib.auth import get_user_model
+from backoffice.models import Conference, Order
+User = get_user_model()
+User.objects.create_superuser("ops", "ops@example.com", "ops-pass-123")
+attendee = User.objects.create_user("ada", "ada@example.com", "ada-pass-123")
+conference = Conference.objects.create(
+    name="PyCon Deploy", slug="pycon-deploy", currency="USD",
+    stripe_publishable_key="pk_test_deploy", stripe_secret_key="sk_test_deploysecret1234",
+    stripe_webhook_secret="whsec_deploysecret5678",
+)
+order = Order.objects.create(conference=conference, user=attendee, subtotal=Decimal("50.00"),
+                             total=Decimal("50.00"))
+print("TOKEN=" + order.payment_token)
+"""
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def static_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Static files collected with the production (manifest, compressed) storage."""
+    root = tmp_path_factory.mktemp("staticfiles")
+    result = run_manage(
+        "collectstatic", "--noinput", env=production_env(DJANGO_STATIC_ROOT=str(root))
+    )
+    assert result.returncode == 0, result.stderr
+    assert (root / "staticfiles.json").exists()
+    return root
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    """A DATABASE_URL the server process can share with this test."""
+    settings = connection.settings_dict
+    if connection.vendor == "postgresql":
+        user = settings["USER"] or "postgres"
+        password = f":{settings['PASSWORD']}" if settings["PASSWORD"] else ""
+        host = settings["HOST"] or "127.0.0.1"
+        port = settings["PORT"] or 5432
+        return f"postgres://{user}{password}@{host}:{port}/{settings['NAME']}"
+    url = f"sqlite:///{tmp_path / 'server.sqlite3'}"
+    result = run_manage("migrate", "--noinput", env=production_env(DATABASE_URL=url))
+    assert result.returncode == 0, result.stderr
+    return url
+
+
+@dataclass
+class Server:
+    """A running gunicorn and what the test needs to talk to it."""
+
+    port: int
+    payment_token: str
+    log: Path
+
+    def get(self, path: str, *, headers: dict[str, str] | None = None) -> http.client.HTTPResponse:
+        """GET a path as the TLS-terminating proxy would forward it."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        sent = {"Host": PRODUCTION_HOST, "X-Forwarded-Proto": "https", **(headers or {})}
+        conn.request("GET", path, headers=sent)
+        response = conn.getresponse()
+        response.body = response.read()
+        conn.close()
+        return response
+
+
+@pytest.fixture
+def gunicorn_server(static_root: Path, database_url: str, tmp_path: Path) -> Iterator[Server]:
+    """gunicorn with gunicorn.conf.py, 2 workers, production settings, seeded data."""
+    env = production_env(DATABASE_URL=database_url, DJANGO_STATIC_ROOT=str(static_root))
+    seeded = run_manage("shell", "-c", SEED, env=env)
+    assert seeded.returncode == 0, seeded.stderr
+    token = re.search(r"TOKEN=(\S+)", seeded.stdout).group(1)
+
+    port = free_port()
+    env.update({"GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": "2"})
+    log = tmp_path / "gunicorn.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py"],
+            cwd=REPO_DIR,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"gunicorn did not start:\n{log.read_text()}")
+                time.sleep(0.2)
+        yield Server(port=port, payment_token=token, log=log)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def test_gunicorn_runs_two_workers_and_healthz_answers(gunicorn_server: Server) -> None:
+    # As the container HEALTHCHECK calls it: plain http, Host 127.0.0.1.
+    conn = http.client.HTTPConnection("127.0.0.1", gunicorn_server.port, timeout=10)
+    conn.request("GET", "/healthz")
+    response = conn.getresponse()
+    assert response.status == 200
+    assert json.loads(response.read()) == {"status": "ok"}
+    conn.close()
+    booted = re.findall(r"Booting worker with pid", gunicorn_server.log.read_text())
+    assert len(booted) == 2
+
+
+def test_admin_login_and_its_css_come_through_whitenoise_with_cache_headers(
+    gunicorn_server: Server,
+) -> None:
+    page = gunicorn_server.get("/admin/login/")
+    assert page.status == 200
+    html = page.body.decode()
+    stylesheets = re.findall(r'href="(/static/[^"]+\.css)"', html)
+    assert stylesheets, html[:2000]
+    # Manifest storage: every stylesheet has a content hash in its name.
+    assert all(re.search(r"\.[0-9a-f]{12}\.css$", href) for href in stylesheets), stylesheets
+    for href in stylesheets:
+        css = gunicorn_server.get(href, headers={"Accept-Encoding": "gzip"})
+        assert css.status == 200, href
+        assert css.getheader("Content-Type").startswith("text/css")
+        assert "max-age=315360000" in css.getheader("Cache-Control")
+        assert "immutable" in css.getheader("Cache-Control")
+        assert css.getheader("Content-Encoding") == "gzip"
+
+
+def test_pages_behind_the_proxy_are_hardened(gunicorn_server: Server) -> None:
+    page = gunicorn_server.get("/admin/login/")
+    assert page.getheader("Strict-Transport-Security").startswith("max-age=31536000")
+    assert page.getheader("X-Frame-Options") == "DENY"
+    assert page.getheader("Referrer-Policy") == "same-origin"
+    assert "Secure" in page.getheader("Set-Cookie")
+    # Plain http without the proxy's header is redirected to https.
+    plain = gunicorn_server.get("/admin/login/", headers={"X-Forwarded-Proto": "http"})
+    assert plain.status == 301
+    assert plain.getheader("Location") == f"https://{PRODUCTION_HOST}/admin/login/"
+
+
+def test_checkout_csp_allows_stripe_and_nothing_else_external(gunicorn_server: Server) -> None:
+    response = gunicorn_server.get(f"/pay/{gunicorn_server.payment_token}/")
+    policy = response.getheader("Content-Security-Policy")
+    assert policy, response.status
+    directives = dict(
+        (part.split()[0], part.split()[1:]) for part in policy.split(";") if part.strip()
+    )
+    assert "https://js.stripe.com" in directives["script-src"]
+    assert "https://api.stripe.com" in directives["connect-src"]
+    assert "https://js.stripe.com" in directives["frame-src"]
+    external = {s for sources in directives.values() for s in sources if "://" in s}
+    assert external
+    assert all(re.fullmatch(r"https://([a-z*]+\.)*stripe\.com", s) for s in external), external
+    assert "'unsafe-inline'" not in directives["script-src"]
+    assert "'unsafe-eval'" not in directives["script-src"]
+
+
+def test_access_log_is_json_with_the_request_id(gunicorn_server: Server) -> None:
+    response = gunicorn_server.get("/admin/login/", headers={"X-Request-ID": "deploy-test-0001"})
+    assert response.getheader("X-Request-ID") == "deploy-test-0001"
+    time.sleep(0.3)
+    lines = [json.loads(line) for line in gunicorn_server.log.read_text().splitlines() if line]
+    access = [x for x in lines if x.get("logger") == "gunicorn.access"]
+    assert any(
+        x["request_id"] == "deploy-test-0001" and x["path"] == "/admin/login/" for x in access
+    ), access
+    # Secrets seeded into the database never reach the log.
+    text = gunicorn_server.log.read_text()
+    assert "sk_test_deploysecret1234" not in text
+    assert "whsec_deploysecret5678" not in text
