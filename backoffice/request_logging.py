@@ -15,8 +15,8 @@ _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,64}$")
 
 # Defence in depth: whatever a log line holds, these never leave the process.
 _SECRET_PATTERNS = [
-    re.compile(r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]+"),  # Stripe secret/restricted keys
-    re.compile(r"\bwhsec_[A-Za-z0-9+/=]+"),  # webhook signing secrets
+    re.compile(r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9_]+"),  # Stripe secret/restricted keys
+    re.compile(r"\bwhsec_[A-Za-z0-9_+/=]+"),  # webhook signing secrets
     re.compile(r"\b(?:pi|seti)_[A-Za-z0-9]+_secret_[A-Za-z0-9]+"),  # client secrets
 ]
 _CARD_NUMBER = re.compile(r"\b\d(?:[ -]?\d){12,18}\b")

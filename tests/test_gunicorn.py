@@ -97,9 +97,19 @@ class Server:
 
 
 @pytest.fixture
-def gunicorn_server(static_root: Path, database_url: str, tmp_path: Path) -> Iterator[Server]:
-    """gunicorn with gunicorn.conf.py, 2 workers, production settings, seeded data."""
-    env = production_env(DATABASE_URL=database_url, DJANGO_STATIC_ROOT=str(static_root))
+def gunicorn_server(
+    static_root: Path, database_url: str, tmp_path: Path, localstripe
+) -> Iterator[Server]:
+    """gunicorn with gunicorn.conf.py, 2 workers, production settings, seeded data.
+
+    Stripe's API is the tests' localstripe (STRIPE_API_BASE), as in local development.
+    """
+    env = production_env(
+        DATABASE_URL=database_url,
+        DJANGO_STATIC_ROOT=str(static_root),
+        STRIPE_API_BASE=localstripe.url,
+        STRIPE_MAX_NETWORK_RETRIES="0",
+    )
     seeded = run_manage("shell", "-c", SEED, env=env)
     assert seeded.returncode == 0, seeded.stderr
     token = re.search(r"TOKEN=(\S+)", seeded.stdout).group(1)
@@ -178,10 +188,24 @@ def test_pages_behind_the_proxy_are_hardened(gunicorn_server: Server) -> None:
     assert plain.getheader("Location") == f"https://{PRODUCTION_HOST}/admin/login/"
 
 
+def test_checkout_page_and_its_assets_come_through_whitenoise(gunicorn_server: Server) -> None:
+    page = gunicorn_server.get(f"/pay/{gunicorn_server.payment_token}/")
+    assert page.status == 200
+    html = page.body.decode()
+    assert 'src="https://js.stripe.com/v3/"' in html
+    assets = re.findall(r'(?:href|src)="(/static/[^"]+\.(?:css|js))"', html)
+    assert any(a.endswith(".css") for a in assets) and any(a.endswith(".js") for a in assets)
+    for href in assets:
+        assert re.search(r"\.[0-9a-f]{12}\.(css|js)$", href), href
+        asset = gunicorn_server.get(href)
+        assert asset.status == 200, href
+        assert "max-age=315360000" in asset.getheader("Cache-Control"), href
+
+
 def test_checkout_csp_allows_stripe_and_nothing_else_external(gunicorn_server: Server) -> None:
     response = gunicorn_server.get(f"/pay/{gunicorn_server.payment_token}/")
+    assert response.status == 200
     policy = response.getheader("Content-Security-Policy")
-    assert policy, response.status
     directives = dict(
         (part.split()[0], part.split()[1:]) for part in policy.split(";") if part.strip()
     )
