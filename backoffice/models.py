@@ -6,7 +6,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import models
 from django.db.models import F, OuterRef, Q, Subquery, Sum, Value
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Upper
 
 from backoffice.fields import EncryptedTextField
 from backoffice.money import format_amount
@@ -232,6 +232,13 @@ class Payment(models.Model):
             models.Index(fields=["order", "status"], name="payment_order_status_idx"),
             models.Index(fields=["-created_at", "-id"], name="payment_created_idx"),
             models.Index(fields=["method", "status"], name="payment_method_status_idx"),
+            # Finance pastes charge ids and payment references into the ledger's search.
+            models.Index(
+                fields=["stripe_charge_id"],
+                name="payment_charge_idx",
+                condition=~Q(stripe_charge_id=""),
+            ),
+            models.Index(Upper("reference"), name="payment_reference_upper_idx"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gte=0), name="payment_amount_not_negative"),

@@ -1,6 +1,7 @@
 """The payments ledger: a read-only list with filters, search and exports."""
 
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
@@ -14,6 +15,7 @@ from backoffice.admin.date_filters import InclusiveDateRangeFilter
 from backoffice.admin.exporting import LedgerExportMixin
 from backoffice.exports import PaymentResource, amount_for_export, attendee_email
 from backoffice.models import Payment
+from backoffice.services.ledger import search_payments
 
 STATUS_COLOURS = {
     Payment.Status.PENDING: "info",
@@ -65,6 +67,15 @@ class PaymentAdmin(LedgerExportMixin, ModelAdmin):
     # A COUNT(*) over the whole ledger on every page view is wasted at a million rows.
     show_full_result_count = False
     ordering = ("-created_at", "-id")
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet, search_term: str
+    ) -> tuple[QuerySet, bool]:
+        """Exact, indexed lookups for pasted identifiers; substring search for the rest."""
+        found = search_payments(queryset, search_term)
+        if found is not None:
+            return found, False
+        return super().get_search_results(request, queryset, search_term)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         """Payments are recorded by the payment services, never typed in here."""

@@ -142,6 +142,8 @@ def test_filters_and_search_are_honoured_by_the_export(finance, make_order, jpy_
     assert [row[14] for row in by_intent[1:]] == ["pi_other"]
     listed = finance.get(LIST_URL + f"?q={wanted.reference}")
     assert len(listed.context["cl"].result_list) == 2
+    partial = finance.get(LIST_URL + "?q=uki@exam")  # free text: substring search
+    assert len(partial.context["cl"].result_list) == 2
 
 
 def test_csv_export_has_bom_header_and_escaped_cells(finance, make_order):
