@@ -176,13 +176,20 @@ def _copy_chunks(
 ) -> Iterator[bytes]:
     """Let PostgreSQL write the CSV; end rows with CRLF like csv.writer."""
     statement, params = copy_sql(queryset, columns)
-    parts: list[Any] = []
+    rows: list[Any] = []
     for row in copy_rows(queryset, statement, params):
-        # libpq hands over exactly one row per read, ending in its "\n".
-        parts.append(row[:-1])
-        parts.append(b"\r\n")
-        if len(parts) >= 2 * chunk_rows:
-            yield b"".join(parts)
-            parts = []
-    if parts:
-        yield b"".join(parts)
+        rows.append(row)
+        if len(rows) >= chunk_rows:
+            yield crlf_rows(rows)
+            rows = []
+    if rows:
+        yield crlf_rows(rows)
+
+
+def crlf_rows(rows: list[Any]) -> bytes:
+    r"""Join COPY rows (one per libpq read, each ending in \n), ending each with \r\n."""
+    data = b"".join(rows)
+    if data.count(b"\n") == len(rows):
+        # No line break inside a quoted cell, so every \n ends a row.
+        return data.replace(b"\n", b"\r\n")
+    return b"".join(bytes(row[:-1]) + b"\r\n" for row in rows)
