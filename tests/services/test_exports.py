@@ -183,3 +183,19 @@ def test_payments_for_export_filters(make_order, jpy_conference):
     assert list(payments_for_export(conference_slug="pycon-jp")) == [failed]
     assert list(payments_for_export(method="stripe", status="failed")) == [failed]
     assert list(payments_for_export(status="succeeded", conference_slug="pycon-jp")) == []
+
+
+def test_abandoned_stream_leaves_the_connection_usable(make_order):
+    """A client that stops downloading half-way must not break the next query."""
+    order = make_order("1000.00")
+    Payment.objects.bulk_create(
+        Payment(order=order, method=Payment.Method.MANUAL, amount=Decimal("1.00"))
+        for _ in range(50)
+    )
+    chunks = stream_csv(PaymentResource(), Payment.objects.all(), chunk_rows=5)
+    next(chunks)
+    next(chunks)
+    chunks.close()
+    assert Payment.objects.count() == 50
+    streamed = b"".join(stream_csv(PaymentResource(), Payment.objects.all(), chunk_rows=5))
+    assert streamed.count(b"\r\n") == 51
