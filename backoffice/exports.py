@@ -180,9 +180,17 @@ class ExportField(Field):
         if self.kind == Kind.INTEGER:
             return sql
         if self.kind == Kind.AMOUNT:
-            zero_decimal = sorted(ZERO_DECIMAL_CURRENCIES)
+            # Compare the (few) conference ids rather than every row's currency text.
+            conference_path = self.currency_path.rsplit("__", 1)[0]
+            zero_decimal = list(
+                Conference.objects.filter(currency__in=ZERO_DECIMAL_CURRENCIES)
+                .order_by("pk")
+                .values_list("pk", flat=True)
+            )
+            if not zero_decimal:
+                return sql
             return Case(
-                When(**{f"{self.currency_path}__in": zero_decimal}, then=Round(sql, 0)),
+                When(**{f"{conference_path}__in": zero_decimal}, then=Round(sql, 0)),
                 default=sql,
                 output_field=models.DecimalField(),
             )

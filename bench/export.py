@@ -186,21 +186,29 @@ def measure(db: str, modes: list[str], *extra: str) -> dict[str, dict]:
         results[mode] = {
             "rows": rows,
             "seconds": statistics.median(run["seconds"] for run in runs),
+            "cpu": statistics.median(run["cpu"] for run in runs),
             "rss_mb": max(run["rss_mb"] for run in runs),
             "bytes": runs[0]["bytes"],
         }
     return results
 
 
-def print_table(results: list[tuple[str, dict]], copy_rate: float) -> None:
-    """Print the export table."""
+def print_table(results: list[tuple[str, dict]], copy: dict) -> None:
+    """Print the export table (wall clock, and CPU time of client + PostgreSQL backend)."""
+    copy_rate = copy["rows"] / copy["seconds"]
+    copy_cpu_rate = copy["rows"] / copy["cpu"]
     print()
-    print(f"{'path':<52} {'rows':>9} {'s (med 3)':>10} {'rows/s':>10} {'peak RSS':>9} {'×COPY':>6}")
+    print(
+        f"{'path':<52} {'rows':>9} {'s (med 3)':>10} {'rows/s':>10} {'peak RSS':>9} "
+        f"{'×COPY':>6} {'CPU s':>7} {'×COPY CPU':>9}"
+    )
     for name, result in results:
         rate = result["rows"] / result["seconds"]
+        cpu_rate = result["rows"] / result["cpu"]
         print(
             f"{name:<52} {result['rows']:>9,} {result['seconds']:>10.2f} {rate:>10,.0f} "
-            f"{result['rss_mb']:>6.0f} MB {rate / copy_rate:>6.2f}"
+            f"{result['rss_mb']:>6.0f} MB {rate / copy_rate:>6.2f} {result['cpu']:>7.2f} "
+            f"{cpu_rate / copy_cpu_rate:>9.2f}"
         )
 
 
@@ -236,7 +244,6 @@ def main() -> None:
         copy, stream = streamed["copy"], streamed["stream"]
         command, admin_stream = streamed["command"], streamed["admin-stream"]
         library = measure(db, ["library"], "--sample", str(args.sample))["library"]
-        rate = copy["rows"] / copy["seconds"]
         print_table(
             [
                 ("PostgreSQL COPY (SELECT same columns) TO STDOUT CSV", copy),
@@ -245,8 +252,9 @@ def main() -> None:
                 ("admin CSV export, streamed (test client)", admin_stream),
                 (f"library in-memory export, {args.sample:,}-row sample", library),
             ],
-            rate,
+            copy,
         )
+        print(f"load average at the end: {os.getloadavg()[0]:.1f} ({os.cpu_count()} CPUs)")
         same = stream["bytes"] == command["bytes"] == admin_stream["bytes"]
         print(f"\nstreaming, command and admin outputs have the same size: {same}")
         pages = run_child(db, "admin-lists")
@@ -274,10 +282,43 @@ class CountingSink:
         self.rows += data.count(b"\r\n") if isinstance(data, bytes) else 0
 
 
+def cpu_seconds() -> tuple[float, float]:
+    """CPU time used so far by this process and by its PostgreSQL backend (same machine)."""
+    from django.db import connection
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    connection.ensure_connection()
+    pid = connection.connection.info.backend_pid
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return usage.ru_utime + usage.ru_stime, (int(fields[11]) + int(fields[12])) / ticks
+
+
+CPU_AT_START: list[tuple[float, float]] = []
+
+
+def start_clock() -> float:
+    """Note the CPU counters and return the wall clock."""
+    CPU_AT_START.append(cpu_seconds())
+    return time.perf_counter()
+
+
 def report(rows: int, seconds: float, size: int) -> None:
-    """Print the child's JSON report (peak RSS of this process)."""
+    """Print the child's JSON report: wall and CPU seconds, peak RSS of this process."""
+    client, server = cpu_seconds()
+    client0, server0 = CPU_AT_START[-1]
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"rows": rows, "seconds": seconds, "rss_mb": rss_mb, "bytes": size}))
+    print(
+        json.dumps(
+            {
+                "rows": rows,
+                "seconds": seconds,
+                "cpu": (client - client0) + (server - server0),
+                "rss_mb": rss_mb,
+                "bytes": size,
+            }
+        )
+    )
 
 
 def child(mode: str, sample: int) -> None:
@@ -305,7 +346,7 @@ def child(mode: str, sample: int) -> None:
             ) TO STDOUT WITH (FORMAT csv)
         """
         sink = CountingSink()
-        started = time.perf_counter()
+        started = start_clock()
         with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
             for row in copy:
                 sink.bytes += len(row)
@@ -313,7 +354,7 @@ def child(mode: str, sample: int) -> None:
         report(sink.rows, time.perf_counter() - started, sink.bytes)
     elif mode == "stream":
         sink = CountingSink()
-        started = time.perf_counter()
+        started = start_clock()
         for chunk in stream_csv(PaymentResource(), payments_for_export()):
             sink.write(chunk)
         report(sink.rows - 1, time.perf_counter() - started, sink.bytes)
@@ -321,7 +362,7 @@ def child(mode: str, sample: int) -> None:
         from django.core.management import call_command
 
         target = Path(tempfile.gettempdir()) / f"bench-export-{os.getpid()}.csv"
-        started = time.perf_counter()
+        started = start_clock()
         call_command("export_payments", "--output", str(target))
         seconds = time.perf_counter() - started
         size = target.stat().st_size
@@ -338,7 +379,7 @@ def child(mode: str, sample: int) -> None:
         fields = [f"paymentresource_{name}" for name in PaymentResource._meta.fields]
         data = {"format": "0", "resource": "0", **dict.fromkeys(fields, "on")}
         sink = CountingSink()
-        started = time.perf_counter()
+        started = start_clock()
         response = client.post("/admin/backoffice/payment/export/", data)
         assert response.streaming, "expected a streamed response"
         for chunk in response.streaming_content:
@@ -351,7 +392,7 @@ def child(mode: str, sample: int) -> None:
 
         first = Payment.objects.order_by("id").values_list("id", flat=True)[0]
         queryset = Payment.objects.filter(id__lt=first + sample).order_by("-created_at", "-id")
-        started = time.perf_counter()
+        started = start_clock()
         dataset = PaymentResource().export(queryset=queryset)
         content = base_formats.CSV().export_data(dataset).encode("utf-8-sig")
         report(len(dataset), time.perf_counter() - started, len(content))
