@@ -85,6 +85,17 @@ def decrypt(token: str, *, label: str = "a stored secret") -> str:
         ) from None
 
 
+def is_our_token(value: str) -> bool:
+    """Whether a string is a Fernet token that one of the configured keys opens."""
+    if not value.startswith("gAAAAA"):
+        return False
+    try:
+        keyring().decrypt(value.encode())
+    except InvalidToken:
+        return False
+    return True
+
+
 def reencrypt(token: str, *, label: str = "a stored secret") -> str:
     """Re-encrypt a stored token with the newest key (for key rotation)."""
     try:

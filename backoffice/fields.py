@@ -7,7 +7,7 @@ from django.db import models
 from django.db.models.lookups import Exact
 from django.db.models.query_utils import DeferredAttribute
 
-from backoffice.encryption import decrypt, encrypt
+from backoffice.encryption import decrypt, encrypt, is_our_token
 
 
 class StoredCiphertext:
@@ -72,10 +72,20 @@ class EncryptedTextField(models.TextField):
         return StoredCiphertext(value)
 
     def to_python(self, value: Any) -> Any:
-        """Keep a stored token as it is; anything else is plain text."""
+        """Keep a stored token as it is (also one read back from a dumpdata fixture)."""
         if isinstance(value, StoredCiphertext):
             return value
-        return super().to_python(value)
+        value = super().to_python(value)
+        if value and is_our_token(value):
+            return StoredCiphertext(value)
+        return value
+
+    def value_to_string(self, obj: models.Model) -> str:
+        """Serialise (dumpdata) the token, never the plain secret."""
+        value = obj.__dict__.get(self.attname)
+        if isinstance(value, StoredCiphertext):
+            return value.token
+        return encrypt(value) if value else ""
 
     def pre_save(self, model_instance: models.Model, add: bool) -> Any:
         """Save an untouched stored token as it is, without decrypting it."""

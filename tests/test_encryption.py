@@ -1,5 +1,6 @@
 """Stripe secrets at rest: encrypted columns, plain attributes, rotation, clear key errors."""
 
+import json
 from io import StringIO
 
 import pytest
@@ -141,3 +142,20 @@ def test_generate_encryption_key_prints_a_usable_key() -> None:
     out = StringIO()
     call_command("generate_encryption_key", stdout=out)
     Fernet(out.getvalue().strip().encode())  # raises if it is not a Fernet key
+
+
+def test_dumpdata_writes_tokens_and_loaddata_reads_them_back(
+    keyed_conference: Conference, tmp_path
+) -> None:
+    fixture = tmp_path / "conferences.json"
+    call_command("dumpdata", "backoffice.conference", output=str(fixture), stdout=StringIO())
+    dumped = fixture.read_text()
+    assert SECRET not in dumped and WEBHOOK not in dumped
+    fields = json.loads(dumped)[0]["fields"]
+    assert decrypt(fields["stripe_secret_key"]) == SECRET  # a token of the current key
+
+    Conference.objects.all().delete()
+    call_command("loaddata", str(fixture), stdout=StringIO())
+    restored = Conference.objects.get(slug="keyed")
+    assert restored.stripe_secret_key == SECRET  # not encrypted a second time
+    assert restored.stripe_webhook_secret == WEBHOOK

@@ -7,6 +7,7 @@ leaves the process is clean even when libraries print request and response bodie
 """
 
 import io
+import json
 import logging
 import re
 import time
@@ -149,6 +150,18 @@ def test_pay_and_webhook_run_logs_no_secret(
     for secret in secrets:
         assert secret not in plain, f"the code logged a secret: {secret[:8]}…"
         assert secret not in json_lines, f"a secret left the process: {secret[:8]}…"
+    # Structured lines for the payment and the webhook: who, which order, how much.
+    entries = [json.loads(line) for line in json_lines.splitlines() if line]
+    started = next(
+        x
+        for x in entries
+        if x["message"] == "Started Stripe payment" and x["order"] == paid.reference
+    )
+    assert started["amount"] == "100.00" and started["attendee"] == paid.user_id
+    succeeded = next(x for x in entries if x["message"] == "Stripe payment succeeded")
+    assert succeeded["order"] == paid.reference and succeeded["amount"] == "100.00"
+    event_types = {x.get("type") for x in entries if x["message"] == "Stripe event processed"}
+    assert {"payment_intent.succeeded", "payment_intent.payment_failed"} <= event_types
     # The webhook's log lines carry a request id like every request's.
     processed_lines = [
         line for line in json_lines.splitlines() if '"Stripe event processed"' in line

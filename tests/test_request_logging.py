@@ -129,6 +129,7 @@ def test_payment_service_logs_who_which_order_and_amount(make_order, staff_user,
     assert manual["staff_user"] == staff_user.pk
     comp = next(x for x in entries if x["message"] == "Recorded comp payment")
     assert comp["order"] == zero.reference and comp["staff_user"] == staff_user.pk
+    assert comp["amount"] == "0.00"
 
 
 @pytest.mark.django_db

@@ -132,7 +132,11 @@ class PaymentService:
         _sync_caller_copy(order, locked)
         logger.info(
             "Recorded comp payment",
-            extra={"order": locked.reference, "staff_user": getattr(staff_user, "pk", None)},
+            extra={
+                "order": locked.reference,
+                "amount": str(ZERO),
+                "staff_user": getattr(staff_user, "pk", None),
+            },
         )
         return payment
 
@@ -614,7 +618,12 @@ def _initiate_payment(order: Order, client: StripeClient) -> str:
     if created is not None:
         logger.info(
             "Started Stripe payment",
-            extra={"order": locked.reference, "intent": intent["id"], "amount": str(balance)},
+            extra={
+                "order": locked.reference,
+                "intent": intent["id"],
+                "amount": str(balance),
+                "attendee": locked.user_id,
+            },
         )
         return str(intent["client_secret"])
     if winner is not None and winner.stripe_payment_intent_id != intent["id"]:

@@ -119,4 +119,11 @@ def _apply(event: StripeEvent, *, force: bool) -> None:
         logger.exception("Stripe event failed", extra={"event": event.stripe_event_id})
         raise StripeEventFailed(event, error) from exc
     event.refresh_from_db(fields=["processed_at", "last_error"])
-    logger.info("Stripe event processed", extra={"event": event.stripe_event_id})
+    logger.info(
+        "Stripe event processed",
+        extra={
+            "event": event.stripe_event_id,
+            "type": event.type,
+            "conference": event.conference_id,
+        },
+    )
