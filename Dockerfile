@@ -34,7 +34,8 @@ USER 10001:10001
 
 EXPOSE 8000
 
+# /healthz answers 200 when the database does; urlopen raises (exit 1) on 503 or no answer.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"]
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PORT', '8000'), timeout=4)"]
 
 CMD ["gunicorn", "--config", "gunicorn.conf.py"]

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,9 +115,16 @@ def gunicorn_server(
     assert seeded.returncode == 0, seeded.stderr
     token = re.search(r"TOKEN=(\S+)", seeded.stdout).group(1)
 
-    port = free_port()
-    env.update({"GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": "2"})
     log = tmp_path / "gunicorn.log"
+    with running_gunicorn(env, log) as port:
+        yield Server(port=port, payment_token=token, log=log)
+
+
+@contextmanager
+def running_gunicorn(env: dict[str, str], log: Path) -> Iterator[int]:
+    """Start `gunicorn --config gunicorn.conf.py` with 2 workers; yield its port; stop it."""
+    port = free_port()
+    env = {**env, "GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": "2"}
     with log.open("w") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py"],
@@ -135,7 +143,7 @@ def gunicorn_server(
                 if process.poll() is not None or time.monotonic() > deadline:
                     pytest.fail(f"gunicorn did not start:\n{log.read_text()}")
                 time.sleep(0.2)
-        yield Server(port=port, payment_token=token, log=log)
+        yield port
     finally:
         process.terminate()
         try:
@@ -232,3 +240,16 @@ def test_access_log_is_json_with_the_request_id(gunicorn_server: Server) -> None
     text = gunicorn_server.log.read_text()
     assert "sk_test_deploysecret1234" not in text
     assert "whsec_deploysecret5678" not in text
+
+
+def test_healthz_answers_503_when_the_database_does_not(static_root: Path, tmp_path: Path) -> None:
+    """A real outage: nothing listens where DATABASE_URL points."""
+    dead = f"postgres://postgres@127.0.0.1:{free_port()}/backoffice"
+    env = production_env(DATABASE_URL=dead, DJANGO_STATIC_ROOT=str(static_root))
+    with running_gunicorn(env, tmp_path / "gunicorn.log") as port:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
+        conn.request("GET", "/healthz")
+        response = conn.getresponse()
+        assert response.status == 503
+        assert json.loads(response.read()) == {"status": "unavailable"}
+        conn.close()
