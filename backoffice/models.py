@@ -14,6 +14,13 @@ from backoffice.money import format_amount
 MONEY = {"max_digits": 12, "decimal_places": 2}
 ZERO = Decimal("0.00")
 
+# Money received on an order: the sum of (amount - refunded_amount) over its
+# SUCCEEDED and REFUNDED payments. A REFUNDED payment was refunded in full, so
+# it adds nothing: the sum runs over SUCCEEDED rows only (on the (order, status)
+# index), which also matches the finance dashboard, where a REFUNDED payment
+# counts as refunded in full and revenue is "succeeded minus refunded".
+NET_OF_REFUNDS = F("amount") - F("refunded_amount")
+
 # No 0/O/1/I: references are read aloud at the desk and typed from paper.
 REFERENCE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 REFERENCE_LENGTH = 8
@@ -58,7 +65,7 @@ class OrderQuerySet(models.QuerySet):
     """Queries over orders."""
 
     def with_amounts(self) -> "OrderQuerySet":
-        """Annotate ``paid_sum`` and ``balance_sum`` with one correlated subquery per row.
+        """Annotate ``paid_sum`` (net received) and ``balance_sum`` with one subquery per row.
 
         A correlated subquery on the (order, status) index stays fast on list
         pages at hundreds of thousands of orders, where JOIN + GROUP BY does not.
@@ -67,7 +74,7 @@ class OrderQuerySet(models.QuerySet):
             Payment.objects.filter(order=OuterRef("pk"), status=Payment.Status.SUCCEEDED)
             .order_by()
             .values("order")
-            .annotate(s=Sum("amount"))
+            .annotate(s=Sum(NET_OF_REFUNDS))
             .values("s")
         )
         return self.annotate(
@@ -153,16 +160,18 @@ class Order(models.Model):
 
     @property
     def amount_paid(self) -> Decimal:
-        """Sum of succeeded payments; uses the ``with_amounts()`` annotation when present."""
+        """Money received net of refunds; uses the ``with_amounts()`` annotation when present."""
         annotated = self.__dict__.get("paid_sum")
         if annotated is not None:
             return annotated
-        paid = self.payments.filter(status=Payment.Status.SUCCEEDED).aggregate(s=Sum("amount"))
+        paid = self.payments.filter(status=Payment.Status.SUCCEEDED).aggregate(
+            s=Sum(NET_OF_REFUNDS)
+        )
         return paid["s"] or ZERO
 
     @property
     def balance_due(self) -> Decimal:
-        """Total minus succeeded payments, never below zero."""
+        """Total minus money received net of refunds, never below zero."""
         return max(self.total - self.amount_paid, ZERO)
 
     def format(self, amount: Decimal) -> str:
@@ -232,7 +241,8 @@ class Payment(models.Model):
             models.Index(fields=["order", "status"], name="payment_order_status_idx"),
             models.Index(fields=["-created_at", "-id"], name="payment_created_idx"),
             models.Index(fields=["method", "status"], name="payment_method_status_idx"),
-            # Finance pastes charge ids and payment references into the ledger's search.
+            # Finance pastes charge ids and payment references into the ledger's search;
+            # charge.refunded events without an intent id are matched on the charge.
             models.Index(
                 fields=["stripe_charge_id"],
                 name="payment_charge_idx",
@@ -282,9 +292,13 @@ class StripeCustomer(models.Model):
 
 
 class StripeEvent(models.Model):
-    """A webhook event received from Stripe, stored once per event id."""
+    """A webhook event received from Stripe, stored once per conference and event id.
 
-    stripe_event_id = models.CharField(max_length=255, unique=True)
+    Conferences sharing one Stripe account each receive every event of that
+    account (same event id) at their own endpoint, so each stores its own copy.
+    """
+
+    stripe_event_id = models.CharField(max_length=255)
     conference = models.ForeignKey(
         Conference, on_delete=models.SET_NULL, null=True, blank=True, related_name="stripe_events"
     )
@@ -294,9 +308,18 @@ class StripeEvent(models.Model):
     received_at = models.DateTimeField(auto_now_add=True)
     processed_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+    note = models.TextField(
+        blank=True, help_text="Why processing changed nothing, e.g. another conference's payment."
+    )
 
     class Meta:
         ordering = ["-received_at", "-id"]
+        indexes = [models.Index(fields=["-received_at", "-id"], name="stripe_event_received_idx")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["conference", "stripe_event_id"], name="stripe_event_unique_per_conference"
+            )
+        ]
         permissions = [("reprocess_stripeevent", "Can reprocess a Stripe event")]
 
     def __str__(self) -> str:

@@ -112,6 +112,7 @@ class StripeEventAdmin(ModelAdmin):
         "received",
         "processed_on",
         "last_error",
+        "note",
         "payload_pretty",
     )
     readonly_fields = fields

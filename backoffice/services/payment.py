@@ -13,9 +13,16 @@ from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Q, Sum
+from django.db.models import Sum
 
-from backoffice.models import ZERO, Conference, Order, Payment, generate_payment_token
+from backoffice.models import (
+    NET_OF_REFUNDS,
+    ZERO,
+    Conference,
+    Order,
+    Payment,
+    generate_payment_token,
+)
 from backoffice.money import format_amount, has_valid_precision, quantum
 from backoffice.signals import order_paid
 from backoffice.stripe_client import (
@@ -28,6 +35,7 @@ from backoffice.stripe_client import (
 )
 
 __all__ = [
+    "PaymentOfAnotherConference",
     "PaymentProviderError",
     "PaymentService",
     "StripeNotConfigured",
@@ -51,22 +59,53 @@ def lock_order(order: Order) -> Order:
     )
 
 
-def succeeded_total(order: Order) -> Decimal:
-    """Sum of the order's succeeded payments, read from the ledger (not an annotation)."""
+def net_received(order: Order) -> Decimal:
+    """Money received on the order net of refunds, read from the ledger (not an annotation).
+
+    The sum of ``amount - refunded_amount`` over SUCCEEDED and REFUNDED payments
+    (a REFUNDED payment nets to zero); see ``backoffice.models.NET_OF_REFUNDS``.
+    """
     return (
         Payment.objects.filter(order=order, status=Payment.Status.SUCCEEDED).aggregate(
-            s=Sum("amount")
+            s=Sum(NET_OF_REFUNDS)
         )["s"]
         or ZERO
     )
 
 
+# The former name, kept for callers written before refunds were netted out.
+succeeded_total = net_received
+
+# Statuses in which an order that reached PAID still counts as sold: a partial
+# refund (a discount given back) keeps the registration, a full refund does not.
+STILL_SOLD_STATUSES = (Order.Status.PAID, Order.Status.PARTIALLY_REFUNDED)
+
+
 def mark_order_paid(order: Order) -> None:
-    """Move a locked order to PAID, clear its hold, and send ``order_paid`` on commit."""
+    """Move a locked order to PAID, clear its hold, and send ``order_paid`` on commit.
+
+    The signal is sent only if the order is still sold once the transaction
+    has committed: a refund applied later in the same transaction (a
+    ``charge.refunded`` arriving before ``payment_intent.succeeded``) may have
+    turned it REFUNDED, and nobody must act on a paid order that is not.
+    """
     order.status = Order.Status.PAID
     order.hold_expires_at = None
     order.save(update_fields=["status", "hold_expires_at", "updated_at"])
-    transaction.on_commit(lambda: order_paid.send(sender=Order, order=order, user=order.user))
+    transaction.on_commit(lambda: _send_order_paid(order))
+
+
+def _send_order_paid(order: Order) -> None:
+    """Send ``order_paid`` for a committed order unless it is no longer sold."""
+    status = Order.objects.filter(pk=order.pk).values_list("status", flat=True).first()
+    if status not in STILL_SOLD_STATUSES:
+        logger.info(
+            "order_paid not sent: the order was refunded before it committed",
+            extra={"order": order.reference, "status": status},
+        )
+        return
+    order.status = status
+    order_paid.send(sender=Order, order=order, user=order.user)
 
 
 def _sync_caller_copy(original: Order, locked: Order) -> None:
@@ -162,7 +201,7 @@ class PaymentService:
                     f"{locked.reference} is {locked.get_status_display().lower()}; "
                     "manual payments can only be recorded for pending orders."
                 )
-            paid = succeeded_total(locked)
+            paid = net_received(locked)
             balance = locked.total - paid
             if balance <= ZERO:
                 raise ValidationError(
@@ -270,6 +309,15 @@ class UnmatchedPaymentError(Exception):
     """A Stripe payment names an order we cannot find in this conference; staff must look."""
 
 
+class PaymentOfAnotherConference(UnmatchedPaymentError):
+    """The payment clearly belongs to another conference (several may share a Stripe account).
+
+    Stripe sends every event of an account to every endpoint of that account, so
+    each conference's webhook also sees its siblings' payments: not an error,
+    nothing to do here.
+    """
+
+
 def _intent_id(value: Any) -> str:
     """Return an id from a Stripe field that is either an id string or an expanded object."""
     if isinstance(value, dict):
@@ -318,7 +366,7 @@ def _payable_balance(order: Order) -> Decimal:
             f"{order.reference} is {order.get_status_display().lower()}; "
             "only pending orders can be paid."
         )
-    balance = order.total - succeeded_total(order)
+    balance = order.total - net_received(order)
     if balance <= ZERO:
         raise ValidationError(
             f"{order.reference} has no balance due; staff should use “Mark comp” "
@@ -350,16 +398,26 @@ def _find_order_for_intent(conference: Conference, intent: dict[str, Any]) -> Or
         order = Order.objects.filter(pk=order_id).first() if order_id.isdigit() else None
         reference = metadata.get("order_reference")
         if order is None or (reference and reference != order.reference):
+            _refuse_other_conference(conference, metadata, f"Stripe payment {intent_id}")
             raise UnmatchedPaymentError(
                 f"Stripe payment {intent_id} names order {reference or order_id}, "
                 "which does not exist here."
             )
     if order.conference_id != conference.pk:
-        raise UnmatchedPaymentError(
+        raise PaymentOfAnotherConference(
             f"Stripe payment {intent_id} belongs to order {order.reference} of another "
             f"conference, not {conference.slug}."
         )
     return order
+
+
+def _refuse_other_conference(conference: Conference, metadata: dict[str, Any], what: str) -> None:
+    """Raise ``PaymentOfAnotherConference`` when the metadata names another conference."""
+    slug = str(metadata.get("conference") or "")
+    if slug and slug != conference.slug:
+        raise PaymentOfAnotherConference(
+            f"{what} was made for conference {slug}, not {conference.slug}."
+        )
 
 
 def _record_succeeded(
@@ -397,7 +455,7 @@ def _record_succeeded(
         payment.save(update_fields=["status", "amount", "stripe_charge_id", "updated_at"])
 
     if order.status == Order.Status.PENDING:
-        paid = succeeded_total(order)
+        paid = net_received(order)
         if paid >= order.total:
             mark_order_paid(order)
         if paid > order.total:
@@ -430,6 +488,8 @@ def apply_payment_intent(
     intent_id = _intent_id(intent)
     try:
         order = _find_order_for_intent(conference, intent)
+    except PaymentOfAnotherConference:
+        raise  # the caller (the webhook) records it as not for this conference
     except UnmatchedPaymentError:
         if outcome == Payment.Status.SUCCEEDED:
             raise  # money was taken for an order we cannot place: staff must see it
@@ -464,25 +524,25 @@ def apply_payment_intent(
 def apply_charge_refund(conference: Conference, charge: dict[str, Any]) -> Payment | None:
     """Apply a refunded Stripe charge: full refund -> REFUNDED, partial -> amount kept visible.
 
-    The order becomes REFUNDED when everything it received is refunded,
-    PARTIALLY_REFUNDED otherwise. An older event with a smaller refunded amount
-    changes nothing.
+    Then the order's status follows the money it still holds (net of refunds):
+    at least the total -> stays PAID (e.g. an overpayment given back), nothing
+    -> REFUNDED, anything in between -> PARTIALLY_REFUNDED. An older event with
+    a smaller refunded amount changes nothing.
     """
     intent_id = _intent_id(charge.get("payment_intent"))
     charge_id = _intent_id(charge)
-    lookup = Q(stripe_charge_id=charge_id) if charge_id else Q(pk__in=[])
-    if intent_id:
-        lookup |= Q(stripe_payment_intent_id=intent_id)
-    payment = Payment.objects.filter(lookup).select_related("order").first()
+    payment = _refunded_payment(intent_id, charge_id)
     if payment is None:
-        if not (charge.get("metadata") or {}).get("order_id") and not intent_id:
+        metadata = charge.get("metadata") or {}
+        _refuse_other_conference(conference, metadata, f"Refunded charge {charge_id}")
+        if not metadata.get("order_id") and not intent_id:
             return None
         raise UnmatchedPaymentError(
             f"Stripe refunded charge {charge_id} (payment {intent_id or 'unknown'}), "
             "which matches no payment here."
         )
     if payment.order.conference_id != conference.pk:
-        raise UnmatchedPaymentError(
+        raise PaymentOfAnotherConference(
             f"Refunded charge {charge_id} belongs to another conference, not {conference.slug}."
         )
     currency = str(charge.get("currency") or payment.order.currency).upper()
@@ -513,17 +573,31 @@ def apply_charge_refund(conference: Conference, charge: dict[str, Any]) -> Payme
             Order.Status.PARTIALLY_REFUNDED,
             Order.Status.REFUNDED,
         ):
-            taken = Payment.objects.filter(
-                order=order, status__in=(Payment.Status.SUCCEEDED, Payment.Status.REFUNDED)
-            ).aggregate(amount=Sum("amount"), refunded=Sum("refunded_amount"))
-            fully = (taken["refunded"] or ZERO) >= (taken["amount"] or ZERO)
-            order.status = Order.Status.REFUNDED if fully else Order.Status.PARTIALLY_REFUNDED
+            held = net_received(order)
+            if held >= order.total:
+                order.status = Order.Status.PAID
+            elif held <= ZERO:
+                order.status = Order.Status.REFUNDED
+            else:
+                order.status = Order.Status.PARTIALLY_REFUNDED
             order.save(update_fields=["status", "updated_at"])
     logger.info(
         "Stripe refund applied",
         extra={"order": order.reference, "charge": charge_id, "refunded": str(refunded)},
     )
     return payment
+
+
+def _refunded_payment(intent_id: str, charge_id: str) -> Payment | None:
+    """The payment a refunded charge belongs to: by intent id, else by charge id (both indexed)."""
+    payments = Payment.objects.select_related("order")
+    if intent_id:
+        payment = payments.filter(stripe_payment_intent_id=intent_id).first()
+        if payment is not None:
+            return payment
+    if charge_id:
+        return payments.filter(stripe_charge_id=charge_id).first()
+    return None
 
 
 def _record_new_attempt(

@@ -15,7 +15,11 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from backoffice.models import Conference, Payment, StripeEvent
-from backoffice.services.payment import apply_charge_refund, apply_payment_intent
+from backoffice.services.payment import (
+    PaymentOfAnotherConference,
+    apply_charge_refund,
+    apply_payment_intent,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -49,13 +53,16 @@ HANDLERS: dict[str, Callable[[Conference, dict[str, Any]], object]] = {
 
 
 def receive_stripe_event(*, conference: Conference, event: dict[str, Any]) -> StripeEvent:
-    """Store a verified event once and apply it unless it was already processed.
+    """Store a verified event once per conference and apply it unless it was already processed.
 
-    A duplicate delivery of a processed event changes nothing. Raises
+    A duplicate delivery of a processed event changes nothing. Conferences that
+    share a Stripe account each receive (and store) every event of the account;
+    one about another conference's payment is processed as a no-op. Raises
     ``StripeEventFailed`` when the handler fails (the error is stored).
     """
     event_id = event["id"]
-    stored = StripeEvent.objects.filter(stripe_event_id=event_id).first()
+    events = StripeEvent.objects.filter(conference=conference)
+    stored = events.filter(stripe_event_id=event_id).first()
     if stored is None:
         try:
             with transaction.atomic():
@@ -67,11 +74,7 @@ def receive_stripe_event(*, conference: Conference, event: dict[str, Any]) -> St
                     payload=event,
                 )
         except IntegrityError:
-            stored = StripeEvent.objects.get(stripe_event_id=event_id)  # a parallel delivery
-    if stored.conference_id != conference.pk:
-        raise ValidationError(
-            f"Stripe event {event_id} was already received for another conference."
-        )
+            stored = events.get(stripe_event_id=event_id)  # a parallel delivery
     if stored.processed_at is not None:
         logger.info("Duplicate Stripe event ignored", extra={"event": event_id})
         return stored
@@ -106,11 +109,17 @@ def _apply(event: StripeEvent, *, force: bool) -> None:
             if locked.processed_at is not None and not force:
                 return  # a parallel delivery finished it first
             handler = HANDLERS.get(locked.type)
+            note = ""
             if handler is not None:
-                handler(locked.conference, locked.payload["data"]["object"])
+                try:
+                    handler(locked.conference, locked.payload["data"]["object"])
+                except PaymentOfAnotherConference as exc:
+                    # Nothing was written: the handler checks ownership before any change.
+                    note = f"Not for this conference: {exc}"
             locked.processed_at = timezone.now()
             locked.last_error = ""
-            locked.save(update_fields=["processed_at", "last_error"])
+            locked.note = note
+            locked.save(update_fields=["processed_at", "last_error", "note"])
     except Exception as exc:
         # Recorded, then re-raised: a failing event must be visible to staff and
         # answered with a 500 so Stripe retries it. Nothing is swallowed.
@@ -118,7 +127,7 @@ def _apply(event: StripeEvent, *, force: bool) -> None:
         StripeEvent.objects.filter(pk=event.pk).update(last_error=error)
         logger.exception("Stripe event failed", extra={"event": event.stripe_event_id})
         raise StripeEventFailed(event, error) from exc
-    event.refresh_from_db(fields=["processed_at", "last_error"])
+    event.refresh_from_db(fields=["processed_at", "last_error", "note"])
     logger.info(
         "Stripe event processed",
         extra={

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import connection
 
 from backoffice.models import Order, Payment, StripeCustomer
 from backoffice.services.payment import (
@@ -650,6 +651,144 @@ def test_refund_of_the_stripe_part_of_a_mixed_order_is_partial(
 
     order.refresh_from_db()
     assert order.status == Order.Status.PARTIALLY_REFUNDED  # the 30.00 cash is still held
+
+
+def succeeded_intent(order, intent_id, minor, charge_id):
+    """A succeeded PaymentIntent as Stripe sends it (for cases localstripe cannot produce)."""
+    return {
+        "id": intent_id,
+        "object": "payment_intent",
+        "status": "succeeded",
+        "currency": "usd",
+        "amount": minor,
+        "amount_received": minor,
+        "latest_charge": charge_id,
+        "metadata": {"order_id": str(order.pk), "order_reference": order.reference},
+    }
+
+
+def refunded_charge(charge_id, intent_id, minor, refunded_minor):
+    """A ``charge.refunded`` object as Stripe sends it."""
+    return {
+        "id": charge_id,
+        "object": "charge",
+        "payment_intent": intent_id,
+        "currency": "usd",
+        "amount": minor,
+        "amount_captured": minor,
+        "amount_refunded": refunded_minor,
+    }
+
+
+def amounts(order):
+    """(amount paid, balance due) from the model property and from the list annotation."""
+    fresh = Order.objects.get(pk=order.pk)
+    annotated = Order.objects.with_amounts().get(pk=order.pk)
+    assert (annotated.paid_sum, annotated.balance_sum) == (
+        fresh.amount_paid,
+        fresh.total - fresh.amount_paid,
+    )
+    return fresh.amount_paid, fresh.balance_due
+
+
+def test_refunding_the_overpaid_difference_keeps_the_order_paid(conference, make_order):
+    """30.00 cash, then a card payment of the full 100.00: staff give the 30.00 back."""
+    order = make_order("100.00")
+    PaymentService.record_manual(order, amount=Decimal("30.00"))
+    apply_payment_intent(
+        conference, succeeded_intent(order, "pi_over", 10000, "ch_over"), Payment.Status.SUCCEEDED
+    )
+    order.refresh_from_db()
+    assert order.status == Order.Status.PAID
+    assert order.needs_attention
+
+    apply_charge_refund(conference, refunded_charge("ch_over", "pi_over", 10000, 3000))
+
+    order.refresh_from_db()
+    assert order.status == Order.Status.PAID  # 100.00 of 100.00 is still held
+    assert amounts(order) == (Decimal("100.00"), Decimal("0.00"))
+    assert Payment.objects.get(stripe_payment_intent_id="pi_over").refunded_amount == Decimal(
+        "30.00"
+    )
+
+
+def test_amount_paid_is_net_of_refunds_partial_and_full_alike(conference, make_order):
+    """One cent more refunded moves the balance due by one cent, not by the whole payment."""
+    order = make_order("100.00")
+    PaymentService.record_manual(order, amount=Decimal("50.00"))
+    apply_payment_intent(
+        conference, succeeded_intent(order, "pi_mix", 5000, "ch_mix"), Payment.Status.SUCCEEDED
+    )
+    assert amounts(order) == (Decimal("100.00"), Decimal("0.00"))
+
+    apply_charge_refund(conference, refunded_charge("ch_mix", "pi_mix", 5000, 4999))
+    assert amounts(order) == (Decimal("50.01"), Decimal("49.99"))
+    order.refresh_from_db()
+    assert order.status == Order.Status.PARTIALLY_REFUNDED
+
+    apply_charge_refund(conference, refunded_charge("ch_mix", "pi_mix", 5000, 5000))
+    assert amounts(order) == (Decimal("50.00"), Decimal("50.00"))
+    order.refresh_from_db()
+    assert order.status == Order.Status.PARTIALLY_REFUNDED  # the 50.00 cash is still held
+    assert Payment.objects.get(stripe_payment_intent_id="pi_mix").status == (
+        Payment.Status.REFUNDED
+    )
+
+
+def test_refund_found_by_charge_id_when_the_event_has_no_intent(conference, make_order):
+    order = make_order("100.00")
+    apply_payment_intent(
+        conference, succeeded_intent(order, "pi_byc", 10000, "ch_byc"), Payment.Status.SUCCEEDED
+    )
+
+    apply_charge_refund(conference, refunded_charge("ch_byc", None, 10000, 10000))
+
+    order.refresh_from_db()
+    assert order.status == Order.Status.REFUNDED
+    assert amounts(order) == (Decimal("0.00"), Decimal("100.00"))
+
+
+def test_full_refund_arriving_before_success_never_sends_order_paid(
+    conference, make_order, paid_signals, on_commit
+):
+    order = make_order("100.00")
+    Payment.objects.create(
+        order=order,
+        method=Payment.Method.STRIPE,
+        amount=Decimal("100.00"),
+        stripe_payment_intent_id="pi_early",
+    )
+
+    with on_commit(execute=True):
+        apply_charge_refund(conference, refunded_charge("ch_early", "pi_early", 10000, 10000))
+    with on_commit(execute=True):
+        apply_payment_intent(
+            conference,
+            succeeded_intent(order, "pi_early", 10000, "ch_early"),
+            Payment.Status.SUCCEEDED,
+        )  # the late "succeeded"
+
+    order.refresh_from_db()
+    assert order.status == Order.Status.REFUNDED
+    assert paid_signals == []
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="query plans are checked on PostgreSQL"
+)
+def test_refund_lookups_use_an_index():
+    """charge.refunded is matched by intent id, else by charge id: neither scans the ledger."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET enable_seqscan = off")  # an empty table: ask what could be used
+        try:
+            by_charge = Payment.objects.filter(stripe_charge_id="ch_x").explain()
+            by_intent = Payment.objects.filter(stripe_payment_intent_id="pi_x").explain()
+        finally:
+            cursor.execute("SET enable_seqscan = on")
+
+    assert "payment_charge_idx" in by_charge
+    assert "Index Cond" in by_charge
+    assert "payment_unique_intent" in by_intent
 
 
 def test_zero_decimal_refund_is_exact(stripe_jpy_conference, make_order, localstripe):

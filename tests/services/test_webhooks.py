@@ -36,15 +36,79 @@ def test_receive_stores_and_applies_once(stripe_conference, confirmed):
     assert order.status == Order.Status.PAID
 
 
-def test_same_event_id_from_another_conference_is_refused(
+def test_conferences_sharing_a_stripe_account_each_store_the_event_only_the_owner_applies_it(
     stripe_conference, stripe_jpy_conference, confirmed
 ):
-    _, intent = confirmed
+    """Stripe sends each event of an account (same id) to every endpoint of that account."""
+    order, intent = confirmed
     event = build_event("payment_intent.succeeded", intent)
-    receive_stripe_event(conference=stripe_conference, event=event)
 
-    with pytest.raises(ValidationError, match="another conference"):
-        receive_stripe_event(conference=stripe_jpy_conference, event=event)
+    sibling = receive_stripe_event(conference=stripe_jpy_conference, event=event)  # first
+
+    assert sibling.processed_at is not None
+    assert sibling.last_error == ""
+    assert sibling.note.startswith("Not for this conference")
+    order.refresh_from_db()
+    assert order.status == Order.Status.PENDING
+    assert Payment.objects.get(order=order).status == Payment.Status.PENDING
+
+    owner = receive_stripe_event(conference=stripe_conference, event=event)
+
+    assert owner.pk != sibling.pk
+    assert owner.processed_at is not None
+    assert owner.note == ""
+    order.refresh_from_db()
+    assert order.status == Order.Status.PAID
+    assert StripeEvent.objects.filter(stripe_event_id=event["id"]).count() == 2
+
+
+def test_intent_made_for_another_conference_is_a_no_op_even_if_unknown_here(
+    stripe_conference, stripe_jpy_conference
+):
+    """A sibling conference's intent whose order this site does not have: not an error."""
+    intent = {
+        "id": "pi_sibling",
+        "object": "payment_intent",
+        "amount": 1000,
+        "amount_received": 1000,
+        "currency": "jpy",
+        "metadata": {"order_id": "999999", "order_reference": "ORD-ELSEWHERE", "conference": "x"},
+    }
+
+    stored = receive_stripe_event(
+        conference=stripe_conference, event=build_event("payment_intent.succeeded", intent)
+    )
+
+    assert stored.processed_at is not None
+    assert "made for conference x" in stored.note
+    assert not Payment.objects.exists()
+
+
+def test_refund_of_a_sibling_conferences_charge_is_a_no_op(
+    stripe_conference, stripe_jpy_conference, confirmed
+):
+    order, intent = confirmed
+    receive_stripe_event(
+        conference=stripe_conference, event=build_event("payment_intent.succeeded", intent)
+    )
+    charge = {
+        "id": intent["latest_charge"]["id"],
+        "object": "charge",
+        "payment_intent": intent["id"],
+        "currency": "usd",
+        "amount": 10000,
+        "amount_refunded": 10000,
+    }
+
+    stored = receive_stripe_event(
+        conference=stripe_jpy_conference, event=build_event("charge.refunded", charge)
+    )
+
+    assert stored.processed_at is not None
+    assert "another conference" in stored.note
+    assert Payment.objects.get(order=order).refunded_amount == 0
+    order.refresh_from_db()
+    assert order.status == Order.Status.PAID
 
 
 def test_failure_is_stored_on_the_event(stripe_conference, confirmed):

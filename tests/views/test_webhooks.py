@@ -215,6 +215,33 @@ def test_another_conferences_secret_is_refused(
     assert response.status_code == 400
 
 
+def test_shared_stripe_account_sibling_answers_200_and_the_owner_applies_the_event(
+    client, stripe_conference, stripe_jpy_conference, paid_intent
+):
+    """Two conferences on one Stripe account: both endpoints get the same event."""
+    stripe_jpy_conference.stripe_webhook_secret = "whsec_jp_only"
+    stripe_jpy_conference.save()
+    order, intent = paid_intent
+    event = build_event("payment_intent.succeeded", intent)
+
+    sibling = post_event(client, stripe_jpy_conference, event, secret="whsec_jp_only")
+    owner = post_event(client, stripe_conference, event)
+
+    assert (sibling.status_code, owner.status_code) == (200, 200)
+    order.refresh_from_db()
+    assert order.status == Order.Status.PAID
+    stored = StripeEvent.objects.filter(stripe_event_id=event["id"])
+    assert {e.conference_id: e.processed_at is not None for e in stored} == {
+        stripe_jpy_conference.pk: True,
+        stripe_conference.pk: True,
+    }
+    # A retry of the sibling's delivery is a duplicate, not a second no-op run.
+    assert post_event(client, stripe_jpy_conference, event, secret="whsec_jp_only").status_code == (
+        200
+    )
+    assert stored.count() == 2
+
+
 def test_get_is_not_allowed(client, stripe_conference):
     assert client.get(webhook_url(stripe_conference)).status_code == 405
 
