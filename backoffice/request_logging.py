@@ -20,6 +20,9 @@ _SECRET_PATTERNS = [
     re.compile(r"\b(?:pi|seti)_[A-Za-z0-9]+_secret_[A-Za-z0-9]+"),  # client secrets
 ]
 _CARD_NUMBER = re.compile(r"\b\d(?:[ -]?\d){12,18}\b")
+# A payment link's token is a bearer credential (anyone holding it can pay the
+# order and see its details); django.request and access logs print the path.
+_PAY_LINK_TOKEN = re.compile(r"(/pay/)[A-Za-z0-9_-]{16,}")
 REDACTED = "[REDACTED]"
 
 
@@ -35,9 +38,10 @@ def _luhn_valid(digits: str) -> bool:
 
 
 def redact(text: str) -> str:
-    """Replace Stripe secrets, client secrets and card numbers in ``text``."""
+    """Replace Stripe secrets, client secrets, payment-link tokens and card numbers in ``text``."""
     for pattern in _SECRET_PATTERNS:
         text = pattern.sub(REDACTED, text)
+    text = _PAY_LINK_TOKEN.sub(rf"\1{REDACTED}", text)
 
     def card(match: re.Match[str]) -> str:
         digits = re.sub(r"[ -]", "", match.group(0))

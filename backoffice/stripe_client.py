@@ -236,6 +236,8 @@ def verify_webhook(payload: bytes, signature: str | None, secret: str) -> dict[s
         )
     except stripe.SignatureVerificationError as exc:
         raise InvalidWebhook(str(exc)) from exc
+    except UnicodeDecodeError as exc:  # the stripe package decodes the body as UTF-8 first
+        raise InvalidWebhook("The body is not UTF-8 text.") from exc
     try:
         event = json.loads(payload)
     except (UnicodeDecodeError, ValueError) as exc:

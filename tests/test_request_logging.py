@@ -168,3 +168,37 @@ def test_secrets_never_reach_the_logs(make_order, staff_user, log_lines) -> None
     assert "[REDACTED]" in raw  # the deliberate leak above was caught
     for secret in [*SECRETS[:2], "sk_test_51RotatedViaAdmin5555"]:
         assert secret not in raw
+
+
+def test_redact_masks_payment_link_tokens_in_paths() -> None:
+    token = "Xy3_-abcDEFghiJKLmnoPQRstuVWXyz12"
+    text = f"Service Unavailable: /pay/{token}/ and /pay/{token}/complete/?payment_intent=pi_1"
+    cleaned = redact(text)
+    assert token not in cleaned
+    assert cleaned == (
+        f"Service Unavailable: /pay/{REDACTED}/ and /pay/{REDACTED}/complete/?payment_intent=pi_1"
+    )
+    assert redact("GET /payments/ and /pay/") == "GET /payments/ and /pay/"
+
+
+@pytest.mark.django_db
+def test_payment_link_token_never_reaches_the_logs_on_a_stripe_outage(
+    stripe_conference, make_order, monkeypatch, log_lines
+) -> None:
+    """The pay page answers 503 when Stripe is down; django.request logs the path."""
+    from backoffice.services.payment import PaymentProviderError
+
+    order = make_order("100.00", conference=stripe_conference)
+
+    def stripe_down(order_):
+        raise PaymentProviderError("Could not reach Stripe to start the payment.")
+
+    monkeypatch.setattr(PaymentService, "initiate_payment", staticmethod(stripe_down))
+
+    response = Client().get(f"/pay/{order.payment_token}/")
+
+    assert response.status_code == 503
+    request_lines = [x for x in log_lines.entries() if x["logger"] == "django.request"]
+    assert request_lines, "django.request logs the 503 with its path"
+    assert f"/pay/{REDACTED}/" in request_lines[0]["message"]
+    assert order.payment_token not in log_lines.raw()

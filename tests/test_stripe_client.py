@@ -259,6 +259,11 @@ def test_verify_webhook_refuses_bad_headers(header):
         verify_webhook(body.encode(), header, "whsec_x")
 
 
+def test_verify_webhook_refuses_a_body_that_is_not_utf8():
+    with pytest.raises(InvalidWebhook, match="UTF-8"):
+        verify_webhook(b"\xff\xfe{}", "t=1,v1=abc", "whsec_x")
+
+
 def test_verify_webhook_refuses_an_empty_secret():
     import json
 

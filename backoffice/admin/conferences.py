@@ -142,6 +142,15 @@ class ConferenceAdmin(ModelAdmin):
             _("Copy URL"),
         )
 
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: Conference | None = None
+    ) -> tuple[str, ...]:
+        """The currency is fixed once the conference has orders (their amounts are in it)."""
+        fields = tuple(super().get_readonly_fields(request, obj))
+        if obj is not None and obj.pk and obj.orders.exists():
+            fields += ("currency",)
+        return fields
+
     def get_queryset(self, request: HttpRequest) -> QuerySet[Conference]:
         """Conferences with their number of orders (one query for the whole list)."""
         return super().get_queryset(request).annotate(order_total=Count("orders"))

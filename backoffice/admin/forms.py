@@ -9,7 +9,7 @@ from django.utils.translation import gettext_lazy as _
 from unfold.forms import BaseDialogForm
 from unfold.widgets import UnfoldAdminTextareaWidget, UnfoldAdminTextInputWidget
 
-from backoffice.models import Order, StripeEvent
+from backoffice.models import MONEY, Order, StripeEvent
 from backoffice.money import quantum
 
 
@@ -72,6 +72,8 @@ class RecordManualPaymentForm(OrderActionForm):
 
     amount = forms.DecimalField(
         label=_("Amount"),
+        # The ledger's size; decimal places depend on the currency: the service checks them.
+        max_digits=MONEY["max_digits"],
         widget=UnfoldAdminTextInputWidget(attrs={"inputmode": "decimal", "autofocus": True}),
         help_text=_("At most the balance due. A partial payment leaves the order pending."),
     )

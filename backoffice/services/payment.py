@@ -16,6 +16,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Sum
 
 from backoffice.models import (
+    MONEY,
     NET_OF_REFUNDS,
     ZERO,
     Conference,
@@ -118,6 +119,10 @@ def _sync_caller_copy(original: Order, locked: Order) -> None:
         original.__dict__.pop("balance_sum", None)
 
 
+# The ledger stores 12 digits with 2 decimal places: amounts below 10,000,000,000.
+AMOUNT_LIMIT = Decimal(10) ** (MONEY["max_digits"] - MONEY["decimal_places"])
+
+
 def parse_amount(amount: Any, currency: str) -> Decimal:
     """Validate a money amount for the currency and return it as a Decimal."""
     if isinstance(amount, float | bool):
@@ -130,6 +135,10 @@ def parse_amount(amount: Any, currency: str) -> Decimal:
         raise ValidationError("Enter a valid amount, e.g. 50.00.")
     if value <= ZERO:
         raise ValidationError("The payment amount must be greater than zero.")
+    if value >= AMOUNT_LIMIT:
+        raise ValidationError(
+            f"The amount is too large: enter less than {AMOUNT_LIMIT:,} {currency.upper()}."
+        )
     if not has_valid_precision(value, currency):
         step = quantum(currency)
         if step == 1:
@@ -212,6 +221,7 @@ class PaymentService:
                     f"The amount {locked.format(value)} is more than the balance due of "
                     f"{locked.format(balance)}."
                 )
+            open_attempt = _open_attempt(locked)
             payment = Payment.objects.create(
                 order=locked,
                 method=Payment.Method.MANUAL,
@@ -223,6 +233,12 @@ class PaymentService:
             )
             if paid + value >= locked.total:
                 mark_order_paid(locked)
+            if open_attempt is not None:
+                # A pay page left open must not charge the old balance. Stripe is
+                # called only after the cash is committed, and failing to reach it
+                # leaves the cash recorded (see _cancel_outdated_attempt).
+                open_attempt.order = locked
+                transaction.on_commit(lambda: _cancel_outdated_attempt(open_attempt))
         _sync_caller_copy(order, locked)
         logger.info(
             "Recorded manual payment",
@@ -345,6 +361,20 @@ def _flag_for_attention(order: Order, reason: str) -> None:
     logger.warning("Order needs attention", extra={"order": order.reference, "reason": reason})
 
 
+def _latest_attempt(order: Order) -> Payment | None:
+    """The order's newest Stripe attempt that is open or declined (its intent may be payable)."""
+    return (
+        Payment.objects.filter(
+            order=order,
+            method=Payment.Method.STRIPE,
+            status__in=(*OPEN_STRIPE_STATUSES, Payment.Status.FAILED),
+        )
+        .exclude(stripe_payment_intent_id="")
+        .order_by("-created_at", "-id")
+        .first()
+    )
+
+
 def _open_attempt(order: Order) -> Payment | None:
     """The order's newest Stripe attempt that is still open, if any."""
     return (
@@ -371,6 +401,12 @@ def _payable_balance(order: Order) -> Decimal:
         raise ValidationError(
             f"{order.reference} has no balance due; staff should use “Mark comp” "
             "for a zero-total order."
+        )
+    if not has_valid_precision(balance, order.currency):
+        # E.g. the conference's currency was changed from USD to JPY after the order.
+        raise ValidationError(
+            f"{order.reference} owes {balance}, which cannot be charged in "
+            f"{order.currency.upper()} (too many decimal places); please contact the organisers."
         )
     return balance
 
@@ -606,14 +642,22 @@ def _record_new_attempt(
     """Store a freshly created intent as the order's pending attempt, under the order lock.
 
     Returns ``(created, winner)``: ``created`` when ours was stored, else
-    ``winner``, the open attempt another request stored first.
+    ``winner``, the open attempt another request stored first, or
+    ``(None, None)`` when the balance changed while Stripe created the intent
+    (e.g. a clerk recorded cash meanwhile): the intent's amount is stale.
     """
     with transaction.atomic():
         locked = lock_order(order)
-        _payable_balance(locked)
+        balance = _payable_balance(locked)
         existing = _open_attempt(locked)
         if existing is not None:
             return None, existing
+        if balance != amount:
+            logger.info(
+                "Balance changed while starting a Stripe payment; starting again",
+                extra={"order": locked.reference, "intent": intent["id"], "balance": str(balance)},
+            )
+            return None, None
         try:
             with transaction.atomic():
                 payment = Payment.objects.create(
@@ -630,6 +674,33 @@ def _record_new_attempt(
     return payment, None
 
 
+def _cancel_outdated_attempt(attempt: Payment) -> None:
+    """After a manual payment commits: cancel the order's open card attempt, best effort.
+
+    Its intent is for the old balance; a pay page still open on it could charge
+    that amount. When Stripe cannot be reached (or refuses, e.g. the attendee
+    is paying right now) the cash stays recorded and the attempt stays open:
+    the next pay page load replaces it, since its amount no longer matches the
+    balance, and a payment made on it meanwhile is recorded and flagged as
+    overpaid for staff.
+    """
+    try:
+        StripeClient(attempt.order.conference).cancel_payment_intent(
+            attempt.stripe_payment_intent_id
+        )
+    except (PaymentProviderError, StripeNotConfigured) as exc:
+        logger.warning(
+            "Could not cancel the card payment attempt of an order paid in part at the desk",
+            extra={
+                "order": attempt.order.reference,
+                "intent": attempt.stripe_payment_intent_id,
+                "error": str(exc),
+            },
+        )
+        return
+    _retire_attempt(attempt, "Cancelled: a manual payment changed the balance due.")
+
+
 def _retire_attempt(attempt: Payment, reason: str) -> None:
     """Mark an open attempt CANCELED after its intent was cancelled at Stripe."""
     with transaction.atomic():
@@ -644,7 +715,7 @@ def _initiate_payment(order: Order, client: StripeClient) -> str:
     with transaction.atomic():
         locked = lock_order(order)
         balance = _payable_balance(locked)
-        attempt = _open_attempt(locked)
+        attempt = _latest_attempt(locked)
         attempts_so_far = Payment.objects.filter(order=locked, method=Payment.Method.STRIPE).count()
     currency = locked.conference.currency.upper()
     minor = to_stripe_amount(balance, currency)
@@ -665,20 +736,27 @@ def _initiate_payment(order: Order, client: StripeClient) -> str:
                     "Stripe confirms it; please do not pay again."
                 )
             return ""  # look again: the order may be paid now, or still owe a rest
-        if (
+        if attempt.status == Payment.Status.FAILED:
+            # Declined, and back to "requires_payment_method" at Stripe: cancel it
+            # before starting anew, so only one intent of the order can be paid.
+            # The row keeps its FAILED status and Stripe's message.
+            if status in REUSABLE_INTENT_STATUSES:
+                client.cancel_payment_intent(attempt.stripe_payment_intent_id)
+        elif (
             status in REUSABLE_INTENT_STATUSES
             and intent.get("amount") == minor
             and str(intent.get("currency")).upper() == currency
         ):
             return str(intent["client_secret"])
-        if status == "missing":
-            reason = "Closed: Stripe no longer knows this payment (were the keys changed?)."
-        elif status == "canceled":
-            reason = "Cancelled at Stripe."
         else:
-            client.cancel_payment_intent(attempt.stripe_payment_intent_id)
-            reason = f"Replaced: the balance due changed to {format_amount(balance, currency)}."
-        _retire_attempt(attempt, reason)
+            if status == "missing":
+                reason = "Closed: Stripe no longer knows this payment (were the keys changed?)."
+            elif status == "canceled":
+                reason = "Cancelled at Stripe."
+            else:
+                client.cancel_payment_intent(attempt.stripe_payment_intent_id)
+                reason = f"Replaced: the balance due changed to {format_amount(balance, currency)}."
+            _retire_attempt(attempt, reason)
 
     # The same key for every request that starts from the same ledger state, so
     # concurrent page loads get one intent from Stripe instead of several.
@@ -700,8 +778,9 @@ def _initiate_payment(order: Order, client: StripeClient) -> str:
             },
         )
         return str(intent["client_secret"])
-    if winner is not None and winner.stripe_payment_intent_id != intent["id"]:
-        # Another page load stored its intent first: drop ours and reuse theirs.
+    if winner is None or winner.stripe_payment_intent_id != intent["id"]:
+        # Another page load stored its intent first, or ours is for a stale
+        # balance: drop ours, then look again.
         client.cancel_payment_intent(intent["id"])
     return ""
 

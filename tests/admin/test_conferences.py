@@ -116,3 +116,29 @@ def test_adding_a_conference_stores_the_secrets_encrypted(admin_client_logged_in
     created = Conference.objects.get(slug="new-conf")
     assert created.stripe_secret_key == "sk_test_AddedKey1111"
     assert created.currency == "EUR"
+
+
+def test_currency_can_be_changed_while_the_conference_has_no_orders(
+    admin_client_logged_in: Client, keyed
+) -> None:
+    response = admin_client_logged_in.post(change_url(keyed), form_data(keyed, currency="EUR"))
+    assert response.status_code == 302
+    assert Conference.objects.get(pk=keyed.pk).currency == "EUR"
+
+
+def test_currency_is_read_only_once_the_conference_has_orders(
+    admin_client_logged_in: Client, keyed, make_order
+) -> None:
+    """Order amounts are in the currency: changing it would make them unpayable (or wrong)."""
+    make_order("49.99", conference=keyed)
+
+    page = admin_client_logged_in.get(change_url(keyed)).content.decode()
+    response = admin_client_logged_in.post(
+        change_url(keyed), form_data(keyed, currency="JPY", name="Renamed")
+    )
+
+    assert 'name="currency"' not in page
+    assert response.status_code == 302
+    fresh = Conference.objects.get(pk=keyed.pk)
+    assert fresh.name == "Renamed"
+    assert fresh.currency == "USD"

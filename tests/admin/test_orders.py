@@ -399,6 +399,17 @@ def test_record_manual_refusal_is_shown_on_the_form_and_nothing_is_saved(
     assert order.status == Order.Status.PENDING
 
 
+@pytest.mark.parametrize("amount", ["12345678901234567890123456789", "1e30", "10000000000.00"])
+def test_record_manual_with_a_huge_amount_is_a_form_error(desk_client, make_order, amount):
+    order = make_order("100.00")
+
+    response = desk_client.post(record_manual_url(order), manual_form(amount))
+
+    assert response.status_code == 200
+    assert "Ensure that there are no more than" in response.content.decode()
+    assert not order.payments.exists()
+
+
 def test_record_manual_in_yen_refuses_decimals(desk_client, make_order, jpy_conference):
     order = make_order("5000", conference=jpy_conference)
 

@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from backoffice.models import Order, Payment
-from backoffice.services.payment import PaymentService
+from backoffice.services.payment import PaymentService, parse_amount
 from backoffice.signals import order_paid
 
 pytestmark = pytest.mark.django_db
@@ -151,6 +151,21 @@ def test_record_manual_refuses_non_numbers_with_validation_error(make_order, amo
     with pytest.raises(ValidationError):
         PaymentService.record_manual(order, amount=amount)
     assert not order.payments.exists()
+
+
+@pytest.mark.parametrize(
+    "amount", ["1e30", "12345678901234567890123456789", "10000000000", Decimal("1E+40")]
+)
+def test_record_manual_refuses_amounts_beyond_the_ledger_as_validation_error(make_order, amount):
+    """Not decimal.InvalidOperation (a 500): the ledger holds amounts below 10,000,000,000."""
+    order = make_order("100.00")
+    with pytest.raises(ValidationError, match="too large"):
+        PaymentService.record_manual(order, amount=amount)
+    assert not order.payments.exists()
+
+
+def test_parse_amount_takes_the_largest_amount_the_ledger_holds():
+    assert parse_amount("9999999999.99", "USD") == Decimal("9999999999.99")
 
 
 def test_record_manual_accepts_decimal_strings(make_order):

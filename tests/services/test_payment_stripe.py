@@ -9,7 +9,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection
 
-from backoffice.models import Order, Payment, StripeCustomer
+from backoffice.models import Conference, Order, Payment, StripeCustomer
 from backoffice.services.payment import (
     PaymentProviderError,
     PaymentService,
@@ -125,6 +125,71 @@ def test_initiate_payment_replaces_the_intent_when_the_balance_changed(
     ] == (6000)
 
 
+def test_cash_recorded_while_stripe_creates_the_intent_is_not_charged_again(
+    stripe_conference, make_order, localstripe, monkeypatch
+):
+    """No lock is held during the Stripe call: a clerk may record cash meanwhile."""
+    order = make_order("100.00", conference=stripe_conference)
+    real_create = StripeClient.create_payment_intent
+    stale: list[str] = []
+
+    def create_while_the_desk_takes_cash(self, order_, *, amount, idempotency_key):
+        intent = real_create(self, order_, amount=amount, idempotency_key=idempotency_key)
+        if not stale:
+            stale.append(intent["id"])
+            PaymentService.record_manual(Order.objects.get(pk=order_.pk), amount=Decimal("30"))
+        return intent
+
+    monkeypatch.setattr(StripeClient, "create_payment_intent", create_while_the_desk_takes_cash)
+
+    client_secret = PaymentService.initiate_payment(order)
+
+    intent = localstripe.api("GET", f"/v1/payment_intents/{intent_id_of(client_secret)}")
+    assert intent["amount"] == 7000
+    attempt = Payment.objects.get(order=order, method=Payment.Method.STRIPE)
+    assert attempt.amount == Decimal("70.00")
+    assert attempt.stripe_payment_intent_id == intent["id"] != stale[0]
+    assert localstripe.api("GET", f"/v1/payment_intents/{stale[0]}")["status"] == "canceled"
+
+
+def test_record_manual_cancels_the_open_card_attempt_after_commit(
+    stripe_conference, make_order, localstripe, on_commit
+):
+    """A pay page left open on the old intent can no longer charge the old balance."""
+    order = make_order("100.00", conference=stripe_conference)
+    old = intent_id_of(PaymentService.initiate_payment(order))
+
+    with on_commit(execute=True) as callbacks:
+        PaymentService.record_manual(order, amount=Decimal("30.00"))
+        assert localstripe.api("GET", f"/v1/payment_intents/{old}")["status"] != "canceled"
+
+    assert len(callbacks) == 1
+    assert localstripe.api("GET", f"/v1/payment_intents/{old}")["status"] == "canceled"
+    attempt = Payment.objects.get(stripe_payment_intent_id=old)
+    assert attempt.status == Payment.Status.CANCELED
+    assert "manual payment" in attempt.note
+    new = intent_id_of(PaymentService.initiate_payment(order))
+    assert localstripe.api("GET", f"/v1/payment_intents/{new}")["amount"] == 7000
+
+
+def test_record_manual_keeps_the_cash_when_stripe_cannot_be_reached(
+    stripe_conference, make_order, settings, tmp_path, on_commit, caplog
+):
+    order = make_order("100.00", conference=stripe_conference)
+    with start_localstripe(tmp_path) as doomed:
+        settings.STRIPE_API_BASE = doomed.url
+        old = intent_id_of(PaymentService.initiate_payment(order))
+    # Stripe is gone now.
+
+    with on_commit(execute=True):
+        cash = PaymentService.record_manual(order, amount=Decimal("30.00"))
+
+    assert Payment.objects.get(pk=cash.pk).status == Payment.Status.SUCCEEDED
+    attempt = Payment.objects.get(stripe_payment_intent_id=old)
+    assert attempt.status == Payment.Status.PENDING  # replaced at the next page load
+    assert "Could not cancel the card payment attempt" in caplog.text
+
+
 def test_initiate_payment_replaces_an_intent_cancelled_at_stripe(
     stripe_conference, make_order, localstripe
 ):
@@ -189,6 +254,20 @@ def test_initiate_payment_refuses_zero_balance_and_points_to_comp(stripe_confere
 
     with pytest.raises(ValidationError, match="Mark comp"):
         PaymentService.initiate_payment(order)
+
+
+def test_initiate_payment_refuses_a_balance_the_currency_cannot_express(
+    stripe_conference, make_order
+):
+    """The currency was changed to JPY after a 49.99 USD order: a clear refusal, not a 500."""
+    order = make_order("49.99", conference=stripe_conference)
+    Conference.objects.filter(pk=stripe_conference.pk).update(currency="JPY")
+    order = Order.objects.select_related("conference").get(pk=order.pk)
+
+    with pytest.raises(ValidationError, match="cannot be charged in JPY"):
+        PaymentService.initiate_payment(order)
+
+    assert not Payment.objects.filter(order=order).exists()
 
 
 def test_initiate_payment_without_keys_names_the_conference(conference, make_order):
@@ -392,6 +471,59 @@ def test_after_a_decline_the_next_page_load_starts_a_new_attempt(
     assert Payment.objects.filter(order=order, status=Payment.Status.PENDING).count() == 1
 
 
+def test_after_a_decline_the_declined_intent_cannot_be_paid_any_more(
+    stripe_conference, make_order, localstripe
+):
+    """Stripe puts a declined intent back to requires_payment_method: it is cancelled."""
+    order = make_order("100.00", conference=stripe_conference)
+    first = intent_id_of(PaymentService.initiate_payment(order))
+    declined = localstripe.confirm_payment_intent(first, card=CARD_DECLINED)
+    assert declined["status"] == "requires_payment_method"
+    apply_payment_intent(stripe_conference, declined, Payment.Status.FAILED)
+
+    second = intent_id_of(PaymentService.initiate_payment(order))
+
+    assert localstripe.api("GET", f"/v1/payment_intents/{first}")["status"] == "canceled"
+    assert localstripe.api("GET", f"/v1/payment_intents/{second}")["status"] != "canceled"
+    failed = Payment.objects.get(stripe_payment_intent_id=first)
+    assert failed.status == Payment.Status.FAILED  # the history still shows the decline
+    assert failed.note == "Your card was declined."
+    # Reloading again reuses the new attempt and leaves the old one alone.
+    assert intent_id_of(PaymentService.initiate_payment(order)) == second
+
+
+def test_a_retry_that_succeeded_on_the_declined_intent_is_recorded_not_cancelled(
+    stripe_conference, make_order, localstripe, paid_signals, on_commit, monkeypatch
+):
+    """The attendee retried on the still-open page before reloading: that payment counts.
+
+    localstripe refuses to confirm an intent a second time, so Stripe's answer
+    for the retried intent (succeeded) is given on top of localstripe's own.
+    """
+    order = make_order("100.00", conference=stripe_conference)
+    first = intent_id_of(PaymentService.initiate_payment(order))
+    declined = localstripe.confirm_payment_intent(first, card=CARD_DECLINED)
+    apply_payment_intent(stripe_conference, declined, Payment.Status.FAILED)
+    real_retrieve = StripeClient.retrieve_payment_intent
+
+    def retried_with_a_good_card(self, intent_id):
+        intent = real_retrieve(self, intent_id)
+        if intent_id != first:
+            return intent
+        return intent | {"status": "succeeded", "amount_received": 10000, "latest_charge": "ch_2"}
+
+    monkeypatch.setattr(StripeClient, "retrieve_payment_intent", retried_with_a_good_card)
+
+    with on_commit(execute=True), pytest.raises(ValidationError, match="already paid"):
+        PaymentService.initiate_payment(order)
+
+    assert Payment.objects.get(stripe_payment_intent_id=first).status == (Payment.Status.SUCCEEDED)
+    assert Payment.objects.filter(order=order).count() == 1
+    order.refresh_from_db()
+    assert order.status == Order.Status.PAID
+    assert paid_signals == [order.pk]
+
+
 def test_late_failure_never_undoes_a_success(stripe_conference, make_order, localstripe):
     order = make_order("100.00", conference=stripe_conference)
     intent = localstripe.confirm_payment_intent(
@@ -461,9 +593,11 @@ def test_success_after_cash_paid_in_full_is_recorded_and_flagged(
 ):
     order = make_order("100.00", conference=stripe_conference)
     intent_id = intent_id_of(PaymentService.initiate_payment(order))
+    # The attendee pays online while the desk takes cash; the webhook comes last.
+    # (Recording the cash cancels an intent that is still open; this one is paid.)
+    intent = localstripe.confirm_payment_intent(intent_id)
     with on_commit(execute=True):
         PaymentService.record_manual(order, amount=Decimal("100.00"))  # paid at the desk
-    intent = localstripe.confirm_payment_intent(intent_id)
 
     with on_commit(execute=True):
         apply_payment_intent(stripe_conference, intent, Payment.Status.SUCCEEDED)

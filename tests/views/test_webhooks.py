@@ -170,6 +170,18 @@ def test_malformed_body_with_valid_signature_is_refused(client, stripe_conferenc
     assert not StripeEvent.objects.exists()
 
 
+def test_body_that_is_not_utf8_is_refused(client, stripe_conference):
+    response = client.post(
+        webhook_url(stripe_conference),
+        data=b"\xff\xfe{}",
+        content_type="application/json",
+        headers={"Stripe-Signature": "t=1,v1=abc"},
+    )
+
+    assert response.status_code == 400
+    assert not StripeEvent.objects.exists()
+
+
 def test_json_that_is_not_an_event_is_refused(client, stripe_conference):
     body = json.dumps({"hello": "world"})
     response = client.post(
