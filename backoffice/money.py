@@ -14,6 +14,9 @@ ZERO_DECIMAL_CURRENCIES = frozenset(
     }
 )  # fmt: skip
 THREE_DECIMAL_CURRENCIES = frozenset({"BHD", "JOD", "KWD", "OMR", "TND"})
+# Stripe takes these in two-decimal minor units, but only whole amounts (the
+# minor part must be 00): ISK has no smaller coin in use.
+WHOLE_AMOUNT_CURRENCIES = frozenset({"ISK"})
 
 
 def currency_exponent(currency: str) -> int:
@@ -31,8 +34,11 @@ def quantum(currency: str) -> Decimal:
 
     Amounts are stored with 2 decimal places; Stripe also requires
     three-decimal currencies to be charged in multiples of 10 minor units,
-    so 2 places is the finest step for every currency.
+    so 2 places is the finest step for every currency. ISK is charged in whole
+    krónur although Stripe counts it in hundredths.
     """
+    if currency.upper() in WHOLE_AMOUNT_CURRENCIES:
+        return Decimal(1)
     return Decimal(1).scaleb(-min(currency_exponent(currency), 2))
 
 

@@ -226,6 +226,7 @@ def test_a_customer_stripe_forgot_is_replaced(stripe_conference, make_order, loc
         (Decimal("12345"), "KRW", 12345),
         (Decimal("1.50"), "KWD", 1500),
         (Decimal("19.99"), "usd", 1999),
+        (Decimal("1500"), "ISK", 150000),  # hundredths at Stripe, whole krónur only
     ],
 )
 def test_amounts_go_to_stripe_in_minor_units_exactly(amount, currency, minor):

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import requests
+from django.db import OperationalError
 from django.urls import reverse
 
 from backoffice.models import Order, Payment, StripeEvent
@@ -28,9 +29,22 @@ def localstripe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStrip
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
-    """Poll until the condition holds (the webhook arrives ~1 s after the event)."""
+    """Poll until the condition holds (the webhook arrives ~1 s after the event).
+
+    On SQLite the live server and this thread share one in-memory database, whose
+    tables are locked while the webhook writes: such a poll just tries again.
+    """
+
+    def holds() -> bool:
+        try:
+            return condition()
+        except OperationalError as exc:
+            if "locked" not in str(exc):
+                raise
+            return False
+
     deadline = time.monotonic() + timeout
-    while not condition():
+    while not holds():
         if time.monotonic() > deadline:
             raise AssertionError("timed out waiting for the webhook")
         time.sleep(0.1)

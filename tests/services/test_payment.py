@@ -135,6 +135,18 @@ def test_record_manual_accepts_trailing_zero_decimals(make_order):
     assert payment.amount == Decimal("10.50")
 
 
+def test_record_manual_isk_takes_whole_kronur_only(make_order):
+    """Stripe counts ISK in hundredths but charges only whole amounts: the desk does too."""
+    from backoffice.models import Conference
+
+    iceland = Conference.objects.create(name="PyCon IS", slug="pycon-is", currency="ISK")
+    order = make_order("15000", conference=iceland)
+    with pytest.raises(ValidationError, match="ISK amounts have no decimal places"):
+        PaymentService.record_manual(order, amount=Decimal("100.50"))
+    payment = PaymentService.record_manual(order, amount=Decimal("15000.00"))
+    assert payment.amount == Decimal("15000")
+
+
 def test_record_manual_jpy_has_no_decimal_places(make_order, jpy_conference):
     order = make_order("5000", conference=jpy_conference)
     with pytest.raises(ValidationError, match="JPY amounts have no decimal places"):
