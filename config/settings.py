@@ -270,6 +270,9 @@ STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")
 STRIPE_JS_URL = env.str("STRIPE_JS_URL", default="https://js.stripe.com/v3/")
 STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=20.0)
 STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=2)
+# How long a webhook waits for a row lock (an order a clerk is paying right now)
+# before answering 503 so Stripe retries later (PostgreSQL only).
+STRIPE_WEBHOOK_LOCK_TIMEOUT_MS = env.int("STRIPE_WEBHOOK_LOCK_TIMEOUT_MS", default=5000)
 
 # --- Security (HTTPS, cookies, headers) ---------------------------------------
 # Production defaults are strict; `manage.py check --deploy` passes with them.

@@ -10,8 +10,9 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from backoffice.models import Conference, Payment, StripeEvent
@@ -22,6 +23,31 @@ from backoffice.services.payment import (
 )
 
 logger = logging.getLogger(__name__)
+
+
+class StripeEventBusy(Exception):
+    """A row the event needs stayed locked too long; nothing changed, Stripe should retry."""
+
+    def __init__(self, event: StripeEvent) -> None:
+        super().__init__(f"Stripe event {event.stripe_event_id} waited too long for a lock.")
+        self.event = event
+
+
+def _is_lock_timeout(exc: BaseException) -> bool:
+    """Whether a database error is a lock wait that timed out (PostgreSQL) or a busy SQLite."""
+    if not isinstance(exc, OperationalError):
+        return False
+    return getattr(exc.__cause__, "sqlstate", None) == "55P03" or "database is locked" in str(exc)
+
+
+def _limit_lock_waits() -> None:
+    """Make this transaction's row-lock waits give up after the configured time (PostgreSQL)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT set_config('lock_timeout', %s, true)",
+                [f"{int(settings.STRIPE_WEBHOOK_LOCK_TIMEOUT_MS)}ms"],
+            )
 
 
 class StripeEventFailed(Exception):
@@ -93,6 +119,8 @@ def reprocess_stripe_event(event: StripeEvent) -> None:
         raise ValidationError(f"{event} has no conference, so it cannot be applied.")
     try:
         _apply(event, force=True)
+    except StripeEventBusy as exc:
+        raise ValidationError(f"{event}: its order is being changed right now; try again.") from exc
     except StripeEventFailed as exc:
         raise ValidationError(f"{event} failed again: {exc.error}") from exc
 
@@ -101,6 +129,7 @@ def _apply(event: StripeEvent, *, force: bool) -> None:
     """Run the event's handler and mark it processed, atomically; store any error."""
     try:
         with transaction.atomic():
+            _limit_lock_waits()
             locked = (
                 StripeEvent.objects.select_for_update(of=("self",))
                 .select_related("conference")
@@ -121,6 +150,10 @@ def _apply(event: StripeEvent, *, force: bool) -> None:
             locked.note = note
             locked.save(update_fields=["processed_at", "last_error", "note"])
     except Exception as exc:
+        if _is_lock_timeout(exc):
+            # Not a failure of the event: someone held its order (or the event) too long.
+            logger.warning("Stripe event waited too long for a lock", extra={"event": event.pk})
+            raise StripeEventBusy(event) from exc
         # Recorded, then re-raised: a failing event must be visible to staff and
         # answered with a 500 so Stripe retries it. Nothing is swallowed.
         error = f"{type(exc).__name__}: {exc}"

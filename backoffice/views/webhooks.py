@@ -8,7 +8,11 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from backoffice.models import Conference
-from backoffice.services.webhooks import StripeEventFailed, receive_stripe_event
+from backoffice.services.webhooks import (
+    StripeEventBusy,
+    StripeEventFailed,
+    receive_stripe_event,
+)
 from backoffice.stripe_client import InvalidWebhook, verify_webhook
 
 logger = logging.getLogger(__name__)
@@ -36,6 +40,11 @@ def stripe_webhook(request: HttpRequest, conference_slug: str) -> HttpResponse:
         receive_stripe_event(conference=conference, event=event)
     except ValidationError as exc:
         return HttpResponseBadRequest(" ".join(exc.messages))
+    except StripeEventBusy:
+        # Its order is locked by another request: nothing changed, Stripe retries later.
+        response = HttpResponse("Busy; please retry.", status=503)
+        response["Retry-After"] = "30"
+        return response
     except StripeEventFailed:
         # Already stored on the event and logged; 500 makes Stripe retry.
         return HttpResponse("Event stored; processing failed.", status=500)

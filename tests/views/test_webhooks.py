@@ -417,3 +417,61 @@ def test_a_failed_event_is_applied_when_stripe_retries(stripe_conference, paid_i
     assert stored.last_error == ""
     order.refresh_from_db()
     assert order.status == Order.Status.PAID
+
+
+@pytest.mark.django_db(transaction=True)
+def test_event_for_an_order_locked_too_long_answers_503_and_applies_on_retry(
+    stripe_conference, make_order, settings
+):
+    """A clerk's transaction holds the order: the webhook gives up and Stripe retries."""
+    import threading
+
+    from django.db import connection, connections, transaction
+    from django.test import Client
+
+    if connection.vendor != "postgresql":
+        pytest.skip("lock_timeout is a PostgreSQL setting")
+    settings.STRIPE_WEBHOOK_LOCK_TIMEOUT_MS = 200
+    order = make_order("100.00", conference=stripe_conference)
+    intent = {
+        "id": "pi_locked",
+        "object": "payment_intent",
+        "status": "succeeded",
+        "currency": "usd",
+        "amount": 10000,
+        "amount_received": 10000,
+        "latest_charge": "ch_locked",
+        "metadata": {"order_id": str(order.pk), "order_reference": order.reference},
+    }
+    event = build_event("payment_intent.succeeded", intent)
+    locked, release = threading.Event(), threading.Event()
+
+    def clerk_holds_the_order() -> None:
+        try:
+            with transaction.atomic():
+                Order.objects.select_for_update().get(pk=order.pk)
+                locked.set()
+                release.wait(timeout=30)
+        finally:
+            connections.close_all()
+
+    clerk = threading.Thread(target=clerk_holds_the_order)
+    clerk.start()
+    try:
+        assert locked.wait(timeout=10)
+        busy = post_event(Client(), stripe_conference, event)
+    finally:
+        release.set()
+        clerk.join(timeout=30)
+
+    assert busy.status_code == 503
+    assert busy["Retry-After"]
+    stored = StripeEvent.objects.get(stripe_event_id=event["id"])
+    assert stored.processed_at is None and stored.last_error == ""
+    assert not Payment.objects.filter(order=order).exists()
+
+    retried = post_event(Client(), stripe_conference, event)
+
+    assert retried.status_code == 200
+    order.refresh_from_db()
+    assert order.status == Order.Status.PAID
