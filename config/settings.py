@@ -232,8 +232,8 @@ UNFOLD["SIDEBAR"]["navigation"].insert(
 
 # --- Logging ----------------------------------------------------------------
 # One JSON object per line on stdout, each with the request id (request_logging.py);
-# DJANGO_LOG_FORMAT=text gives plain lines for local development.
-LOG_FORMAT = env.str("DJANGO_LOG_FORMAT", default="json")
+# with DJANGO_DEBUG=1 (make run) the default is plain text lines instead.
+LOG_FORMAT = env.str("DJANGO_LOG_FORMAT", default="text" if DEBUG else "json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -202,3 +202,12 @@ def test_payment_link_token_never_reaches_the_logs_on_a_stripe_outage(
     assert request_lines, "django.request logs the 503 with its path"
     assert f"/pay/{REDACTED}/" in request_lines[0]["message"]
     assert order.payment_token not in log_lines.raw()
+
+
+def test_text_formatter_for_development_redacts_too() -> None:
+    from backoffice.request_logging import TextFormatter
+
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "key %s", (SECRETS[0],), None)
+    RequestIdFilter().filter(record)
+    line = TextFormatter("%(levelname)s [%(request_id)s] %(message)s").format(record)
+    assert line == f"INFO [-] key {REDACTED}"
