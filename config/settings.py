@@ -213,6 +213,8 @@ CACHES = {
 BACKOFFICE_STREAMING_EXPORT_THRESHOLD = env.int(
     "BACKOFFICE_STREAMING_EXPORT_THRESHOLD", default=20_000
 )
+# XLSX files are built in memory: refuse bigger ones (CSV streams at any size).
+BACKOFFICE_XLSX_EXPORT_MAX_ROWS = env.int("BACKOFFICE_XLSX_EXPORT_MAX_ROWS", default=100_000)
 UNFOLD["DASHBOARD_CALLBACK"] = "backoffice.admin.dashboard.dashboard_callback"
 UNFOLD["SIDEBAR"]["navigation"].insert(
     1,

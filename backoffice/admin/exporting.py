@@ -2,16 +2,22 @@
 
 from typing import Any
 
+from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from import_export.admin import ExportMixin, ImportMixin
 from import_export.formats import base_formats
 from import_export.resources import ModelResource
 from import_export.signals import post_export
 from unfold.contrib.import_export.forms import ImportForm, SelectableFieldsExportForm
 
-from backoffice.services.exports import has_more_rows_than, stream_csv, streaming_threshold
+from backoffice.services.exports import (
+    has_more_rows_than,
+    spreadsheet_row_limit,
+    stream_csv,
+    streaming_threshold,
+)
 
 
 class ColumnExportForm(SelectableFieldsExportForm):
@@ -28,7 +34,8 @@ class LedgerExportMixin(ExportMixin):
 
     CSV is UTF-8 with a byte-order mark; a CSV export of more than
     ``BACKOFFICE_STREAMING_EXPORT_THRESHOLD`` rows streams (same bytes) instead of
-    being built in memory, so it never runs into the worker timeout.
+    being built in memory, so it never runs into the worker timeout; an XLSX export
+    of more than ``BACKOFFICE_XLSX_EXPORT_MAX_ROWS`` rows is refused with a message.
     """
 
     export_form_class = ColumnExportForm
@@ -59,6 +66,15 @@ class LedgerExportMixin(ExportMixin):
             response["Content-Disposition"] = f'attachment; filename="{filename}"'
             post_export.send(sender=None, model=self.model)
             return response
+        limit = spreadsheet_row_limit()
+        if not isinstance(file_format, base_formats.CSV) and has_more_rows_than(queryset, limit):
+            self.message_user(
+                request,
+                f"More than {limit:,} rows is too many for an XLSX file: export CSV "
+                "(streamed, any size) or narrow the filters.",
+                messages.ERROR,
+            )
+            return HttpResponseRedirect(request.get_full_path())
         return super()._do_file_export(file_format, request, queryset, export_form=export_form)
 
 
