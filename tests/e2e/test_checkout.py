@@ -94,6 +94,8 @@ def pay_url(order: Order) -> str:
 
 def test_attendee_pays_the_balance_by_card_and_staff_see_the_order_paid(
     page: Page,
+    context,
+    live_server,
     checkout: list[dict],
     registration: Order,
     front_desk_user,
@@ -105,7 +107,17 @@ def test_attendee_pays_the_balance_by_card_and_staff_see_the_order_paid(
         registration, amount=Decimal("30.00"), reference="CASH-0007", staff_user=front_desk_user
     )
 
-    page.goto(pay_url(registration))
+    # Staff copy the payment link from the order page and send it to the attendee.
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
+    login(front_desk_user)
+    page.goto(order_url(registration))
+    page.get_by_role("button", name="Copy link").click()
+    expect(page.get_by_role("status").filter(has_text="Copied")).to_be_visible()
+    link = page.evaluate("navigator.clipboard.readText()")
+    assert link == live_server.url + pay_url(registration)
+    context.clear_cookies()  # the attendee is not logged in
+
+    page.goto(link)
     expect(page.get_by_text("StripeCon").first).to_be_visible()
     expect(page.get_by_role("heading", name=f"Order {registration.reference}")).to_be_visible()
     items = page.locator("table.line-items tbody tr")
