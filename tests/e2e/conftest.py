@@ -18,7 +18,15 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, Group, Permission
 from django.core.management import call_command
 from django.test import Client
-from playwright.sync_api import Browser, BrowserType, Page, Playwright, Route, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserType,
+    Page,
+    Playwright,
+    Route,
+    expect,
+    sync_playwright,
+)
 
 E2E_DIR = Path(__file__).resolve().parent
 REPO_DIR = E2E_DIR.parents[1]
@@ -29,6 +37,11 @@ CHROMIUM_MISSING = (
     "Chromium not found on PATH: install it with `sudo apt-get install chromium` "
     "to run the browser tests (tests/e2e)."
 )
+# Generous waits: on a 2-core machine shared with other test runs a page can take a
+# few seconds; a real failure still fails, only later.
+TIMEOUT_MS = 15_000
+expect.set_options(timeout=TIMEOUT_MS)
+
 # Keep headless Chromium off the network and quiet: no updates, no first-run UI, no GPU.
 CHROMIUM_ARGS = [
     "--disable-gpu",
@@ -148,6 +161,7 @@ def page(context, live_server) -> Iterator[Page]:
         else:
             route.abort("blockedbyclient")
 
+    context.set_default_timeout(TIMEOUT_MS)
     context.route("**/*", only_live_server)
     page = context.new_page()
     page.on("pageerror", lambda error: errors.append(str(error)))
