@@ -27,6 +27,23 @@ def pytest_configure(config: pytest.Config) -> None:
     settings.WHITENOISE_AUTOREFRESH = True
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(
+    django_db_modify_db_settings_parallel_suffix: None, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Put the SQLite test database in a file, so the live server has a connection of its own.
+
+    Django's default in-memory test database makes the live server thread share the
+    test's single connection: a request arriving while the test queries (a Stripe
+    webhook, say) interleaves two transactions on it and breaks both. A file database
+    behaves like the real one (each thread its own connection, SQLite's own locking).
+    """
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        test_settings = database.setdefault("TEST", {})
+        test_settings["NAME"] = str(tmp_path_factory.mktemp("sqlite") / "test.sqlite3")
+
+
 @pytest.fixture
 def conference(db) -> Conference:
     """A USD conference."""

@@ -28,6 +28,8 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
+from tests.stripe_fixtures import LocalStripe, start_localstripe
+
 E2E_DIR = Path(__file__).resolve().parent
 REPO_DIR = E2E_DIR.parents[1]
 SCREENSHOT_DIR = REPO_DIR / "artifacts" / "screenshots"
@@ -279,3 +281,15 @@ def describe_violations(violations: list[dict]) -> str:
         ],
         indent=2,
     )
+
+
+@pytest.fixture(scope="package")
+def localstripe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStripe]:
+    """A localstripe server of the browser tests' own.
+
+    The session-wide one also serves the other Stripe tests, whose events localstripe
+    posts a second later to every webhook registered by then: one of them reaching a
+    browser test's live server would be a payment for an order it never had.
+    """
+    with start_localstripe(tmp_path_factory.mktemp("localstripe-e2e")) as server:
+        yield server
