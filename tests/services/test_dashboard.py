@@ -123,3 +123,28 @@ def test_summary_runs_four_aggregate_queries_whatever_the_size(
     with django_assert_num_queries(4):
         summary = finance_summary()
     assert sum(summary.orders_by_status.values()) == size
+
+
+def test_revenue_agrees_with_the_orders_amount_paid(make_order):
+    """The dashboard's net revenue is the sum of what orders show as paid (net of refunds)."""
+    cash_and_card = make_order("100.00")
+    make_payment(cash_and_card, "30.00")
+    make_payment(cash_and_card, "100.00", method="stripe", refunded_amount=D("30.00"))
+    refunded = make_order("60.00")
+    make_payment(
+        refunded, "60.00", method="stripe", status=Payment.Status.REFUNDED,
+        refunded_amount=D("60.00"),
+    )  # fmt: skip
+    partly = make_order("80.00")
+    make_payment(partly, "80.00", method="stripe", refunded_amount=D("0.01"))
+    make_payment(partly, "80.00", method="stripe", status=Payment.Status.FAILED)
+
+    revenue = sum(line.net for line in revenue_by_conference_and_method())
+    paid = sum(order.amount_paid for order in Order.objects.with_amounts())
+
+    assert revenue == paid == D("179.99")
+    assert [o.amount_paid for o in (cash_and_card, refunded, partly)] == [
+        D("100.00"),
+        D("0.00"),
+        D("79.99"),
+    ]
