@@ -307,12 +307,6 @@ class PaymentResource(LedgerResource):
     amount = ExportField(
         "Amount", kind=Kind.AMOUNT, source="amount", currency="order__conference__currency"
     )
-    refunded = ExportField(
-        "Refunded",
-        kind=Kind.AMOUNT,
-        source="refunded_amount",
-        currency="order__conference__currency",
-    )
     currency = ExportField("Currency", kind=Kind.TEXT, source="order__conference__currency")
     reference = ExportField("Reference", kind=Kind.TEXT, source="reference")
     note = ExportField("Note", kind=Kind.TEXT, source="note")
@@ -337,7 +331,6 @@ class PaymentResource(LedgerResource):
             "method",
             "status",
             "amount",
-            "refunded",
             "currency",
             "reference",
             "note",

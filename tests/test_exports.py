@@ -33,7 +33,6 @@ PAYMENT_HEADERS = [
     "Method",
     "Status",
     "Amount",
-    "Refunded",
     "Currency",
     "Reference",
     "Note",
@@ -103,7 +102,6 @@ def test_payment_row_values_for_every_method_and_status(make_order, staff_user, 
         "Method": method.label,
         "Status": status.label,
         "Amount": "120.00",
-        "Refunded": "0.00",
         "Currency": "USD",
         "Reference": "WIRE-1",
         "Note": "paid at the desk",
@@ -111,16 +109,6 @@ def test_payment_row_values_for_every_method_and_status(make_order, staff_user, 
         "Stripe payment intent ID": f"pi_{method}_{status}",
         "Stripe charge ID": "ch_1",
     }
-
-
-def test_payment_rows_show_what_was_refunded(make_order):
-    """Amount minus Refunded is what the payment still brings in (the dashboard's net)."""
-    order = make_order("120.00")
-    make_payment(order, "120.00", method=Payment.Method.STRIPE, refunded_amount=Decimal("20.50"))
-
-    [row] = export_rows(PaymentResource(), Payment.objects.all())
-
-    assert (row["Status"], row["Amount"], row["Refunded"]) == ("Succeeded", "120.00", "20.50")
 
 
 def test_attendee_falls_back_to_the_account_and_blank_cells_stay_empty(make_order, attendee):
