@@ -119,33 +119,42 @@ def _can_view_order(request: HttpRequest) -> bool:
     )
 
 
-class OrderLineItemInline(TabularInline):
+class ReadOnlyOrderInline(TabularInline):
+    """An inline shown to whoever may see the order, never added to, edited or deleted.
+
+    Line items are what the attendee bought (editing them would break the
+    total); payments are a ledger written only by the payment service.
+    """
+
+    extra = 0
+    can_delete = False
+
+    def has_view_permission(self, request: HttpRequest, obj: Order | None = None) -> bool:
+        """Anyone who may see the order sees its inlines."""
+        return _can_view_order(request)
+
+    def has_add_permission(self, request: HttpRequest, obj: Order | None = None) -> bool:
+        """Rows are never added from the admin."""
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Order | None = None) -> bool:
+        """Rows are never edited from the admin."""
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Order | None = None) -> bool:
+        """Rows are never deleted from the admin."""
+        return False
+
+
+class OrderLineItemInline(ReadOnlyOrderInline):
     """The order's purchased items, read-only: they are what the attendee bought."""
 
     model = OrderLineItem
     fields = ("description", "quantity", "unit_price_display", "line_total_display")
     readonly_fields = fields
-    extra = 0
-    can_delete = False
     show_title = False
     verbose_name = _("line item")
     verbose_name_plural = _("Line items")
-
-    def has_view_permission(self, request: HttpRequest, obj: Order | None = None) -> bool:
-        """Anyone who may see the order sees what it contains."""
-        return _can_view_order(request)
-
-    def has_add_permission(self, request: HttpRequest, obj: Order | None = None) -> bool:
-        """Line items come with the order; the admin does not add them."""
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Order | None = None) -> bool:
-        """Line items are not edited in the admin (the total would no longer match)."""
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Order | None = None) -> bool:
-        """Line items are not deleted in the admin."""
-        return False
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[OrderLineItem]:
         """Fetch the currency with the items."""
@@ -162,7 +171,7 @@ class OrderLineItemInline(TabularInline):
         return _money(item.line_total, item.order.conference.currency)
 
 
-class PaymentHistoryInline(TabularInline):
+class PaymentHistoryInline(ReadOnlyOrderInline):
     """Every payment of the order, oldest first; a ledger, so strictly read-only."""
 
     model = Payment
@@ -179,9 +188,7 @@ class PaymentHistoryInline(TabularInline):
     )
     readonly_fields = fields
     ordering = ("created_at", "id")
-    extra = 0
     max_num = 0
-    can_delete = False
     show_change_link = False
     show_title = False
     verbose_name = _("payment")
@@ -190,22 +197,6 @@ class PaymentHistoryInline(TabularInline):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Payment]:
         """Fetch the recording staff member and the currency with the payments."""
         return super().get_queryset(request).select_related("created_by", "order__conference")
-
-    def has_view_permission(self, request: HttpRequest, obj: Order | None = None) -> bool:
-        """Anyone who may see the order sees its payment history."""
-        return _can_view_order(request)
-
-    def has_add_permission(self, request: HttpRequest, obj: Order | None = None) -> bool:
-        """Payments are recorded only through the actions (the payment service)."""
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Order | None = None) -> bool:
-        """The payment ledger is never edited."""
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Order | None = None) -> bool:
-        """The payment ledger is never deleted from."""
-        return False
 
     @display(description=_("Date"))
     def recorded_at(self, payment: Payment) -> str:
