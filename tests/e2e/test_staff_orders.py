@@ -150,13 +150,27 @@ def test_bulk_mark_comp_comps_zero_total_orders_and_explains_the_skip(
     assert not paying.payments.exists()
 
 
+# htmx keeps its bookkeeping on each element it has wired up; until then a click
+# on the button (or the dialog's submit) is a plain link or a native form post.
+HTMX_WIRED = (
+    "sel => { const el = document.querySelector(sel); return !!(el && el['htmx-internal-data']); }"
+)
+
+
 def open_record_manual_dialog(page: Page) -> Locator:
-    """Click the order page's "Record manual payment" button; return the form's Amount field."""
+    """Click the order page's "Record manual payment" button; return the form's Amount field.
+
+    Waits until htmx has wired the button and, once loaded, the dialog's form, as a
+    person does without noticing: clicking a few milliseconds earlier follows the plain
+    link or posts the form natively, which is what made this flow flaky under load.
+    """
+    page.wait_for_function(HTMX_WIRED, arg="a[hx-get$='/record_manual/']")
     page.get_by_role("link", name="Record manual payment").or_(
         page.get_by_role("button", name="Record manual payment")
     ).first.click()
     amount = page.get_by_label("Amount")
     expect(amount).to_be_visible()
+    page.wait_for_function(HTMX_WIRED, arg="#dialog form[hx-post]")
     return amount
 
 
