@@ -15,7 +15,6 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import render
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -34,6 +33,7 @@ from unfold.utils import display_for_label
 from unfold.widgets import UnfoldAdminTextareaWidget
 
 from backoffice.admin.date_filters import InclusiveDateRangeFilter
+from backoffice.admin.dialogs import close_dialog, render_dialog
 from backoffice.admin.exporting import LedgerImportExportMixin
 from backoffice.admin.forms import (
     MarkCompForm,
@@ -652,23 +652,11 @@ class OrderAdmin(LedgerImportExportMixin, ModelAdmin):
         return reverse(f"{self.admin_site.name}:backoffice_order_change", args=[order.pk])
 
     def _close_dialog(self, request: HttpRequest, order: Order) -> HttpResponse:
-        """Send the browser back to the order page (htmx reads HX-Redirect; others get a 302)."""
-        url = self._change_url(order)
-        if request.headers.get("HX-Request"):
-            return HttpResponse(headers={"HX-Redirect": url})
-        return HttpResponseRedirect(url)
+        """Close the dialog and show the order page."""
+        return close_dialog(request, self._change_url(order))
 
     def _render_dialog(
         self, request: HttpRequest, dialog_action: Any, form: OrderActionForm
     ) -> HttpResponse:
         """Render the action's dialog again, now showing the form's errors."""
-        dialog = dialog_action.dialog
-        return render(
-            request,
-            "unfold/helpers/dialog.html",
-            {
-                "dialog": dialog,
-                "form": form,
-                "form_submit_text": dialog.get("form_submit_text", ""),
-            },
-        )
+        return render_dialog(request, dialog_action.dialog, form)

@@ -11,8 +11,7 @@ from datetime import datetime
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import render
+from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
@@ -23,6 +22,7 @@ from unfold.admin import ModelAdmin
 from unfold.contrib.filters.admin import RelatedDropdownFilter
 from unfold.decorators import action, display
 
+from backoffice.admin.dialogs import close_dialog, render_dialog
 from backoffice.admin.forms import ReprocessStripeEventForm
 from backoffice.models import StripeEvent
 from backoffice.services.webhooks import reprocess_stripe_event
@@ -189,23 +189,13 @@ class StripeEventAdmin(ModelAdmin):
             reprocess_stripe_event(event)
         except ValidationError as exc:
             form.add_error(None, exc)
-            return render(
-                request,
-                "unfold/helpers/dialog.html",
-                {
-                    "dialog": REPROCESS_DIALOG,
-                    "form": form,
-                    "form_submit_text": REPROCESS_DIALOG["form_submit_text"],
-                },
-            )
+            return render_dialog(request, REPROCESS_DIALOG, form)
         self.log_change(request, event, _("Reprocessed."))
         self.message_user(
             request, _("%(event)s was processed.") % {"event": event}, messages.SUCCESS
         )
         url = reverse(f"{self.admin_site.name}:backoffice_stripeevent_change", args=[event.pk])
-        if request.headers.get("HX-Request"):
-            return HttpResponse(headers={"HX-Redirect": url})
-        return HttpResponseRedirect(url)
+        return close_dialog(request, url)
 
     @action(description=_("Reprocess"), permissions=["reprocess"], icon="replay")
     def reprocess_selected(self, request: HttpRequest, queryset: QuerySet[StripeEvent]) -> None:
