@@ -9,19 +9,22 @@ lives in this process's memory, so there the server gets its own migrated file.
 import http.client
 import json
 import re
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from django.db import connection
 
-from tests.deploy_env import PRODUCTION_HOST, REPO_DIR, production_env, run_manage
+from tests.deploy_env import (
+    PRODUCTION_HOST,
+    free_port,
+    production_env,
+    run_manage,
+    running_gunicorn,
+    shared_database_url,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -43,13 +46,6 @@ print("TOKEN=" + order.payment_token)
 """
 
 
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def static_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Static files collected with the production (manifest, compressed) storage."""
@@ -65,13 +61,8 @@ def static_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def database_url(tmp_path: Path) -> str:
     """A DATABASE_URL the server process can share with this test."""
-    settings = connection.settings_dict
     if connection.vendor == "postgresql":
-        user = settings["USER"] or "postgres"
-        password = f":{settings['PASSWORD']}" if settings["PASSWORD"] else ""
-        host = settings["HOST"] or "127.0.0.1"
-        port = settings["PORT"] or 5432
-        return f"postgres://{user}{password}@{host}:{port}/{settings['NAME']}"
+        return shared_database_url()
     url = f"sqlite:///{tmp_path / 'server.sqlite3'}"
     result = run_manage("migrate", "--noinput", env=production_env(DATABASE_URL=url))
     assert result.returncode == 0, result.stderr
@@ -118,39 +109,6 @@ def gunicorn_server(
     log = tmp_path / "gunicorn.log"
     with running_gunicorn(env, log) as port:
         yield Server(port=port, payment_token=token, log=log)
-
-
-@contextmanager
-def running_gunicorn(env: dict[str, str], log: Path) -> Iterator[int]:
-    """Start `gunicorn --config gunicorn.conf.py` with 2 workers; yield its port; stop it."""
-    port = free_port()
-    env = {**env, "GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": "2"}
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py"],
-            cwd=REPO_DIR,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"gunicorn did not start:\n{log.read_text()}")
-                time.sleep(0.2)
-        yield port
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def test_gunicorn_runs_two_workers_and_healthz_answers(gunicorn_server: Server) -> None:
