@@ -9,7 +9,7 @@ import json
 from datetime import datetime
 
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import reverse
@@ -20,10 +20,11 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from unfold.admin import ModelAdmin
 from unfold.contrib.filters.admin import RelatedDropdownFilter
-from unfold.decorators import action, display
+from unfold.decorators import display
 
 from backoffice.admin.dialogs import close_dialog, render_dialog
 from backoffice.admin.forms import ReprocessStripeEventForm
+from backoffice.admin.permissions import action
 from backoffice.models import StripeEvent
 from backoffice.services.webhooks import reprocess_stripe_event
 
@@ -183,8 +184,6 @@ class StripeEventAdmin(ModelAdmin):
         event = self.get_object(request, object_id)
         if event is None:
             raise Http404(_("This event does not exist."))
-        if not self.has_reprocess_permission(request, event):
-            raise PermissionDenied
         try:
             reprocess_stripe_event(event)
         except ValidationError as exc:

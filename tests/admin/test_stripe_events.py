@@ -163,3 +163,34 @@ def test_reprocess_needs_the_permission(events):
     assert reprocess not in viewer.get(change).content.decode()
     assert viewer.post(reprocess, {"_form_submitted": "True"}).status_code == 403
     assert reprocess in reprocessor.get(change).content.decode()
+
+
+def test_reprocess_needs_the_view_permission_too_for_get_and_post(events):
+    _, failed, waiting = events
+    reprocessor_only, _ = staff_client("reprocess_stripeevent")
+    reprocess = reverse("admin:backoffice_stripeevent_reprocess", args=[failed.pk])
+
+    opened = reprocessor_only.get(reprocess, headers={"HX-Request": "true"})
+    submitted = reprocessor_only.post(reprocess, {"_form_submitted": "True"})
+    bulk = reprocessor_only.post(
+        reverse(CHANGELIST), {"action": "reprocess_selected", "_selected_action": [waiting.pk]}
+    )
+
+    for response in (opened, submitted, bulk):
+        assert response.status_code == 403
+        html = response.content.decode()
+        assert "evt_failed" not in html and "ORD-NOPE" not in html
+    waiting.refresh_from_db()
+    assert waiting.processed_at is None
+    assert not LogEntry.objects.exists()
+
+
+def test_reprocess_dialog_opens_for_who_may_view_and_reprocess(events):
+    _, failed, _ = events
+    reprocessor, _ = staff_client("view_stripeevent", "reprocess_stripeevent")
+    reprocess = reverse("admin:backoffice_stripeevent_reprocess", args=[failed.pk])
+
+    opened = reprocessor.get(reprocess, headers={"HX-Request": "true"})
+
+    assert opened.status_code == 200
+    assert "evt_failed" in opened.content.decode()
