@@ -26,6 +26,7 @@ from backoffice.admin.dialogs import close_dialog, render_dialog
 from backoffice.admin.forms import ReprocessStripeEventForm
 from backoffice.admin.permissions import action
 from backoffice.models import StripeEvent
+from backoffice.request_logging import redact, redact_data
 from backoffice.services.webhooks import reprocess_stripe_event
 
 REPROCESS_PERMISSION = "backoffice.reprocess_stripeevent"
@@ -112,7 +113,7 @@ class StripeEventAdmin(ModelAdmin):
         "livemode",
         "received",
         "processed_on",
-        "last_error",
+        "error",
         "note",
         "payload_pretty",
     )
@@ -148,7 +149,7 @@ class StripeEventAdmin(ModelAdmin):
         """The first line of the last error, shortened."""
         if not event.last_error:
             return "—"
-        first = event.last_error.splitlines()[0]
+        first = redact(event.last_error).splitlines()[0]
         return first if len(first) <= 100 else first[:99] + "…"
 
     @display(description=_("Received"), ordering="received_at")
@@ -161,12 +162,20 @@ class StripeEventAdmin(ModelAdmin):
         """When the event was applied."""
         return _when(event.processed_at)
 
+    @display(description=_("Last error"))
+    def error(self, event: StripeEvent) -> str:
+        """Why applying the event failed, with any secret in the message redacted."""
+        return redact(event.last_error) or "—"
+
     @display(description=_("Payload"))
     def payload_pretty(self, event: StripeEvent) -> str:
-        """The event as Stripe sent it, indented."""
+        """The event as Stripe sent it, indented, with client secrets and keys redacted.
+
+        Only the display is redacted: the stored payload stays whole for reprocessing.
+        """
         return format_html(
             '<pre class="whitespace-pre-wrap break-all text-xs">{}</pre>',
-            json.dumps(event.payload, indent=2, sort_keys=True),
+            json.dumps(redact_data(event.payload), indent=2, sort_keys=True),
         )
 
     # --- Actions --------------------------------------------------------------
@@ -187,7 +196,7 @@ class StripeEventAdmin(ModelAdmin):
         try:
             reprocess_stripe_event(event)
         except ValidationError as exc:
-            form.add_error(None, exc)
+            form.add_error(None, redact(" ".join(exc.messages)))
             return render_dialog(request, REPROCESS_DIALOG, form)
         self.log_change(request, event, _("Reprocessed."))
         self.message_user(
@@ -205,7 +214,7 @@ class StripeEventAdmin(ModelAdmin):
             try:
                 reprocess_stripe_event(event)
             except ValidationError as exc:
-                failed.append(" ".join(exc.messages))
+                failed.append(redact(" ".join(exc.messages)))
                 continue
             done += 1
             self.log_change(request, event, _("Reprocessed."))
