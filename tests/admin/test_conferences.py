@@ -204,9 +204,14 @@ def test_a_replaced_secret_appears_in_no_history_or_delete_page(
         admin_client_logged_in.get(delete_url),
         admin_client_logged_in.get(change_url(keyed)),
         viewer_client.get(change_url(keyed)),
+        admin_client_logged_in.post(  # the bulk delete action's confirmation page
+            "/admin/backoffice/conference/",
+            {"action": "delete_selected", "_selected_action": [keyed.pk]},
+        ),
     ]
 
-    assert [page.status_code for page in pages] == [200] * 5
+    assert [page.status_code for page in pages] == [200] * 6
+    assert "Are you sure" in pages[5].content.decode()
     assert "Stripe secret key" in pages[0].content.decode()  # the change is in the history
     for page in pages:
         html = page.content.decode()
