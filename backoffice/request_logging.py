@@ -5,6 +5,7 @@ import re
 import uuid
 from collections.abc import Callable
 from contextvars import ContextVar
+from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 from pythonjsonlogger.json import JsonFormatter as _BaseJsonFormatter
@@ -24,6 +25,9 @@ _CARD_NUMBER = re.compile(r"\b\d(?:[ -]?\d){12,18}\b")
 # order and see its details); django.request and access logs print the path.
 _PAY_LINK_TOKEN = re.compile(r"(/pay/)[A-Za-z0-9_-]{16,}")
 REDACTED = "[REDACTED]"
+# In structured data (a stored Stripe event shown in the admin) a key names a secret
+# whatever its value looks like: "secret", "client_secret", "webhook_secret"…
+_SECRET_KEY = re.compile(r"(?:^|_)secret$", re.IGNORECASE)
 
 
 def _luhn_valid(digits: str) -> bool:
@@ -48,6 +52,20 @@ def redact(text: str) -> str:
         return REDACTED if _luhn_valid(digits) else match.group(0)
 
     return _CARD_NUMBER.sub(card, text)
+
+
+def redact_data(value: Any) -> Any:
+    """A copy of JSON-like data for display: secret-named keys masked, every string redacted."""
+    if isinstance(value, dict):
+        return {
+            key: REDACTED if item and _SECRET_KEY.search(str(key)) else redact_data(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [redact_data(item) for item in value]
+    if isinstance(value, str):
+        return redact(value)
+    return value
 
 
 def current_request_id() -> str:

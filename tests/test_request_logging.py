@@ -17,6 +17,7 @@ from backoffice.request_logging import (
     RequestIdFilter,
     current_request_id,
     redact,
+    redact_data,
 )
 from backoffice.services.payment import PaymentService
 
@@ -69,6 +70,32 @@ def test_redact_removes_stripe_secrets_client_secrets_and_card_numbers() -> None
     assert cleaned.count(REDACTED) == 4
     # Not card numbers: order references, amounts, a 13-digit id that fails the Luhn check.
     assert "ORD-ABCD2345" in cleaned and "4242.00" in cleaned and "1234567890123" in cleaned
+
+
+def test_redact_data_masks_secret_keys_and_secret_values_at_any_depth() -> None:
+    data = {
+        "client_secret": "anything-at-all",
+        "Webhook_Secret": 12345,
+        "secret_count": 3,  # a key that only starts with "secret" is not a secret
+        "cancellation_reason": None,
+        "empty_secret": "",
+        "items": [{"note": f"key {SECRETS[0]} here", "amount": 4200}, SECRETS[2]],
+        "nested": {"secret": {"deeper": "x"}},
+    }
+
+    shown = redact_data(data)
+
+    assert shown == {
+        "client_secret": REDACTED,
+        "Webhook_Secret": REDACTED,
+        "secret_count": 3,
+        "cancellation_reason": None,
+        "empty_secret": "",
+        "items": [{"note": f"key {REDACTED} here", "amount": 4200}, REDACTED],
+        "nested": {"secret": REDACTED},
+    }
+    assert data["client_secret"] == "anything-at-all"  # the input is left as it was
+    assert data["items"][0]["note"] == f"key {SECRETS[0]} here"
 
 
 def test_json_formatter_writes_one_object_per_line_with_extras() -> None:

@@ -1,4 +1,9 @@
-"""Conferences in the admin; Stripe secrets are write-only (a masked hint, never the value)."""
+"""Conferences in the admin; Stripe secrets are write-only (a masked hint, never the value).
+
+Nobody sees a stored secret again, whether they may edit the conference or only
+view it: the edit form has an empty password input with the hint beside it, the
+read-only page shows the hint in place of the field.
+"""
 
 from django import forms
 from django.contrib import admin
@@ -18,6 +23,18 @@ SECRET_FIELDS = {
     "stripe_secret_key": ("Stripe secret key", ("sk_", "rk_")),
     "stripe_webhook_secret": ("Stripe webhook signing secret", ("whsec_",)),
 }
+# On the read-only page each secret field is replaced by its hint; removal boxes are dropped.
+READ_ONLY_FIELDS = {
+    **{name: f"{name}_hint" for name in SECRET_FIELDS},
+    **{f"clear_{name}": None for name in SECRET_FIELDS},
+}
+
+
+def secret_hint(stored: str) -> str:
+    """How the admin shows a stored secret: its last 4 characters at most."""
+    if not stored:
+        return str(_("Not set."))
+    return str(_("Stored: %(hint)s.")) % {"hint": mask(stored)}
 
 
 class ConferenceForm(forms.ModelForm):
@@ -44,8 +61,7 @@ class ConferenceForm(forms.ModelForm):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         for name, (label, prefixes) in SECRET_FIELDS.items():
-            stored = getattr(self.instance, name) if self.instance.pk else ""
-            hint = f"Stored: {mask(stored)}." if stored else "Not set."
+            hint = secret_hint(getattr(self.instance, name) if self.instance.pk else "")
             self.fields[name] = forms.CharField(
                 label=label,
                 required=False,
@@ -118,7 +134,7 @@ class ConferenceAdmin(ModelAdmin):
         ),
     )
 
-    readonly_fields = ("webhook_url",)
+    readonly_fields = ("webhook_url", "stripe_secret_key_hint", "stripe_webhook_secret_hint")
 
     class Media:
         js = ("backoffice/copy-link.js",)
@@ -141,6 +157,31 @@ class ConferenceAdmin(ModelAdmin):
             url,
             _("Copy URL"),
         )
+
+    @display(description=_("Stripe secret key"))
+    def stripe_secret_key_hint(self, conference: Conference) -> str:
+        """The stored secret key, masked (read-only page)."""
+        return secret_hint(conference.stripe_secret_key)
+
+    @display(description=_("Stripe webhook signing secret"))
+    def stripe_webhook_secret_hint(self, conference: Conference) -> str:
+        """The stored webhook signing secret, masked (read-only page)."""
+        return secret_hint(conference.stripe_webhook_secret)
+
+    def get_fieldsets(self, request: HttpRequest, obj: Conference | None = None) -> list:
+        """Who may not edit the conference sees each secret as its masked hint.
+
+        Django renders a read-only model field by reading the attribute, which
+        here is the decrypted secret: so the field itself is never listed then.
+        """
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None or self.has_change_permission(request, obj):
+            return fieldsets
+        read_only = []
+        for title, options in fieldsets:
+            shown = (READ_ONLY_FIELDS.get(name, name) for name in options["fields"])
+            read_only.append((title, {**options, "fields": tuple(name for name in shown if name)}))
+        return read_only
 
     def get_readonly_fields(
         self, request: HttpRequest, obj: Conference | None = None

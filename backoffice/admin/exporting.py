@@ -42,6 +42,10 @@ class LedgerExportMixin(ExportMixin):
     export_formats = [base_formats.CSV, base_formats.XLSX]
     to_encoding = "utf-8-sig"
 
+    def has_export_permission(self, request: HttpRequest) -> bool:
+        """An export shows every row: it needs the view permission besides the export one."""
+        return self.has_view_permission(request) and super().has_export_permission(request)
+
     def _do_file_export(
         self,
         file_format: base_formats.Format,
@@ -84,6 +88,10 @@ class LedgerImportMixin(ImportMixin):
     import_form_class = ImportForm
     import_formats = [base_formats.CSV, base_formats.XLSX]
     from_encoding = "utf-8-sig"  # reads files with or without a byte-order mark
+
+    def has_import_permission(self, request: HttpRequest) -> bool:
+        """Importing shows rows like the list does: it needs the view permission too."""
+        return self.has_view_permission(request) and super().has_import_permission(request)
 
 
 class LedgerImportExportMixin(LedgerImportMixin, LedgerExportMixin):

@@ -11,6 +11,7 @@ from unfold.widgets import UnfoldAdminTextareaWidget, UnfoldAdminTextInputWidget
 
 from backoffice.models import MONEY, Order, StripeEvent
 from backoffice.money import quantum
+from backoffice.request_logging import redact
 
 
 def load_order(object_id: int | str | None) -> Order | None:
@@ -115,4 +116,5 @@ class ReprocessStripeEventForm(BaseDialogForm):
     ) -> dict[str, Any]:
         """Give the summary template the event and the errors not tied to a field."""
         event = StripeEvent.objects.filter(pk=object_id).first() if object_id else None
-        return {"event": event, "errors": self.non_field_errors()}
+        last_error = redact(event.last_error) if event else ""
+        return {"event": event, "last_error": last_error, "errors": self.non_field_errors()}

@@ -28,7 +28,7 @@ from unfold.contrib.filters.admin import (
     ChoicesDropdownFilter,
     RelatedDropdownFilter,
 )
-from unfold.decorators import action, display
+from unfold.decorators import display
 from unfold.utils import display_for_label
 from unfold.widgets import UnfoldAdminTextareaWidget
 
@@ -41,6 +41,7 @@ from backoffice.admin.forms import (
     RecordManualPaymentForm,
     RegeneratePaymentLinkForm,
 )
+from backoffice.admin.permissions import action
 from backoffice.exports import OrderResource
 from backoffice.models import Order, OrderLineItem, Payment
 from backoffice.money import format_amount
@@ -639,12 +640,10 @@ class OrderAdmin(LedgerImportExportMixin, ModelAdmin):
     # --- Plumbing shared by the dialogs ------------------------------------
 
     def _get_order(self, request: HttpRequest, object_id: str) -> Order:
-        """The order of a detail action, or 404; the user must be allowed to see it."""
+        """The order of a detail action, or 404 (``@action`` has checked the permissions)."""
         order = self.get_object(request, object_id)
         if order is None:
             raise Http404(_("This order does not exist."))
-        if not self.has_view_or_change_permission(request, order):
-            raise PermissionDenied
         return order
 
     def _change_url(self, order: Order) -> str:

@@ -9,7 +9,7 @@ import json
 from datetime import datetime
 
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import reverse
@@ -20,11 +20,13 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from unfold.admin import ModelAdmin
 from unfold.contrib.filters.admin import RelatedDropdownFilter
-from unfold.decorators import action, display
+from unfold.decorators import display
 
 from backoffice.admin.dialogs import close_dialog, render_dialog
 from backoffice.admin.forms import ReprocessStripeEventForm
+from backoffice.admin.permissions import action
 from backoffice.models import StripeEvent
+from backoffice.request_logging import redact, redact_data
 from backoffice.services.webhooks import reprocess_stripe_event
 
 REPROCESS_PERMISSION = "backoffice.reprocess_stripeevent"
@@ -111,7 +113,7 @@ class StripeEventAdmin(ModelAdmin):
         "livemode",
         "received",
         "processed_on",
-        "last_error",
+        "error",
         "note",
         "payload_pretty",
     )
@@ -147,7 +149,7 @@ class StripeEventAdmin(ModelAdmin):
         """The first line of the last error, shortened."""
         if not event.last_error:
             return "—"
-        first = event.last_error.splitlines()[0]
+        first = redact(event.last_error).splitlines()[0]
         return first if len(first) <= 100 else first[:99] + "…"
 
     @display(description=_("Received"), ordering="received_at")
@@ -160,12 +162,20 @@ class StripeEventAdmin(ModelAdmin):
         """When the event was applied."""
         return _when(event.processed_at)
 
+    @display(description=_("Last error"))
+    def error(self, event: StripeEvent) -> str:
+        """Why applying the event failed, with any secret in the message redacted."""
+        return redact(event.last_error) or "—"
+
     @display(description=_("Payload"))
     def payload_pretty(self, event: StripeEvent) -> str:
-        """The event as Stripe sent it, indented."""
+        """The event as Stripe sent it, indented, with client secrets and keys redacted.
+
+        Only the display is redacted: the stored payload stays whole for reprocessing.
+        """
         return format_html(
             '<pre class="whitespace-pre-wrap break-all text-xs">{}</pre>',
-            json.dumps(event.payload, indent=2, sort_keys=True),
+            json.dumps(redact_data(event.payload), indent=2, sort_keys=True),
         )
 
     # --- Actions --------------------------------------------------------------
@@ -183,12 +193,10 @@ class StripeEventAdmin(ModelAdmin):
         event = self.get_object(request, object_id)
         if event is None:
             raise Http404(_("This event does not exist."))
-        if not self.has_reprocess_permission(request, event):
-            raise PermissionDenied
         try:
             reprocess_stripe_event(event)
         except ValidationError as exc:
-            form.add_error(None, exc)
+            form.add_error(None, redact(" ".join(exc.messages)))
             return render_dialog(request, REPROCESS_DIALOG, form)
         self.log_change(request, event, _("Reprocessed."))
         self.message_user(
@@ -206,7 +214,7 @@ class StripeEventAdmin(ModelAdmin):
             try:
                 reprocess_stripe_event(event)
             except ValidationError as exc:
-                failed.append(" ".join(exc.messages))
+                failed.append(redact(" ".join(exc.messages)))
                 continue
             done += 1
             self.log_change(request, event, _("Reprocessed."))

@@ -1,7 +1,9 @@
 """Conference admin: stored Stripe secrets are never displayed; blank keeps them."""
 
 import pytest
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.test import Client
 
 from backoffice.models import Conference
@@ -142,3 +144,79 @@ def test_currency_is_read_only_once_the_conference_has_orders(
     fresh = Conference.objects.get(pk=keyed.pk)
     assert fresh.name == "Renamed"
     assert fresh.currency == "USD"
+
+
+# --- Secrets are never rendered decrypted, whoever looks and wherever ------------------
+
+
+@pytest.fixture
+def viewer_client(db) -> Client:
+    """A staff member who may only view conferences."""
+    user = get_user_model().objects.create_user(
+        "conf-viewer", "conf-viewer@example.com", "viewer-pass-123", is_staff=True
+    )
+    user.user_permissions.set(Permission.objects.filter(codename="view_conference"))
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def assert_masked(html: str) -> None:
+    """Neither secret appears in full; both masked hints do."""
+    assert SECRET not in html and WEBHOOK not in html
+    assert SECRET[:-4] not in html and WEBHOOK[:-4] not in html
+    assert "••••ABCD" in html and "••••WXYZ" in html
+
+
+def test_view_only_staff_see_only_masked_hints_on_the_conference_page(
+    viewer_client: Client, keyed
+) -> None:
+    response = viewer_client.get(change_url(keyed))
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "PyCon Keys" in html and "pk_test_public" in html
+    assert_masked(html)
+    assert 'name="stripe_secret_key"' not in html  # read-only: no input at all
+
+
+def test_view_only_staff_see_no_secret_in_the_list_or_search(viewer_client: Client, keyed) -> None:
+    listing = viewer_client.get("/admin/backoffice/conference/").content.decode()
+    found = viewer_client.get("/admin/backoffice/conference/", {"q": "Keys"}).content.decode()
+
+    for html in (listing, found):
+        assert "PyCon Keys" in html
+        assert SECRET not in html and WEBHOOK not in html and "ABCD" not in html
+
+
+def test_a_replaced_secret_appears_in_no_history_or_delete_page(
+    admin_client_logged_in: Client, viewer_client: Client, keyed
+) -> None:
+    new_secret = "sk_test_ReplacedSecretKey9876"
+    data = form_data(keyed, stripe_secret_key=new_secret)
+    assert admin_client_logged_in.post(change_url(keyed), data).status_code == 302
+    history_url = f"/admin/backoffice/conference/{keyed.pk}/history/"
+    delete_url = f"/admin/backoffice/conference/{keyed.pk}/delete/"
+
+    pages = [
+        admin_client_logged_in.get(history_url),
+        viewer_client.get(history_url),
+        admin_client_logged_in.get(delete_url),
+        admin_client_logged_in.get(change_url(keyed)),
+        viewer_client.get(change_url(keyed)),
+        admin_client_logged_in.post(  # the bulk delete action's confirmation page
+            "/admin/backoffice/conference/",
+            {"action": "delete_selected", "_selected_action": [keyed.pk]},
+        ),
+    ]
+
+    assert [page.status_code for page in pages] == [200] * 6
+    assert "Are you sure" in pages[5].content.decode()
+    assert "Stripe secret key" in pages[0].content.decode()  # the change is in the history
+    for page in pages:
+        html = page.content.decode()
+        assert new_secret not in html and new_secret[:-4] not in html
+        assert SECRET not in html and WEBHOOK not in html
+    assert "••••9876" in pages[3].content.decode() and "••••9876" in pages[4].content.decode()
+    entry = LogEntry.objects.get(object_id=str(keyed.pk))
+    assert new_secret not in entry.change_message and new_secret not in entry.get_change_message()

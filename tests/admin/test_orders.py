@@ -8,12 +8,13 @@ from django.contrib import admin
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.messages import get_messages
 from django.db import connection
-from django.test import RequestFactory
+from django.test import Client, RequestFactory
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from backoffice.models import Conference, Order, Payment
 from backoffice.services.payment import PaymentService
+from tests.ledger_factories import make_staff
 
 pytestmark = pytest.mark.django_db
 
@@ -549,6 +550,146 @@ def test_mark_comp_permission_alone_does_not_allow_recording_payments(
 
     assert response.status_code == 403
     assert not order.payments.exists()
+
+
+# --- Every action needs the right to see orders first (GET and POST) ----------------------
+
+
+def action_only_client(*codenames: str) -> Client:
+    """A staff member holding exactly the given backoffice permissions."""
+    client = Client()
+    client.force_login(make_staff("-".join(codenames), *(f"backoffice.{c}" for c in codenames)))
+    return client
+
+
+ORDER_DIALOGS = [
+    pytest.param(mark_comp_url, "0.00", "mark_comp", {"_form_submitted": "True"}, id="mark_comp"),
+    pytest.param(
+        record_manual_url, "100.00", "record_manual_payment", manual_form("10.00"), id="manual"
+    ),
+]
+
+
+@pytest.mark.parametrize(("url", "total", "codename", "data"), ORDER_DIALOGS)
+@pytest.mark.parametrize("htmx", [False, True], ids=["plain", "htmx"])
+def test_an_order_dialog_needs_view_order_besides_its_own_permission(
+    make_order, url, total, codename, data, htmx
+):
+    order = make_order(total, billing_name="Secret Attendee")
+    headers = {"HX-Request": "true"} if htmx else {}
+    client = action_only_client(codename)
+
+    opened = client.get(url(order), headers=headers)
+    submitted = client.post(url(order), data, headers=headers)
+
+    for response in (opened, submitted):
+        assert response.status_code == 403
+        html = response.content.decode()
+        assert "Secret Attendee" not in html and order.reference not in html
+    assert not order.payments.exists()
+    assert not LogEntry.objects.exists()
+    order.refresh_from_db()
+    assert order.status == Order.Status.PENDING
+
+
+@pytest.mark.parametrize(("url", "total", "codename", "data"), ORDER_DIALOGS)
+def test_an_order_dialog_works_with_view_order_and_its_own_permission(
+    make_order, url, total, codename, data
+):
+    order = make_order(total, billing_name="Known Attendee")
+    client = action_only_client("view_order", codename)
+
+    opened = client.get(url(order), headers={"HX-Request": "true"})
+    submitted = client.post(url(order), data)
+
+    assert opened.status_code == 200
+    assert "Known Attendee" in opened.content.decode()
+    assert submitted.status_code == 302
+    assert order.payments.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("action_name", "codename"),
+    [("mark_comp_selected", "mark_comp"), ("record_manual_selected", "record_manual_payment")],
+)
+def test_a_list_action_needs_view_order_besides_its_own_permission(
+    make_order, action_name, codename
+):
+    order = make_order("0.00", billing_name="Secret Attendee")
+    client = action_only_client(codename)
+    data = {"action": action_name, "_selected_action": [order.pk]}
+
+    opened = client.post(reverse(CHANGELIST), data)
+    submitted = client.post(reverse(CHANGELIST), {**data, **manual_form("0.00")})
+
+    for response in (opened, submitted):
+        assert response.status_code == 403
+        assert "Secret Attendee" not in response.content.decode()
+    assert not order.payments.exists()
+
+
+def test_regenerate_payment_link_dialog_is_refused_by_get_too(viewer_client, make_order):
+    order = make_order("10.00", billing_name="Secret Attendee")
+    url = reverse("admin:backoffice_order_regenerate_payment_link", args=[order.pk])
+
+    response = viewer_client.get(url, headers={"HX-Request": "true"})
+
+    assert response.status_code == 403
+    assert "Secret Attendee" not in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("codename", "url_name", "method"),
+    [
+        ("export_order", "admin:backoffice_order_export", "get"),
+        ("export_order", "admin:backoffice_order_export", "post"),
+        ("import_order", "admin:backoffice_order_import", "get"),
+        ("import_order", "admin:backoffice_order_import", "post"),
+    ],
+)
+def test_order_export_and_import_need_view_order_too(make_order, codename, url_name, method):
+    make_order("10.00", billing_name="Secret Attendee")
+    client = action_only_client(codename)
+    data = {"format": "0", "resource": "0", "orderresource_attendee": "on"}
+
+    response = getattr(client, method)(reverse(url_name), data if method == "post" else None)
+
+    assert response.status_code == 403
+    assert "Content-Disposition" not in response
+    assert "Secret Attendee" not in response.content.decode()
+
+
+def test_every_admin_action_needs_the_view_permission_of_its_model(rf, admin_user):
+    """The rule lives in one decorator: an action declared without it fails here."""
+    request = rf.get("/")
+    request.user = admin_user
+    checked = []
+    for model, model_admin in admin.site._registry.items():
+        if model._meta.app_label != "backoffice":
+            continue
+        unfold_actions = [
+            *model_admin._get_base_actions_list(),
+            *model_admin._get_base_actions_detail(),
+            *model_admin._get_base_actions_row(),
+            *model_admin._get_base_actions_submit_line(),
+        ]
+        methods = [a.method for a in unfold_actions]
+        methods += [func for func, _name, _desc in model_admin.get_actions(request).values()]
+        for method in methods:
+            name = method.__name__
+            if name == "delete_selected":  # Django's own: needs delete, which implies seeing
+                continue
+            assert getattr(method, "requires_view_permission", False), (model.__name__, name)
+            checked.append(f"{model.__name__}.{name}")
+    assert {
+        "Order.mark_comp",
+        "Order.mark_comp_selected",
+        "Order.record_manual",
+        "Order.record_manual_selected",
+        "Order.regenerate_payment_link",
+        "StripeEvent.reprocess",
+        "StripeEvent.reprocess_selected",
+    } <= set(checked)
 
 
 def test_order_page_query_count_does_not_grow_with_the_payment_history(

@@ -225,3 +225,18 @@ def test_too_large_xlsx_export_is_refused_with_a_message(finance, make_order, se
     assert csv_rows(post_export(finance, CSV))[1:] != []
     settings.BACKOFFICE_XLSX_EXPORT_MAX_ROWS = 3
     assert post_export(finance, XLSX).status_code == 200
+
+
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_export_needs_the_view_permission_too(client, make_order, method):
+    order = make_order("10.00", billing_email="secret.payer@example.com")
+    make_payment(order, "10.00")
+    client.force_login(make_staff("exporter", "backoffice.export_payment"))
+
+    response = (
+        client.get(EXPORT_URL) if method == "get" else post_export(client, CSV, fields=["amount"])
+    )
+
+    assert response.status_code == 403
+    assert "Content-Disposition" not in response
+    assert b"secret.payer@example.com" not in body(response)

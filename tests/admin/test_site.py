@@ -1,7 +1,12 @@
 """The admin site as a whole: entry points, login, sidebar."""
 
 import pytest
+from django.contrib import admin
+from django.contrib.admin.utils import flatten_fieldsets
+from django.contrib.auth.models import Permission
 from django.urls import reverse
+
+from backoffice.fields import EncryptedTextField
 
 pytestmark = pytest.mark.django_db
 
@@ -31,3 +36,27 @@ def test_development_badge_only_with_debug(admin_client, settings):
     assert "Development" not in admin_client.get(reverse("admin:index")).content.decode()
     settings.DEBUG = True
     assert "Development" in admin_client.get(reverse("admin:index")).content.decode()
+
+
+def test_no_admin_displays_or_searches_an_encrypted_field_by_name(rf, django_user_model):
+    """Django would render such a field decrypted: admins show a masked hint instead."""
+    viewer = django_user_model.objects.create_user("viewer-of-all", is_staff=True)
+    viewer.user_permissions.set(Permission.objects.filter(codename__startswith="view_"))
+    request = rf.get("/")
+    request.user = django_user_model.objects.get(pk=viewer.pk)  # fresh permission cache
+    checked = []
+    for model, model_admin in admin.site._registry.items():
+        secret = {f.name for f in model._meta.fields if isinstance(f, EncryptedTextField)}
+        if not secret:
+            continue
+        read_only_page = flatten_fieldsets(model_admin.get_fieldsets(request, model()))
+        named = [
+            *model_admin.get_list_display(request),
+            *model_admin.get_search_fields(request),
+            *model_admin.get_readonly_fields(request, model()),
+            *read_only_page,
+            *(f if isinstance(f, str) else f[0] for f in model_admin.get_list_filter(request)),
+        ]
+        assert not secret & set(named), model.__name__
+        checked.append(model.__name__)
+    assert checked == ["Conference"]

@@ -163,3 +163,132 @@ def test_reprocess_needs_the_permission(events):
     assert reprocess not in viewer.get(change).content.decode()
     assert viewer.post(reprocess, {"_form_submitted": "True"}).status_code == 403
     assert reprocess in reprocessor.get(change).content.decode()
+
+
+def test_reprocess_needs_the_view_permission_too_for_get_and_post(events):
+    _, failed, waiting = events
+    reprocessor_only, _ = staff_client("reprocess_stripeevent")
+    reprocess = reverse("admin:backoffice_stripeevent_reprocess", args=[failed.pk])
+
+    opened = reprocessor_only.get(reprocess, headers={"HX-Request": "true"})
+    submitted = reprocessor_only.post(reprocess, {"_form_submitted": "True"})
+    bulk = reprocessor_only.post(
+        reverse(CHANGELIST), {"action": "reprocess_selected", "_selected_action": [waiting.pk]}
+    )
+
+    for response in (opened, submitted, bulk):
+        assert response.status_code == 403
+        html = response.content.decode()
+        assert "evt_failed" not in html and "ORD-NOPE" not in html
+    waiting.refresh_from_db()
+    assert waiting.processed_at is None
+    assert not LogEntry.objects.exists()
+
+
+def test_reprocess_dialog_opens_for_who_may_view_and_reprocess(events):
+    _, failed, _ = events
+    reprocessor, _ = staff_client("view_stripeevent", "reprocess_stripeevent")
+    reprocess = reverse("admin:backoffice_stripeevent_reprocess", args=[failed.pk])
+
+    opened = reprocessor.get(reprocess, headers={"HX-Request": "true"})
+
+    assert opened.status_code == 200
+    assert "evt_failed" in opened.content.decode()
+
+
+CLIENT_SECRET = "pi_3PayloadIntent_secret_PayloadClientSecret42"
+UNPATTERNED_SECRET = "opaque-value-only-its-key-says-secret"
+
+
+@pytest.fixture
+def event_with_secrets(stripe_conference):
+    """A stored payment_intent event whose payload carries a client secret, and worse."""
+    intent = {
+        "id": "pi_3PayloadIntent",
+        "amount": 1000,
+        "currency": "usd",
+        "client_secret": CLIENT_SECRET,
+        "metadata": {"order_reference": "ORD-SHOWN", "note": "key sk_test_51MetadataKey77"},
+        "next_action": {
+            "redirect_to_url": {
+                "url": f"https://x.test/?payment_intent_client_secret={CLIENT_SECRET}"
+            }
+        },
+        "ephemeral": {"secret": UNPATTERNED_SECRET, "webhook_secret": "whsec_InPayload55"},
+        "cancellation_reason": None,
+    }
+    return StripeEvent.objects.create(
+        stripe_event_id="evt_secrets",
+        conference=stripe_conference,
+        type="payment_intent.succeeded",
+        payload=build_event("payment_intent.succeeded", intent, "evt_secrets"),
+        last_error=f"Could not apply: intent {CLIENT_SECRET} is odd",
+    )
+
+
+def test_event_page_masks_client_secrets_and_keys_in_the_payload(event_with_secrets):
+    viewer, _ = staff_client("view_stripeevent")
+    change = reverse("admin:backoffice_stripeevent_change", args=[event_with_secrets.pk])
+
+    pages = [
+        viewer.get(change).content.decode(),
+        viewer.get(reverse(CHANGELIST)).content.decode(),
+        viewer.get(reverse(CHANGELIST), {"q": "evt_secrets"}).content.decode(),
+    ]
+
+    for html in pages:
+        assert "evt_secrets" in html
+        for secret in (
+            CLIENT_SECRET,
+            "_secret_PayloadClientSecret42",
+            UNPATTERNED_SECRET,
+            "sk_test_51MetadataKey77",
+            "whsec_InPayload55",
+        ):
+            assert secret not in html
+    page = pages[0]
+    assert "[REDACTED]" in page
+    assert "pi_3PayloadIntent" in page and "ORD-SHOWN" in page  # the rest is still readable
+    assert "cancellation_reason" in page
+
+
+def test_reprocess_dialog_masks_a_client_secret_in_the_error(event_with_secrets):
+    reprocessor, _ = staff_client("view_stripeevent", "reprocess_stripeevent")
+    reprocess = reverse("admin:backoffice_stripeevent_reprocess", args=[event_with_secrets.pk])
+
+    html = reprocessor.get(reprocess, headers={"HX-Request": "true"}).content.decode()
+
+    assert "Could not apply" in html
+    assert CLIENT_SECRET not in html and "[REDACTED]" in html
+
+
+def test_masking_for_display_leaves_the_stored_payload_intact(event_with_secrets):
+    viewer, _ = staff_client("view_stripeevent")
+    change = reverse("admin:backoffice_stripeevent_change", args=[event_with_secrets.pk])
+
+    assert viewer.get(change).status_code == 200
+
+    stored = StripeEvent.objects.get(pk=event_with_secrets.pk)
+    assert stored.payload["data"]["object"]["client_secret"] == CLIENT_SECRET
+    assert stored.payload["data"]["object"]["ephemeral"]["secret"] == UNPATTERNED_SECRET
+
+
+def test_a_failed_reprocess_masks_a_client_secret_in_its_message(event_with_secrets):
+    reprocessor, _ = staff_client("view_stripeevent", "reprocess_stripeevent")
+    reprocess = reverse("admin:backoffice_stripeevent_reprocess", args=[event_with_secrets.pk])
+    # The order the event names does not exist, so applying it fails again.
+    metadata = event_with_secrets.payload["data"]["object"]["metadata"]
+    metadata.update(order_id="999999", order_reference=CLIENT_SECRET)
+    event_with_secrets.save()
+
+    dialog = reprocessor.post(reprocess, {"_form_submitted": "True"})
+    bulk = reprocessor.post(
+        reverse(CHANGELIST),
+        {"action": "reprocess_selected", "_selected_action": [event_with_secrets.pk]},
+        follow=True,
+    )
+
+    assert "failed again" in dialog.content.decode()
+    assert "1 event failed:" in " ".join(messages_of(bulk))
+    for html in (dialog.content.decode(), bulk.content.decode(), *messages_of(bulk)):
+        assert CLIENT_SECRET not in html
