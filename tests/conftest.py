@@ -1,16 +1,24 @@
 """Shared fixtures: users, conferences and orders."""
 
+import os
 from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from hypothesis import settings as hypothesis_settings
 
 from backoffice.models import Conference, Order, OrderLineItem
 
 # localstripe and Stripe fixtures, shared with every test package (see the module).
 pytest_plugins = ["tests.stripe_fixtures"]
+
+# Property-based tests (tests/hostile/): a developer's run explores new random examples
+# each time (and replays failures from .hypothesis/); CI replays one fixed set, so a
+# submission never lands or fails by luck. Either way a failure prints how to reproduce it.
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+hypothesis_settings.load_profile("ci" if os.environ.get("CI") else "default")
 
 
 def pytest_configure(config: pytest.Config) -> None:
