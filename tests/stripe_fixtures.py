@@ -267,9 +267,20 @@ def post_event(
     timestamp: int | None = None,
 ):
     """POST a signed event to the conference's webhook URL with the Django test client."""
+    return post_body(client, conference, json.dumps(event), secret=secret, timestamp=timestamp)
+
+
+def post_body(
+    client,
+    conference: Conference,
+    body: str,
+    *,
+    secret: str | None = None,
+    timestamp: int | None = None,
+):
+    """POST any text, correctly signed, to the conference's webhook URL (the test client)."""
     from django.urls import reverse
 
-    body = json.dumps(event)
     return client.post(
         reverse("backoffice:stripe_webhook", args=[conference.slug]),
         data=body,
