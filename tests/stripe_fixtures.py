@@ -258,6 +258,20 @@ def build_event(event_type: str, obj: dict[str, Any], event_id: str | None = Non
     }
 
 
+def succeeded_intent(order, intent_id: str, **fields: Any) -> dict[str, Any]:
+    """A succeeded PaymentIntent paying a USD order's 100.00 in full, as Stripe sends it."""
+    return {
+        "id": intent_id,
+        "object": "payment_intent",
+        "status": "succeeded",
+        "currency": "usd",
+        "amount": 10000,
+        "amount_received": 10000,
+        "latest_charge": f"ch_{intent_id.removeprefix('pi_')}",
+        "metadata": {"order_id": str(order.pk), "order_reference": order.reference},
+    } | fields
+
+
 def post_event(
     client,
     conference: Conference,

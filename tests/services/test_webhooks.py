@@ -11,7 +11,7 @@ from backoffice.services.webhooks import (
     receive_stripe_event,
     reprocess_stripe_event,
 )
-from tests.stripe_fixtures import build_event
+from tests.stripe_fixtures import build_event, succeeded_intent
 
 pytestmark = pytest.mark.django_db
 
@@ -164,14 +164,7 @@ def test_reprocessing_a_processed_event_changes_nothing(stripe_conference, confi
 
 def _intent_for(order, **fields) -> dict:
     """A succeeded PaymentIntent paying the order in full, with fields replaced."""
-    return {
-        "id": "pi_typed",
-        "object": "payment_intent",
-        "currency": "usd",
-        "amount": 10000,
-        "amount_received": 10000,
-        "metadata": {"order_id": str(order.pk), "order_reference": order.reference},
-    } | fields
+    return succeeded_intent(order, "pi_typed", **fields)
 
 
 def test_malformed_content_is_stored_unapplied_with_a_readable_reason(signed_conference_order):

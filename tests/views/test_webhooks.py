@@ -9,7 +9,14 @@ from django.urls import reverse
 
 from backoffice.models import Order, Payment, StripeEvent
 from backoffice.services.payment import PaymentService
-from tests.stripe_fixtures import CARD_DECLINED, build_event, post_body, post_event, sign_payload
+from tests.stripe_fixtures import (
+    CARD_DECLINED,
+    build_event,
+    post_body,
+    post_event,
+    sign_payload,
+    succeeded_intent,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -440,16 +447,7 @@ def test_event_for_an_order_locked_too_long_answers_503_and_applies_on_retry(
         pytest.skip("lock_timeout is a PostgreSQL setting")
     settings.STRIPE_WEBHOOK_LOCK_TIMEOUT_MS = 200
     order = make_order("100.00", conference=stripe_conference)
-    intent = {
-        "id": "pi_locked",
-        "object": "payment_intent",
-        "status": "succeeded",
-        "currency": "usd",
-        "amount": 10000,
-        "amount_received": 10000,
-        "latest_charge": "ch_locked",
-        "metadata": {"order_id": str(order.pk), "order_reference": order.reference},
-    }
+    intent = succeeded_intent(order, "pi_locked")
     event = build_event("payment_intent.succeeded", intent)
     locked, release = threading.Event(), threading.Event()
 
@@ -499,16 +497,7 @@ def signed_conference(conference):
 def succeeded_event(signed_conference, make_order):
     """A well-formed ``payment_intent.succeeded`` paying a pending order of 100.00 USD."""
     order = make_order("100.00", conference=signed_conference)
-    intent = {
-        "id": "pi_hostile",
-        "object": "payment_intent",
-        "status": "succeeded",
-        "currency": "usd",
-        "amount": 10000,
-        "amount_received": 10000,
-        "latest_charge": "ch_hostile",
-        "metadata": {"order_id": str(order.pk), "order_reference": order.reference},
-    }
+    intent = succeeded_intent(order, "pi_hostile")
     return order, build_event("payment_intent.succeeded", intent, "evt_hostile")
 
 
