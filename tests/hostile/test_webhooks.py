@@ -7,21 +7,17 @@ ledger: one pending order and one order paid through Stripe (``pi_paid``).
 
 import json
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 
 import pytest
-from django.db import transaction
 from django.test import Client
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from backoffice.models import Conference, Order, Payment, StripeEvent
-from backoffice.money import has_valid_precision
-from backoffice.services.payment import net_received
 from backoffice.services.webhooks import receive_stripe_event
+from tests.hostile.invariants import assert_ledger_invariants, ledger_rows, rolled_back
 from tests.stripe_fixtures import build_event, post_body, succeeded_intent
 
 pytestmark = pytest.mark.django_db
@@ -111,53 +107,6 @@ def ledger(conference, make_order) -> Ledger:
     paid.refresh_from_db()
     assert paid.status == Order.Status.PAID
     return Ledger(conference, pending, paid)
-
-
-def ledger_rows() -> tuple[list, list]:
-    """Every payment and order field that money or status lives in."""
-    payments = Payment.objects.order_by("pk").values_list(
-        "pk",
-        "order_id",
-        "status",
-        "amount",
-        "refunded_amount",
-        "stripe_payment_intent_id",
-        "stripe_charge_id",
-        "note",
-    )
-    orders = Order.objects.order_by("pk").values_list(
-        "pk", "status", "needs_attention", "attention_reason"
-    )
-    return list(payments), list(orders)
-
-
-def assert_ledger_invariants() -> None:
-    """What must hold after any webhook, applied or not."""
-    for order in Order.objects.select_related("conference"):
-        held = net_received(order)
-        for payment in order.payments.all():
-            assert payment.amount >= 0 and payment.refunded_amount >= 0
-            assert payment.refunded_amount <= payment.amount
-            assert has_valid_precision(payment.amount, order.currency)
-        if order.status == Order.Status.PENDING:
-            assert held < order.total
-        if order.status == Order.Status.PAID:
-            assert held >= order.total
-        if held > order.total:
-            assert order.needs_attention
-    taken = Payment.objects.filter(
-        status__in=(Payment.Status.SUCCEEDED, Payment.Status.REFUNDED)
-    ).exclude(stripe_payment_intent_id="")
-    intents = list(taken.values_list("stripe_payment_intent_id", flat=True))
-    assert len(intents) == len(set(intents))
-
-
-@contextmanager
-def rolled_back() -> Iterator[None]:
-    """Run one example in a savepoint that is always rolled back."""
-    with transaction.atomic():
-        yield
-        transaction.set_rollback(True)
 
 
 def post_and_check(ledger: Ledger, body: str) -> None:
