@@ -24,7 +24,7 @@ pytestmark = pytest.mark.django_db
 
 SECRET = "whsec_hostile_properties"
 PROPERTY_SETTINGS = settings(
-    max_examples=200,
+    max_examples=120,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
