@@ -575,6 +575,11 @@ def apply_charge_refund(
         raise PaymentOfAnotherConference(
             f"Refunded charge {charge_id} belongs to another conference, not {conference.slug}."
         )
+    if charge.currency != payment.order.currency.upper():
+        raise UnmatchedPaymentError(
+            f"Refunded charge {charge_id} is in {charge.currency}, but "
+            f"{payment.order.reference} is in {payment.order.currency}."
+        )
     with transaction.atomic():
         order = lock_order(payment.order)
         payment = Payment.objects.get(pk=payment.pk)

@@ -654,6 +654,7 @@ def test_the_same_well_formed_event_is_applied(client, signed_conference, succee
         ("data.object.payment_intent", 7, "data.object.payment_intent is 7, not a Stripe id"),
         ("data.object.metadata", [], "data.object.metadata is a list, not an object."),
         ("data.object.currency", None, "data.object.currency is missing,"),
+        ("data.object.currency", "jpy", "Refunded charge ch_hostile is in JPY, but ORD-"),
     ],
 )
 def test_malformed_refund_is_stored_unapplied_and_answered_200(
