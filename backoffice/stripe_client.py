@@ -1,14 +1,19 @@
 """The one module that talks to Stripe: a per-conference API client and webhook verification.
 
-Everything returned to the rest of the code is a plain ``dict`` (Stripe's JSON),
-and every Stripe failure becomes a ``PaymentProviderError`` with a message a
-person can read, so no other module needs to import ``stripe``.
+API calls return a plain ``dict`` (Stripe's JSON), and every Stripe failure
+becomes a ``PaymentProviderError`` with a message a person can read, so no
+other module needs to import ``stripe``. The objects the ledger acts on (a
+PaymentIntent, a refunded Charge) are parsed here into small typed values;
+a field of the wrong type or shape raises ``MalformedStripeEvent``.
 """
 
 import json
 import logging
-from collections.abc import Callable, Iterator
+import math
+import re
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -16,8 +21,8 @@ import stripe
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from backoffice.models import Conference, Order, StripeCustomer
-from backoffice.money import from_minor_units, to_minor_units
+from backoffice.models import MONEY, Conference, Order, StripeCustomer, StripeEvent
+from backoffice.money import from_minor_units, has_valid_precision, to_minor_units
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -222,11 +227,76 @@ class StripeClient:
         )
 
 
-def verify_webhook(payload: bytes, signature: str | None, secret: str) -> dict[str, Any]:
-    """Check a webhook's Stripe-Signature (default tolerance) and return the parsed event.
+# The columns that store an event's envelope, and ids Stripe gives its objects.
+EVENT_ID_MAX = StripeEvent._meta.get_field("stripe_event_id").max_length
+EVENT_TYPE_MAX = StripeEvent._meta.get_field("type").max_length
+OBJECT_ID_MAX = 255  # Payment.stripe_payment_intent_id and stripe_charge_id
+# Stripe's events nest a few levels; anything far deeper is not one of them.
+MAX_EVENT_DEPTH = 32
+# The ledger's amounts: 12 digits with 2 decimal places, so below 10,000,000,000.
+LEDGER_AMOUNT_LIMIT = Decimal(10) ** (MONEY["max_digits"] - MONEY["decimal_places"])
+# NUL and lone surrogates: valid in JSON escapes, refused by PostgreSQL (text and
+# jsonb) and by UTF-8 encoders, so by every database driver.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
-    Raises ``InvalidWebhook`` for a missing, forged or expired signature or a
-    body that is not a JSON object with an event id and type.
+
+def _refuse_constant(name: str) -> None:
+    """JSON has no NaN or Infinity; Python's parser accepts them unless told not to."""
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    """A JSON number with a fraction or exponent, refusing one too large for a float."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of range")
+    return value
+
+
+def _storable_text(text: str) -> str:
+    """The text with characters no database stores replaced by U+FFFD."""
+    return _UNSTORABLE.sub("\ufffd", text)
+
+
+def _storable(event: dict[str, Any]) -> dict[str, Any]:
+    """A copy of parsed JSON that every database can store (see ``_UNSTORABLE``).
+
+    Iterative, so a deeply nested body cannot exhaust the stack; a body nested
+    deeper than ``MAX_EVENT_DEPTH`` raises ``InvalidWebhook``.
+    """
+    root: dict[str, Any] = {}
+    pending: list[tuple[dict[str, Any] | list[Any], dict[str, Any] | list[Any], int]] = [
+        (event, root, 1)
+    ]
+    while pending:
+        source, target, depth = pending.pop()
+        if depth > MAX_EVENT_DEPTH:
+            raise InvalidWebhook(f"The body nests deeper than {MAX_EVENT_DEPTH} levels.")
+        items = source.items() if isinstance(source, dict) else enumerate(source)
+        for key, value in items:
+            if isinstance(value, str):
+                value = _storable_text(value)
+            elif isinstance(value, dict | list):
+                copy: dict[str, Any] | list[Any] = {} if isinstance(value, dict) else []
+                pending.append((value, copy, depth + 1))
+                value = copy
+            if isinstance(target, dict):
+                target[_storable_text(key)] = value
+            else:
+                target.append(value)
+    return root
+
+
+def verify_webhook(payload: bytes, signature: str | None, secret: str) -> dict[str, Any]:
+    """Check a webhook's Stripe-Signature (default tolerance) and return the event to store.
+
+    Raises ``InvalidWebhook`` for a missing, forged or expired signature, or a
+    body whose envelope cannot be stored: not a JSON object (NaN and infinite
+    numbers are not JSON), nested too deep, an id that is not text of at most
+    ``EVENT_ID_MAX`` characters, a type that is not text of at most
+    ``EVENT_TYPE_MAX``. Its content (``data.object``) is checked only when it
+    is applied. NUL characters and lone surrogates, which no database stores,
+    are replaced by U+FFFD in the returned copy.
     """
     if not secret:
         raise InvalidWebhook("This conference has no webhook secret.")
@@ -239,16 +309,198 @@ def verify_webhook(payload: bytes, signature: str | None, secret: str) -> dict[s
     except UnicodeDecodeError as exc:  # the stripe package decodes the body as UTF-8 first
         raise InvalidWebhook("The body is not UTF-8 text.") from exc
     try:
-        event = json.loads(payload)
-    except (UnicodeDecodeError, ValueError) as exc:
+        event = json.loads(payload, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise InvalidWebhook("The body is not valid JSON.") from exc
-    if not (
-        isinstance(event, dict)
-        and isinstance(event.get("id"), str)
-        and event["id"]
-        and isinstance(event.get("type"), str)
-        and isinstance(event.get("data"), dict)
-        and isinstance(event["data"].get("object"), dict)
-    ):
-        raise InvalidWebhook("The body is not a Stripe event.")
+    if not isinstance(event, dict):
+        raise InvalidWebhook("The body is not a Stripe event (not a JSON object).")
+    event = _storable(event)
+    event_id = event.get("id")
+    if not isinstance(event_id, str) or not event_id:
+        raise InvalidWebhook("The event has no id.")
+    if len(event_id) > EVENT_ID_MAX:
+        raise InvalidWebhook(f"The event id is longer than {EVENT_ID_MAX} characters.")
+    event_type = event.get("type")
+    if not isinstance(event_type, str) or not event_type or len(event_type) > EVENT_TYPE_MAX:
+        raise InvalidWebhook(f"The event has no type of at most {EVENT_TYPE_MAX} characters.")
     return event
+
+
+class MalformedStripeEvent(ValueError):
+    """A signed Stripe object with a field of the wrong type or shape; the message names it."""
+
+
+@dataclass(frozen=True)
+class StripePaymentIntent:
+    """The fields of a PaymentIntent that the ledger acts on, checked and typed."""
+
+    id: str
+    currency: str  # upper-case
+    amount: Decimal  # received (else requested), in the currency's units
+    charge_id: str = ""
+    failure_message: str = ""
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StripeCharge:
+    """The fields of a refunded Charge that the ledger acts on, checked and typed."""
+
+    id: str
+    payment_intent_id: str
+    currency: str  # upper-case
+    amount_captured: Decimal  # captured (else charged), in the currency's units
+    amount_refunded: Decimal
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+def _shown(value: Any) -> str:
+    """A value for a staff message: JSON for scalars (cut to 40 characters), else its kind."""
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "missing"
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 40 else text[:39] + '…"'
+
+
+class _Fields:
+    """Checked reads of one Stripe object's fields; every refusal names the field."""
+
+    def __init__(self, obj: Any, where: str) -> None:
+        """Wrap ``obj`` found at ``where`` (e.g. ``data.object``); it must be a JSON object."""
+        if not isinstance(obj, Mapping):
+            raise MalformedStripeEvent(f"{where} is {_shown(obj)}, not an object.")
+        self.obj = obj
+        self.where = where
+
+    def refuse(self, name: str, why: str) -> MalformedStripeEvent:
+        """The error for field ``name``: which field, what value, why."""
+        value = self.obj.get(name)
+        return MalformedStripeEvent(f"{self.where}.{name} is {_shown(value)}, {why}.")
+
+    def object_id(self, name: str, *, required: bool = False) -> str:
+        """An id field, or an expanded object's id; "" when absent and not required."""
+        value = self.obj.get(name)
+        if isinstance(value, Mapping):
+            return _Fields(value, f"{self.where}.{name}").object_id("id", required=required)
+        if value is None and not required:
+            return ""
+        if not isinstance(value, str) or not value or len(value) > OBJECT_ID_MAX:
+            raise self.refuse(name, f"not a Stripe id (text of 1 to {OBJECT_ID_MAX} characters)")
+        return value
+
+    def currency(self) -> str:
+        """The three-letter currency code, upper-case."""
+        value = self.obj.get("currency")
+        if not (isinstance(value, str) and len(value) == 3 and value.isascii() and value.isalpha()):
+            raise self.refuse("currency", "not a three-letter currency code")
+        return value.upper()
+
+    def minor_amount(self, name: str, currency: str) -> Decimal | None:
+        """An amount in minor units as a Decimal in ``currency``; None when absent."""
+        value = self.obj.get(name)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise self.refuse(name, "not a whole, non-negative number of minor units (cents)")
+        amount = from_minor_units(value, currency)
+        if amount >= LEDGER_AMOUNT_LIMIT:
+            raise self.refuse(name, f"more than the ledger holds (below {LEDGER_AMOUNT_LIMIT:,})")
+        if not has_valid_precision(amount, currency):
+            raise self.refuse(name, f"finer than {currency} amounts can be")
+        return amount
+
+    def first_amount(self, names: tuple[str, ...], currency: str) -> Decimal:
+        """The first of the amount fields that is present and not zero, else zero."""
+        amounts = [self.minor_amount(name, currency) for name in names]
+        return next((amount for amount in amounts if amount), Decimal(0))
+
+    def text(self, name: str) -> str:
+        """A free-text field; "" when absent."""
+        value = self.obj.get(name)
+        if value is None:
+            return ""
+        if not isinstance(value, str):
+            raise self.refuse(name, "not text")
+        return value
+
+    def metadata(self) -> dict[str, str]:
+        """The metadata: an object whose values are text (Stripe stores only strings)."""
+        value = self.obj.get("metadata")
+        if value is None:
+            return {}
+        meta = _Fields(value, f"{self.where}.metadata")
+        return {key: meta.text(key) for key in value}
+
+    def nested(self, name: str) -> "_Fields | None":
+        """An optional nested object's fields."""
+        value = self.obj.get(name)
+        return None if value is None else _Fields(value, f"{self.where}.{name}")
+
+
+def _latest_charge_id(intent: _Fields) -> str:
+    """The intent's charge: ``latest_charge``, else the last of the legacy ``charges`` list."""
+    charge = intent.object_id("latest_charge")
+    charges = intent.nested("charges")
+    if charge or charges is None:
+        return charge
+    listed = charges.obj.get("data")
+    if listed is None:
+        return ""
+    if not isinstance(listed, list):
+        raise charges.refuse("data", "not a list of charges")
+    if not listed:
+        return ""
+    where = f"{charges.where}.data[{len(listed) - 1}]"
+    last = listed[-1]
+    if isinstance(last, Mapping):
+        return _Fields(last, where).object_id("id", required=True)
+    if isinstance(last, str) and 0 < len(last) <= OBJECT_ID_MAX:
+        return last
+    raise MalformedStripeEvent(f"{where} is {_shown(last)}, not a charge or its id.")
+
+
+def parse_payment_intent(obj: Any, where: str = "data.object") -> StripePaymentIntent:
+    """Check a PaymentIntent from Stripe (an event's object or an API answer) and type it.
+
+    Raises ``MalformedStripeEvent`` naming the field, its value and why.
+    """
+    intent = _Fields(obj, where)
+    currency = intent.currency()
+    error = intent.nested("last_payment_error")
+    return StripePaymentIntent(
+        id=intent.object_id("id", required=True),
+        currency=currency,
+        amount=intent.first_amount(("amount_received", "amount"), currency),
+        charge_id=_latest_charge_id(intent),
+        failure_message=error.text("message") if error is not None else "",
+        metadata=intent.metadata(),
+    )
+
+
+def parse_charge(obj: Any, where: str = "data.object") -> StripeCharge:
+    """Check a Charge from a ``charge.refunded`` event and type it.
+
+    Raises ``MalformedStripeEvent`` naming the field, its value and why.
+    """
+    charge = _Fields(obj, where)
+    currency = charge.currency()
+    return StripeCharge(
+        id=charge.object_id("id", required=True),
+        payment_intent_id=charge.object_id("payment_intent"),
+        currency=currency,
+        amount_captured=charge.first_amount(("amount_captured", "amount"), currency),
+        amount_refunded=charge.minor_amount("amount_refunded", currency) or Decimal(0),
+        metadata=charge.metadata(),
+    )
+
+
+def event_object(event: Mapping[str, Any]) -> Any:
+    """The object a stored event is about (``data.object``), unchecked."""
+    data = event.get("data")
+    if not isinstance(data, Mapping):
+        raise MalformedStripeEvent(f"data is {_shown(data)}, not an object.")
+    return data.get("object")

@@ -258,6 +258,20 @@ def build_event(event_type: str, obj: dict[str, Any], event_id: str | None = Non
     }
 
 
+def succeeded_intent(order, intent_id: str, **fields: Any) -> dict[str, Any]:
+    """A succeeded PaymentIntent paying a USD order's 100.00 in full, as Stripe sends it."""
+    return {
+        "id": intent_id,
+        "object": "payment_intent",
+        "status": "succeeded",
+        "currency": "usd",
+        "amount": 10000,
+        "amount_received": 10000,
+        "latest_charge": f"ch_{intent_id.removeprefix('pi_')}",
+        "metadata": {"order_id": str(order.pk), "order_reference": order.reference},
+    } | fields
+
+
 def post_event(
     client,
     conference: Conference,
@@ -267,9 +281,20 @@ def post_event(
     timestamp: int | None = None,
 ):
     """POST a signed event to the conference's webhook URL with the Django test client."""
+    return post_body(client, conference, json.dumps(event), secret=secret, timestamp=timestamp)
+
+
+def post_body(
+    client,
+    conference: Conference,
+    body: str,
+    *,
+    secret: str | None = None,
+    timestamp: int | None = None,
+):
+    """POST any text, correctly signed, to the conference's webhook URL (the test client)."""
     from django.urls import reverse
 
-    body = json.dumps(event)
     return client.post(
         reverse("backoffice:stripe_webhook", args=[conference.slug]),
         data=body,

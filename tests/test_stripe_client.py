@@ -12,11 +12,15 @@ import requests
 from backoffice.models import StripeCustomer
 from backoffice.stripe_client import (
     InvalidWebhook,
+    MalformedStripeEvent,
     PaymentIntentMissing,
     PaymentProviderError,
     StripeClient,
     StripeNotConfigured,
+    StripePaymentIntent,
     from_stripe_amount,
+    parse_charge,
+    parse_payment_intent,
     to_stripe_amount,
     verify_webhook,
 )
@@ -271,3 +275,65 @@ def test_verify_webhook_refuses_an_empty_secret():
     body = json.dumps(build_event("x.y", {}))
     with pytest.raises(InvalidWebhook):
         verify_webhook(body.encode(), sign_payload(body, ""), "")
+
+
+def test_verify_webhook_returns_a_copy_without_nul_or_lone_surrogates():
+    body = '{"id": "evt_1", "type": "x.y", "data": {"object": {"a\\u0000": ["\\ud800b"]}}}'
+
+    event = verify_webhook(body.encode(), sign_payload(body, "whsec_x"), "whsec_x")
+
+    assert event["data"]["object"] == {"a\ufffd": ["\ufffdb"]}
+
+
+def test_parse_payment_intent_reads_stripes_shapes():
+    """The expanded charge object, the legacy charges list, amounts in minor units."""
+    legacy = {
+        "id": "pi_1",
+        "currency": "jpy",
+        "amount": 1200,
+        "amount_received": 0,
+        "charges": {"data": [{"id": "ch_old"}, "ch_new"]},
+        "last_payment_error": {"message": "Declined"},
+        "metadata": {"order_id": "7"},
+    }
+    expanded = legacy | {"latest_charge": {"id": "ch_x", "object": "charge"}, "metadata": None}
+
+    assert parse_payment_intent(legacy) == StripePaymentIntent(
+        id="pi_1",
+        currency="JPY",
+        amount=Decimal("1200"),
+        charge_id="ch_new",
+        failure_message="Declined",
+        metadata={"order_id": "7"},
+    )
+    parsed = parse_payment_intent(expanded)
+    assert (parsed.charge_id, parsed.metadata) == ("ch_x", {})
+
+
+@pytest.mark.parametrize(
+    ("obj", "message"),
+    [
+        (
+            {"id": "pi_1", "currency": "usd", "amount": 1, "charges": {"data": [None]}},
+            "data.object.charges.data[0] is missing, not a charge or its id.",
+        ),
+        (
+            {"id": "pi_1", "currency": "usd", "amount": "x" * 100},
+            'data.object.amount is "' + "x" * 38 + '…", not a whole',
+        ),
+        (
+            {"id": "pi_1", "currency": "kwd", "amount": 1005},
+            "data.object.amount is 1005, finer than KWD amounts can be.",
+        ),
+    ],
+)
+def test_parse_payment_intent_names_the_field_and_a_short_value(obj, message):
+    with pytest.raises(MalformedStripeEvent) as raised:
+        parse_payment_intent(obj)
+
+    assert str(raised.value).startswith(message)
+
+
+def test_parse_charge_prefixes_fields_with_where_they_came_from():
+    with pytest.raises(MalformedStripeEvent, match=r"^the Charge\.amount_refunded is -5,"):
+        parse_charge({"id": "ch_1", "currency": "usd", "amount_refunded": -5}, "the Charge")

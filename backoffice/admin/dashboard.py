@@ -10,11 +10,15 @@ from decimal import Decimal
 from typing import Any
 
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils.formats import date_format
+from django.utils.html import format_html
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from backoffice.models import ZERO, Order, Payment
 from backoffice.money import format_amount, quantum
-from backoffice.services.dashboard import FinanceSummary, finance_summary
+from backoffice.services.dashboard import FinanceSummary, failed_stripe_events, finance_summary
 
 CHART_COLOURS = ("var(--color-primary-600)", "#0ea5e9", "#f59e0b", "#10b981", "#ef4444")
 
@@ -91,8 +95,29 @@ def daily_chart(summary: FinanceSummary) -> str:
     return json.dumps({"labels": labels, "datasets": datasets})
 
 
+def failed_events_notice(request: HttpRequest) -> str:
+    """How many Stripe events failed, linked to their list, for staff who may see events."""
+    if not request.user.has_perm("backoffice.view_stripeevent"):
+        return ""
+    count = failed_stripe_events()
+    if not count:
+        return ""
+    text = ngettext(
+        "%(count)d Stripe event could not be applied.",
+        "%(count)d Stripe events could not be applied.",
+        count,
+    ) % {"count": count}
+    return format_html(
+        '{} <a class="font-semibold underline" href="{}?error=yes">{}</a>',
+        text,
+        reverse("admin:backoffice_stripeevent_changelist"),
+        _("Review them"),
+    )
+
+
 def dashboard_callback(request: HttpRequest, context: dict[str, Any]) -> dict[str, Any]:
     """Add the finance figures to the admin index for staff who may see payments."""
+    context["failed_events"] = failed_events_notice(request)
     if not request.user.has_perm("backoffice.view_payment"):
         return context
     summary = finance_summary()

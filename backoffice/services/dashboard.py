@@ -14,7 +14,7 @@ from django.db.models import Case, Count, DecimalField, F, Q, Sum, Value, When
 from django.db.models.functions import Coalesce, Greatest, TruncDate
 from django.utils import timezone
 
-from backoffice.models import MONEY, ZERO, Order, Payment
+from backoffice.models import MONEY, ZERO, Order, Payment, StripeEvent
 
 COLLECTED_STATUSES = (Payment.Status.SUCCEEDED, Payment.Status.REFUNDED)
 DAILY_DAYS = 30
@@ -156,6 +156,14 @@ def daily_collected_revenue(
     for row in rows:
         by_currency[row["order__conference__currency"]][index[row["day"]]] = row["net"]
     return DailyRevenue(days=calendar, by_currency=dict(sorted(by_currency.items())))
+
+
+def failed_stripe_events() -> int:
+    """How many stored Stripe events failed when last applied (one query).
+
+    The same rows as the Stripe events list filtered on "With an error".
+    """
+    return StripeEvent.objects.exclude(last_error="").count()
 
 
 def finance_summary(*, today: datetime.date | None = None) -> FinanceSummary:

@@ -8,6 +8,7 @@ waiting on the network.
 """
 
 import logging
+from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +17,6 @@ from django.db import IntegrityError, transaction
 from django.db.models import Sum
 
 from backoffice.models import (
-    MONEY,
     NET_OF_REFUNDS,
     ZERO,
     Conference,
@@ -27,11 +27,15 @@ from backoffice.models import (
 from backoffice.money import format_amount, has_valid_precision, quantum
 from backoffice.signals import order_paid
 from backoffice.stripe_client import (
+    LEDGER_AMOUNT_LIMIT,
     PaymentIntentMissing,
     PaymentProviderError,
+    StripeCharge,
     StripeClient,
     StripeNotConfigured,
-    from_stripe_amount,
+    StripePaymentIntent,
+    parse_charge,
+    parse_payment_intent,
     to_stripe_amount,
 )
 
@@ -120,7 +124,7 @@ def _sync_caller_copy(original: Order, locked: Order) -> None:
 
 
 # The ledger stores 12 digits with 2 decimal places: amounts below 10,000,000,000.
-AMOUNT_LIMIT = Decimal(10) ** (MONEY["max_digits"] - MONEY["decimal_places"])
+AMOUNT_LIMIT = LEDGER_AMOUNT_LIMIT
 
 
 def parse_amount(amount: Any, currency: str) -> Decimal:
@@ -334,22 +338,6 @@ class PaymentOfAnotherConference(UnmatchedPaymentError):
     """
 
 
-def _intent_id(value: Any) -> str:
-    """Return an id from a Stripe field that is either an id string or an expanded object."""
-    if isinstance(value, dict):
-        return str(value.get("id") or "")
-    return str(value or "")
-
-
-def _charge_id(intent: dict[str, Any]) -> str:
-    """Return the id of the intent's charge (``latest_charge``, or the legacy ``charges`` list)."""
-    charge = _intent_id(intent.get("latest_charge"))
-    if charge:
-        return charge
-    charges = (intent.get("charges") or {}).get("data") or []
-    return _intent_id(charges[-1]) if charges else ""
-
-
 def _flag_for_attention(order: Order, reason: str) -> None:
     """Flag a locked order for staff, appending the reason to any earlier ones."""
     reasons = [line for line in order.attention_reason.splitlines() if line.strip()]
@@ -411,27 +399,27 @@ def _payable_balance(order: Order) -> Decimal:
     return balance
 
 
-def _find_order_for_intent(conference: Conference, intent: dict[str, Any]) -> Order | None:
+def _find_order_for_intent(conference: Conference, intent: StripePaymentIntent) -> Order | None:
     """Find the order a PaymentIntent belongs to: by our attempt row, else by its metadata.
 
     Returns None for intents that are not ours (no ``order_id`` metadata);
     raises ``UnmatchedPaymentError`` when the metadata names an order that is
     missing or belongs to another conference.
     """
-    intent_id = _intent_id(intent)
+    intent_id = intent.id
     payment = (
         Payment.objects.filter(stripe_payment_intent_id=intent_id).select_related("order").first()
-        if intent_id
-        else None
     )
-    metadata = intent.get("metadata") or {}
+    metadata = intent.metadata
     if payment is not None:
         order = payment.order
     else:
-        order_id = str(metadata.get("order_id") or "")
+        order_id = metadata.get("order_id", "")
         if not order_id:
             return None
-        order = Order.objects.filter(pk=order_id).first() if order_id.isdigit() else None
+        # Only ASCII digits that fit a primary key: int() also reads "١٢" and "１２".
+        is_pk = order_id.isascii() and order_id.isdigit() and len(order_id) <= 18
+        order = Order.objects.filter(pk=int(order_id)).first() if is_pk else None
         reference = metadata.get("order_reference")
         if order is None or (reference and reference != order.reference):
             _refuse_other_conference(conference, metadata, f"Stripe payment {intent_id}")
@@ -447,9 +435,11 @@ def _find_order_for_intent(conference: Conference, intent: dict[str, Any]) -> Or
     return order
 
 
-def _refuse_other_conference(conference: Conference, metadata: dict[str, Any], what: str) -> None:
+def _refuse_other_conference(
+    conference: Conference, metadata: Mapping[str, str], what: str
+) -> None:
     """Raise ``PaymentOfAnotherConference`` when the metadata names another conference."""
-    slug = str(metadata.get("conference") or "")
+    slug = metadata.get("conference", "")
     if slug and slug != conference.slug:
         raise PaymentOfAnotherConference(
             f"{what} was made for conference {slug}, not {conference.slug}."
@@ -457,18 +447,15 @@ def _refuse_other_conference(conference: Conference, metadata: dict[str, Any], w
 
 
 def _record_succeeded(
-    order: Order, payment: Payment | None, intent: dict[str, Any], intent_id: str
+    order: Order, payment: Payment | None, intent: StripePaymentIntent
 ) -> Payment:
     """Record money taken by Stripe on a locked order; mark it PAID or flag it as overpaid."""
-    currency = str(intent.get("currency") or "").upper()
-    if currency != order.currency.upper():
+    intent_id, amount, charge_id = intent.id, intent.amount, intent.charge_id
+    if intent.currency != order.currency.upper():
         raise UnmatchedPaymentError(
-            f"Stripe payment {intent_id} is in {currency}, but {order.reference} is in "
+            f"Stripe payment {intent_id} is in {intent.currency}, but {order.reference} is in "
             f"{order.currency}."
         )
-    received = intent.get("amount_received") or intent.get("amount") or 0
-    amount = from_stripe_amount(int(received), currency)
-    charge_id = _charge_id(intent)
     if payment is None:
         payment = Payment.objects.create(
             order=order,
@@ -514,14 +501,18 @@ def _record_succeeded(
 
 
 def apply_payment_intent(
-    conference: Conference, intent: dict[str, Any], outcome: str
+    conference: Conference, intent: StripePaymentIntent | dict[str, Any], outcome: str
 ) -> Payment | None:
     """Apply a PaymentIntent's outcome (a ``Payment.Status``) to our ledger, idempotently.
 
-    Used by the webhook and by the checkout return page alike. Returns the
-    payment, or None for intents that are not ours or outcomes that do not apply.
+    Used by the webhook and by the checkout return page alike (a dict is
+    Stripe's JSON, checked first: ``MalformedStripeEvent`` if it cannot be
+    read). Returns the payment, or None for intents that are not ours or
+    outcomes that do not apply.
     """
-    intent_id = _intent_id(intent)
+    if not isinstance(intent, StripePaymentIntent):
+        intent = parse_payment_intent(intent, where="the PaymentIntent")
+    intent_id = intent.id
     try:
         order = _find_order_for_intent(conference, intent)
     except PaymentOfAnotherConference:
@@ -537,7 +528,7 @@ def apply_payment_intent(
         locked = lock_order(order)
         payment = Payment.objects.filter(order=locked, stripe_payment_intent_id=intent_id).first()
         if outcome == Payment.Status.SUCCEEDED:
-            return _record_succeeded(locked, payment, intent, intent_id)
+            return _record_succeeded(locked, payment, intent)
         if payment is None:
             return None  # nothing was taken and we never offered this intent
         if outcome not in ALLOWED_TRANSITIONS[payment.status]:
@@ -550,26 +541,29 @@ def apply_payment_intent(
         payment.status = outcome
         fields = ["status", "updated_at"]
         if outcome == Payment.Status.FAILED:
-            error = intent.get("last_payment_error") or {}
-            payment.note = error.get("message") or "The card payment failed."
+            payment.note = intent.failure_message or "The card payment failed."
             fields.append("note")
         payment.save(update_fields=fields)
     return payment
 
 
-def apply_charge_refund(conference: Conference, charge: dict[str, Any]) -> Payment | None:
+def apply_charge_refund(
+    conference: Conference, charge: StripeCharge | dict[str, Any]
+) -> Payment | None:
     """Apply a refunded Stripe charge: full refund -> REFUNDED, partial -> amount kept visible.
 
     Then the order's status follows the money it still holds (net of refunds):
     at least the total -> stays PAID (e.g. an overpayment given back), nothing
     -> REFUNDED, anything in between -> PARTIALLY_REFUNDED. An older event with
-    a smaller refunded amount changes nothing.
+    a smaller refunded amount changes nothing. A dict is Stripe's JSON, checked
+    first (``MalformedStripeEvent`` if it cannot be read).
     """
-    intent_id = _intent_id(charge.get("payment_intent"))
-    charge_id = _intent_id(charge)
+    if not isinstance(charge, StripeCharge):
+        charge = parse_charge(charge, where="the Charge")
+    intent_id, charge_id = charge.payment_intent_id, charge.id
     payment = _refunded_payment(intent_id, charge_id)
     if payment is None:
-        metadata = charge.get("metadata") or {}
+        metadata = charge.metadata
         _refuse_other_conference(conference, metadata, f"Refunded charge {charge_id}")
         if not metadata.get("order_id") and not intent_id:
             return None
@@ -581,22 +575,24 @@ def apply_charge_refund(conference: Conference, charge: dict[str, Any]) -> Payme
         raise PaymentOfAnotherConference(
             f"Refunded charge {charge_id} belongs to another conference, not {conference.slug}."
         )
-    currency = str(charge.get("currency") or payment.order.currency).upper()
+    if charge.currency != payment.order.currency.upper():
+        raise UnmatchedPaymentError(
+            f"Refunded charge {charge_id} is in {charge.currency}, but "
+            f"{payment.order.reference} is in {payment.order.currency}."
+        )
     with transaction.atomic():
         order = lock_order(payment.order)
         payment = Payment.objects.get(pk=payment.pk)
         if payment.status not in (Payment.Status.SUCCEEDED, Payment.Status.REFUNDED):
             # The refund arrived before "succeeded": the charge itself proves the money was taken.
-            succeeded = {
-                "id": intent_id or payment.stripe_payment_intent_id,
-                "currency": currency.lower(),
-                "amount_received": charge.get("amount_captured") or charge.get("amount"),
-                "latest_charge": charge_id,
-            }
-            payment = _record_succeeded(order, payment, succeeded, succeeded["id"])
-        refunded = min(
-            from_stripe_amount(int(charge.get("amount_refunded") or 0), currency), payment.amount
-        )
+            succeeded = StripePaymentIntent(
+                id=intent_id or payment.stripe_payment_intent_id,
+                currency=charge.currency,
+                amount=charge.amount_captured,
+                charge_id=charge_id,
+            )
+            payment = _record_succeeded(order, payment, succeeded)
+        refunded = min(charge.amount_refunded, payment.amount)
         if refunded <= payment.refunded_amount:
             return payment  # an older or duplicate refund event
         payment.refunded_amount = refunded

@@ -2,8 +2,11 @@
 
 The signature is checked by the view (through ``backoffice.stripe_client``)
 before anything here runs. An event is applied and marked processed in one
-transaction; a handler failure is kept on the stored event so staff can see
-it, and the webhook answers 500 so Stripe retries.
+transaction. An event whose content cannot be applied (a malformed field, or
+money taken for an order we cannot place) raises ``StripeEventNotApplied``:
+the readable reason is kept on the stored event, which stays unprocessed so
+staff can reprocess it. Any other failure (a bug, a lost database) is kept
+the same way and raises ``StripeEventFailed``.
 """
 
 import logging
@@ -18,8 +21,15 @@ from django.utils import timezone
 from backoffice.models import Conference, Payment, StripeEvent
 from backoffice.services.payment import (
     PaymentOfAnotherConference,
+    UnmatchedPaymentError,
     apply_charge_refund,
     apply_payment_intent,
+)
+from backoffice.stripe_client import (
+    MalformedStripeEvent,
+    event_object,
+    parse_charge,
+    parse_payment_intent,
 )
 
 logger = logging.getLogger(__name__)
@@ -59,22 +69,40 @@ class StripeEventFailed(Exception):
         self.error = error
 
 
-def _intent_outcome(status: str) -> Callable[[Conference, dict[str, Any]], object]:
+class StripeEventNotApplied(StripeEventFailed):
+    """The stored event's content cannot be applied; the readable reason is saved on it.
+
+    Sending the same event again fails the same way: only staff (fixing the
+    data, then reprocessing) can change the outcome.
+    """
+
+
+# What makes an event's content inapplicable, as opposed to a failure of ours.
+CONTENT_ERRORS = (MalformedStripeEvent, UnmatchedPaymentError)
+
+
+def _intent_outcome(status: str) -> Callable[[Conference, Any], object]:
     """A handler that applies a PaymentIntent event as the given payment status."""
 
-    def handle(conference: Conference, obj: dict[str, Any]) -> object:
-        return apply_payment_intent(conference, obj, status)
+    def handle(conference: Conference, obj: Any) -> object:
+        return apply_payment_intent(conference, parse_payment_intent(obj), status)
 
     return handle
 
 
+def _charge_refunded(conference: Conference, obj: Any) -> object:
+    """The handler of ``charge.refunded``."""
+    return apply_charge_refund(conference, parse_charge(obj))
+
+
 # The allow-list: every other event type is stored and acknowledged, nothing more.
-HANDLERS: dict[str, Callable[[Conference, dict[str, Any]], object]] = {
+# Each handler gets the event's unchecked ``data.object`` and parses it first.
+HANDLERS: dict[str, Callable[[Conference, Any], object]] = {
     "payment_intent.succeeded": _intent_outcome(Payment.Status.SUCCEEDED),
     "payment_intent.processing": _intent_outcome(Payment.Status.PROCESSING),
     "payment_intent.payment_failed": _intent_outcome(Payment.Status.FAILED),
     "payment_intent.canceled": _intent_outcome(Payment.Status.CANCELED),
-    "charge.refunded": apply_charge_refund,
+    "charge.refunded": _charge_refunded,
 }
 
 
@@ -84,7 +112,8 @@ def receive_stripe_event(*, conference: Conference, event: dict[str, Any]) -> St
     A duplicate delivery of a processed event changes nothing. Conferences that
     share a Stripe account each receive (and store) every event of the account;
     one about another conference's payment is processed as a no-op. Raises
-    ``StripeEventFailed`` when the handler fails (the error is stored).
+    ``StripeEventNotApplied`` when its content cannot be applied and
+    ``StripeEventFailed`` when the handler fails otherwise (the error is stored).
     """
     event_id = event["id"]
     events = StripeEvent.objects.filter(conference=conference)
@@ -95,7 +124,7 @@ def receive_stripe_event(*, conference: Conference, event: dict[str, Any]) -> St
                 stored = StripeEvent.objects.create(
                     stripe_event_id=event_id,
                     conference=conference,
-                    type=str(event.get("type", ""))[:100],
+                    type=event["type"],
                     livemode=bool(event.get("livemode", False)),
                     payload=event,
                 )
@@ -121,7 +150,7 @@ def reprocess_stripe_event(event: StripeEvent) -> None:
         _apply(event, force=True)
     except StripeEventBusy as exc:
         raise ValidationError(f"{event}: its order is being changed right now; try again.") from exc
-    except StripeEventFailed as exc:
+    except StripeEventFailed as exc:  # including StripeEventNotApplied
         raise ValidationError(f"{event} failed again: {exc.error}") from exc
 
 
@@ -141,7 +170,7 @@ def _apply(event: StripeEvent, *, force: bool) -> None:
             note = ""
             if handler is not None:
                 try:
-                    handler(locked.conference, locked.payload["data"]["object"])
+                    handler(locked.conference, event_object(locked.payload))
                 except PaymentOfAnotherConference as exc:
                     # Nothing was written: the handler checks ownership before any change.
                     note = f"Not for this conference: {exc}"
@@ -149,13 +178,21 @@ def _apply(event: StripeEvent, *, force: bool) -> None:
             locked.last_error = ""
             locked.note = note
             locked.save(update_fields=["processed_at", "last_error", "note"])
+    except CONTENT_ERRORS as exc:
+        # Nothing was written (the transaction rolled back); staff see why on the event.
+        error = str(exc)
+        StripeEvent.objects.filter(pk=event.pk).update(last_error=error)
+        logger.warning(
+            "Stripe event not applied", extra={"event": event.stripe_event_id, "error": error}
+        )
+        raise StripeEventNotApplied(event, error) from exc
     except Exception as exc:
         if _is_lock_timeout(exc):
             # Not a failure of the event: someone held its order (or the event) too long.
             logger.warning("Stripe event waited too long for a lock", extra={"event": event.pk})
             raise StripeEventBusy(event) from exc
-        # Recorded, then re-raised: a failing event must be visible to staff and
-        # answered with a 500 so Stripe retries it. Nothing is swallowed.
+        # Recorded, then re-raised: a bug or an outage must be visible to staff,
+        # and answered with a 500 so Stripe retries once it is over. Nothing is swallowed.
         error = f"{type(exc).__name__}: {exc}"
         StripeEvent.objects.filter(pk=event.pk).update(last_error=error)
         logger.exception("Stripe event failed", extra={"event": event.stripe_event_id})

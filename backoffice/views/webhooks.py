@@ -1,4 +1,16 @@
-"""Stripe's webhook endpoint: one small view per the house style (verify, store, apply)."""
+"""Stripe's webhook endpoint: one small view per the house style (verify, store, apply).
+
+What it answers, given that Stripe retries every non-2xx answer with backoff
+for up to three days:
+
+- 400: the body is not a signed Stripe event we can store (bad signature, not
+  a JSON object, no usable id or type). Nothing is stored.
+- 200: stored and applied, a duplicate, or stored but not applied because its
+  content cannot be (see ``stripe_webhook``).
+- 503 with Retry-After: a row it needs stayed locked; nothing changed, Stripe
+  retries and it applies then.
+- 500: a failure of ours (a bug, the database); stored on the event and logged.
+"""
 
 import logging
 
@@ -11,6 +23,7 @@ from backoffice.models import Conference
 from backoffice.services.webhooks import (
     StripeEventBusy,
     StripeEventFailed,
+    StripeEventNotApplied,
     receive_stripe_event,
 )
 from backoffice.stripe_client import InvalidWebhook, verify_webhook
@@ -40,6 +53,15 @@ def stripe_webhook(request: HttpRequest, conference_slug: str) -> HttpResponse:
         receive_stripe_event(conference=conference, event=event)
     except ValidationError as exc:
         return HttpResponseBadRequest(" ".join(exc.messages))
+    except StripeEventNotApplied as exc:
+        # 200, not 4xx or 5xx: Stripe would retry any other answer for three days,
+        # and the same bytes fail the same way every time, so retries only add
+        # noise. The event is stored with the reason (the Stripe events list,
+        # filter "With an error", and the dashboard show it) and staff reprocess
+        # it once the cause is fixed.
+        return HttpResponse(
+            f"Event stored but not applied: {exc.error}"[:500], content_type="text/plain"
+        )
     except StripeEventBusy:
         # Its order is locked by another request: nothing changed, Stripe retries later.
         response = HttpResponse("Busy; please retry.", status=503)

@@ -8,7 +8,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from backoffice.models import Payment
+from backoffice.models import Payment, StripeEvent
 from tests.ledger_factories import make_payment, make_staff
 
 pytestmark = pytest.mark.django_db
@@ -61,4 +61,50 @@ def test_dashboard_query_count_does_not_grow(client, make_order):
         make_payment(make_order(billing_email=f"x{index}@example.com"), "10.00")
     with CaptureQueriesContext(connection) as many:
         client.get(INDEX)
+    assert len(many) == len(few)
+
+
+def _stored_event(event_id: str, last_error: str = "") -> StripeEvent:
+    """A stored Stripe event, failed when it has an error."""
+    return StripeEvent.objects.create(
+        stripe_event_id=event_id, type="payment_intent.succeeded", payload={}, last_error=last_error
+    )
+
+
+def test_failed_stripe_events_are_counted_and_linked_to_their_filtered_list(client):
+    _stored_event("evt_ok")
+    _stored_event("evt_bad_1", 'data.object.amount is "abc", not a whole number')
+    _stored_event("evt_bad_2", "Stripe payment pi_1 names order ORD-GONE")
+    client.force_login(make_staff("ops", "backoffice.view_stripeevent"))
+
+    html = client.get(INDEX).content.decode()
+
+    start = html.index('id="failed-stripe-events"')
+    notice = html[start:].split("</div>")[0]
+    assert "2 Stripe events could not be applied." in notice
+    link = re.search(r'href="([^"]+)"', notice).group(1).replace("&amp;", "&")
+    assert link == reverse("admin:backoffice_stripeevent_changelist") + "?error=yes"
+    listed = client.get(link).content.decode()
+    assert "evt_bad_1" in listed and "evt_bad_2" in listed and "evt_ok" not in listed
+
+
+def test_no_failed_events_notice_when_none_failed_or_events_are_not_visible(client):
+    _stored_event("evt_ok")
+    client.force_login(make_staff("ops", "backoffice.view_stripeevent"))
+    assert "failed-stripe-events" not in client.get(INDEX).content.decode()
+
+    _stored_event("evt_bad", "data is missing, not an object.")
+    client.force_login(make_staff("fin", "backoffice.view_payment"))
+    assert "failed-stripe-events" not in client.get(INDEX).content.decode()
+
+
+def test_failed_events_notice_costs_one_query_whatever_their_number(client):
+    client.force_login(make_staff("ops", "backoffice.view_stripeevent", "backoffice.view_payment"))
+    _stored_event("evt_bad", "data is missing, not an object.")
+    with CaptureQueriesContext(connection) as few:
+        client.get(INDEX)
+    for index in range(20):
+        _stored_event(f"evt_bad_{index}", "data is missing, not an object.")
+    with CaptureQueriesContext(connection) as many:
+        assert "21 Stripe events" in client.get(INDEX).content.decode()
     assert len(many) == len(few)

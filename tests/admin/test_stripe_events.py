@@ -63,7 +63,7 @@ def events(stripe_conference):
         stripe_event_id="evt_waiting",
         conference=stripe_conference,
         type="charge.refunded",
-        payload=build_event("charge.refunded", {"id": "ch_x"}, "evt_waiting"),
+        payload=build_event("charge.refunded", {"id": "ch_x", "currency": "usd"}, "evt_waiting"),
     )
     return ok, failed, waiting
 

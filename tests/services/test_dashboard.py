@@ -6,9 +6,10 @@ from decimal import Decimal
 import pytest
 from django.test import override_settings
 
-from backoffice.models import Order, Payment
+from backoffice.models import Order, Payment, StripeEvent
 from backoffice.services.dashboard import (
     daily_collected_revenue,
+    failed_stripe_events,
     finance_summary,
     orders_by_status,
     outstanding_on_pending_orders,
@@ -148,3 +149,12 @@ def test_revenue_agrees_with_the_orders_amount_paid(make_order):
         D("0.00"),
         D("79.99"),
     ]
+
+
+def test_failed_stripe_events_counts_those_with_an_error():
+    for event_id, error in (("evt_ok", ""), ("evt_1", "data is missing"), ("evt_2", "x")):
+        StripeEvent.objects.create(
+            stripe_event_id=event_id, type="x.y", payload={}, last_error=error
+        )
+
+    assert failed_stripe_events() == 2

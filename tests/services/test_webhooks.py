@@ -7,10 +7,11 @@ from backoffice.models import Order, Payment, StripeEvent
 from backoffice.services.payment import PaymentService
 from backoffice.services.webhooks import (
     StripeEventFailed,
+    StripeEventNotApplied,
     receive_stripe_event,
     reprocess_stripe_event,
 )
-from tests.stripe_fixtures import build_event
+from tests.stripe_fixtures import build_event, succeeded_intent
 
 pytestmark = pytest.mark.django_db
 
@@ -159,3 +160,75 @@ def test_reprocessing_a_processed_event_changes_nothing(stripe_conference, confi
     assert Payment.objects.filter(order=order).count() == 1
     order.refresh_from_db()
     assert order.status == Order.Status.PAID
+
+
+def _intent_for(order, **fields) -> dict:
+    """A succeeded PaymentIntent paying the order in full, with fields replaced."""
+    return succeeded_intent(order, "pi_typed", **fields)
+
+
+def test_malformed_content_is_stored_unapplied_with_a_readable_reason(signed_conference_order):
+    conference, order = signed_conference_order
+    event = build_event("payment_intent.succeeded", _intent_for(order, amount_received="abc"))
+
+    with pytest.raises(StripeEventNotApplied) as raised:
+        receive_stripe_event(conference=conference, event=event)
+
+    stored = StripeEvent.objects.get(stripe_event_id=event["id"])
+    reason = (
+        'data.object.amount_received is "abc", not a whole, non-negative number of minor '
+        "units (cents)."
+    )
+    assert raised.value.error == reason
+    assert stored.last_error == reason
+    assert stored.processed_at is None
+    assert not Payment.objects.exists()
+
+
+def test_a_retried_delivery_of_an_unapplied_event_fails_the_same_way(signed_conference_order):
+    conference, order = signed_conference_order
+    event = build_event("payment_intent.succeeded", _intent_for(order, metadata=["x"]))
+    with pytest.raises(StripeEventNotApplied):
+        receive_stripe_event(conference=conference, event=event)
+
+    with pytest.raises(StripeEventNotApplied, match="metadata is a list"):
+        receive_stripe_event(conference=conference, event=event)
+
+    assert StripeEvent.objects.count() == 1
+
+
+def test_reprocess_of_a_malformed_event_says_why_and_applies_once_fixed(signed_conference_order):
+    conference, order = signed_conference_order
+    event = build_event("payment_intent.succeeded", _intent_for(order, currency=840))
+    with pytest.raises(StripeEventNotApplied):
+        receive_stripe_event(conference=conference, event=event)
+    stored = StripeEvent.objects.get()
+
+    with pytest.raises(ValidationError, match="failed again: data.object.currency is 840"):
+        reprocess_stripe_event(stored)
+
+    stored.payload["data"]["object"]["currency"] = "usd"
+    stored.save()
+    reprocess_stripe_event(stored)
+    stored.refresh_from_db()
+    assert (stored.processed_at is not None, stored.last_error) == (True, "")
+    order.refresh_from_db()
+    assert order.status == Order.Status.PAID
+
+
+def test_unknown_event_types_are_not_parsed(signed_conference_order):
+    """Only allow-listed events are applied, so only they must have Stripe's shapes."""
+    conference, _ = signed_conference_order
+    event = build_event("customer.updated", {"id": 7, "currency": ["no"]})
+    event["data"] = "anything"
+
+    stored = receive_stripe_event(conference=conference, event=event)
+
+    assert stored.processed_at is not None
+    assert stored.last_error == ""
+
+
+@pytest.fixture
+def signed_conference_order(conference, make_order):
+    """A conference (no Stripe API needed) and a pending 100.00 USD order."""
+    return conference, make_order("100.00")

@@ -9,7 +9,14 @@ from django.urls import reverse
 
 from backoffice.models import Order, Payment, StripeEvent
 from backoffice.services.payment import PaymentService
-from tests.stripe_fixtures import CARD_DECLINED, build_event, post_event, sign_payload
+from tests.stripe_fixtures import (
+    CARD_DECLINED,
+    build_event,
+    post_body,
+    post_event,
+    sign_payload,
+    succeeded_intent,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -362,7 +369,10 @@ def test_charge_refunded_event_signed_by_us(client, stripe_conference, paid_inte
     assert order.status == Order.Status.REFUNDED
 
 
-def test_failing_handler_answers_500_and_keeps_the_error(stripe_conference):
+def test_money_for_an_order_we_cannot_place_is_stored_unapplied_and_answered_200(
+    stripe_conference,
+):
+    """Stripe retries every non-2xx for days; the same event would fail the same way."""
     from django.test import Client
 
     intent = {
@@ -377,10 +387,14 @@ def test_failing_handler_answers_500_and_keeps_the_error(stripe_conference):
 
     response = post_event(Client(raise_request_exception=False), stripe_conference, event)
 
-    assert response.status_code == 500
+    assert response.status_code == 200
+    assert b"stored but not applied" in response.content
     stored = StripeEvent.objects.get(stripe_event_id=event["id"])
     assert stored.processed_at is None
-    assert "ORD-GONE" in stored.last_error
+    assert stored.last_error == (
+        "Stripe payment pi_orphan names order ORD-GONE, which does not exist here."
+    )
+    assert not Payment.objects.exists()
 
 
 def test_a_failed_event_is_applied_when_stripe_retries(stripe_conference, paid_intent, monkeypatch):
@@ -433,16 +447,7 @@ def test_event_for_an_order_locked_too_long_answers_503_and_applies_on_retry(
         pytest.skip("lock_timeout is a PostgreSQL setting")
     settings.STRIPE_WEBHOOK_LOCK_TIMEOUT_MS = 200
     order = make_order("100.00", conference=stripe_conference)
-    intent = {
-        "id": "pi_locked",
-        "object": "payment_intent",
-        "status": "succeeded",
-        "currency": "usd",
-        "amount": 10000,
-        "amount_received": 10000,
-        "latest_charge": "ch_locked",
-        "metadata": {"order_id": str(order.pk), "order_reference": order.reference},
-    }
+    intent = succeeded_intent(order, "pi_locked")
     event = build_event("payment_intent.succeeded", intent)
     locked, release = threading.Event(), threading.Event()
 
@@ -475,3 +480,249 @@ def test_event_for_an_order_locked_too_long_answers_503_and_applies_on_retry(
     assert retried.status_code == 200
     order.refresh_from_db()
     assert order.status == Order.Status.PAID
+
+
+# --- Hostile but correctly signed bodies ---------------------------------------------------
+
+
+@pytest.fixture
+def signed_conference(conference):
+    """A conference with a webhook secret (no Stripe API needed: nothing here calls it)."""
+    conference.stripe_webhook_secret = "whsec_hostile_test"
+    conference.save()
+    return conference
+
+
+@pytest.fixture
+def succeeded_event(signed_conference, make_order):
+    """A well-formed ``payment_intent.succeeded`` paying a pending order of 100.00 USD."""
+    order = make_order("100.00", conference=signed_conference)
+    intent = succeeded_intent(order, "pi_hostile")
+    return order, build_event("payment_intent.succeeded", intent, "evt_hostile")
+
+
+def replaced(event: dict, path: str, value) -> dict:
+    """A deep copy of the event with the field at a dotted path set (or, for ..., removed)."""
+    copy = json.loads(json.dumps(event))
+    *parents, last = path.split(".")
+    target = copy
+    for key in parents:
+        target = target[key]
+    if value is ...:
+        del target[last]
+    else:
+        target[last] = value
+    return copy
+
+
+# A well-formed envelope whose data.object holds one value, written as raw JSON text.
+EVENT_AROUND = '{"id": "evt_1", "type": "x.y", "data": {"object": {"v": %s}}}'
+
+
+def envelope(**fields) -> str:
+    """A body with the given top-level fields around an empty object."""
+    return json.dumps({"data": {"object": {}}, **fields})
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param("[]", id="a list"),
+        pytest.param('"evt_1"', id="a string"),
+        pytest.param("42", id="a number"),
+        pytest.param("null", id="null"),
+        pytest.param(envelope(type="payment_intent.succeeded"), id="no id"),
+        pytest.param(envelope(id=42, type="payment_intent.succeeded"), id="numeric id"),
+        pytest.param(envelope(id=["evt_1"], type="payment_intent.succeeded"), id="list id"),
+        pytest.param(envelope(id="", type="payment_intent.succeeded"), id="empty id"),
+        pytest.param(envelope(id="evt_" + "9" * 252, type="x"), id="id over 255 characters"),
+        pytest.param(envelope(id="evt_1"), id="no type"),
+        pytest.param(envelope(id="evt_1", type=7), id="numeric type"),
+        pytest.param(envelope(id="evt_1", type="t" * 101), id="type over 100 characters"),
+        pytest.param(EVENT_AROUND % "NaN", id="NaN"),
+        pytest.param(EVENT_AROUND % "-Infinity", id="Infinity"),
+        pytest.param(EVENT_AROUND % "1e400", id="float overflow"),
+        pytest.param(EVENT_AROUND % ("1" + "0" * 5000), id="5001-digit integer"),
+        pytest.param(EVENT_AROUND % ("[" * 40 + "]" * 40), id="nested 40 deep"),
+        pytest.param("[" * 100_000 + "]" * 100_000, id="deeper than the parser's stack"),
+    ],
+)
+def test_signed_body_whose_envelope_cannot_be_stored_is_refused_400(
+    client, signed_conference, body
+):
+    response = post_body(client, signed_conference, body)
+
+    assert response.status_code == 400
+    assert not StripeEvent.objects.exists()
+
+
+def test_event_id_at_the_column_length_is_stored(client, signed_conference):
+    event_id = "evt_" + "9" * 251
+
+    response = post_body(client, signed_conference, envelope(id=event_id, type="x.y"))
+
+    assert response.status_code == 200
+    assert StripeEvent.objects.get().stripe_event_id == event_id
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "reason"),
+    [
+        (
+            "data.object.amount_received",
+            "abc",
+            'data.object.amount_received is "abc", not a whole, non-negative number of minor '
+            "units (cents).",
+        ),
+        ("data.object.amount_received", [10000], "data.object.amount_received is a list,"),
+        ("data.object.amount_received", -10000, "data.object.amount_received is -10000,"),
+        ("data.object.amount_received", 100.5, "data.object.amount_received is 100.5,"),
+        ("data.object.amount_received", True, "data.object.amount_received is true,"),
+        ("data.object.amount", {"value": 1}, "data.object.amount is an object,"),
+        (
+            "data.object.amount_received",
+            10**20,
+            "data.object.amount_received is 100000000000000000000, more than the ledger holds",
+        ),
+        (
+            "data.object.metadata",
+            ["order_id", "1"],
+            "data.object.metadata is a list, not an object.",
+        ),
+        ("data.object.metadata", "order 1", 'data.object.metadata is "order 1", not an object.'),
+        ("data.object.metadata.order_id", 5, "data.object.metadata.order_id is 5, not text."),
+        (
+            "data.object.currency",
+            840,
+            "data.object.currency is 840, not a three-letter currency code.",
+        ),
+        ("data.object.currency", ..., "data.object.currency is missing,"),
+        ("data.object.currency", "dollars", 'data.object.currency is "dollars",'),
+        ("data.object.id", 42, "data.object.id is 42, not a Stripe id"),
+        ("data.object.id", ..., "data.object.id is missing, not a Stripe id"),
+        (
+            "data.object.id",
+            "pi_" + "x" * 300,
+            'data.object.id is "pi_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx…", not a Stripe id '
+            "(text of 1 to 255 characters).",
+        ),
+        ("data.object.latest_charge", "ch_" + "x" * 300, "data.object.latest_charge is"),
+        ("data.object.latest_charge", 7, "data.object.latest_charge is 7, not a Stripe id"),
+        ("data.object.latest_charge", {"id": 7}, "data.object.latest_charge.id is 7,"),
+        ("data.object.charges", [], "data.object.charges is a list, not an object."),
+        ("data.object.last_payment_error", "boom", 'data.object.last_payment_error is "boom"'),
+        ("data.object", [], "data.object is a list, not an object."),
+        ("data.object", "pi_1", 'data.object is "pi_1", not an object.'),
+        ("data.object", ..., "data.object is missing, not an object."),
+        ("data", "pi_1", 'data is "pi_1", not an object.'),
+        ("data", ..., "data is missing, not an object."),
+    ],
+)
+def test_signed_event_with_malformed_content_is_stored_unapplied_and_answered_200(
+    client, signed_conference, succeeded_event, path, value, reason
+):
+    order, event = succeeded_event
+
+    response = post_event(client, signed_conference, replaced(event, path, value))
+
+    assert response.status_code == 200
+    assert response.content.decode().startswith(f"Event stored but not applied: {reason}")
+    stored = StripeEvent.objects.get(stripe_event_id="evt_hostile")
+    assert stored.processed_at is None
+    assert stored.last_error.startswith(reason)
+    assert not Payment.objects.exists()
+    order.refresh_from_db()
+    assert order.status == Order.Status.PENDING
+
+
+def test_the_same_well_formed_event_is_applied(client, signed_conference, succeeded_event):
+    """The baseline of the malformed cases above: unchanged, it pays the order."""
+    order, event = succeeded_event
+
+    assert post_event(client, signed_conference, event).status_code == 200
+
+    order.refresh_from_db()
+    assert order.status == Order.Status.PAID
+    assert StripeEvent.objects.get().last_error == ""
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "reason"),
+    [
+        ("data.object.amount_refunded", "abc", 'data.object.amount_refunded is "abc",'),
+        ("data.object.amount_refunded", -1, "data.object.amount_refunded is -1,"),
+        ("data.object.payment_intent", 7, "data.object.payment_intent is 7, not a Stripe id"),
+        ("data.object.metadata", [], "data.object.metadata is a list, not an object."),
+        ("data.object.currency", None, "data.object.currency is missing,"),
+        ("data.object.currency", "jpy", "Refunded charge ch_hostile is in JPY, but ORD-"),
+    ],
+)
+def test_malformed_refund_is_stored_unapplied_and_answered_200(
+    client, signed_conference, succeeded_event, path, value, reason
+):
+    order, paying = succeeded_event
+    post_event(client, signed_conference, paying)
+    charge = {
+        "id": "ch_hostile",
+        "object": "charge",
+        "payment_intent": "pi_hostile",
+        "currency": "usd",
+        "amount": 10000,
+        "amount_refunded": 10000,
+    }
+    event = replaced(build_event("charge.refunded", charge, "evt_refund"), path, value)
+
+    response = post_event(client, signed_conference, event)
+
+    assert response.status_code == 200
+    stored = StripeEvent.objects.get(stripe_event_id="evt_refund")
+    assert stored.processed_at is None
+    assert stored.last_error.startswith(reason)
+    payment = Payment.objects.get(order=order)
+    assert (payment.status, payment.refunded_amount) == (Payment.Status.SUCCEEDED, 0)
+    order.refresh_from_db()
+    assert order.status == Order.Status.PAID
+
+
+def test_nul_characters_and_lone_surrogates_are_stored_replaced_and_the_event_applied(
+    client, signed_conference, succeeded_event
+):
+    """PostgreSQL refuses NUL in text and jsonb: the stored copy has U+FFFD instead."""
+    order, event = succeeded_event
+    event["data"]["object"]["metadata"]["note"] = "cash\u0000desk \ud800"
+    event["data"]["object"]["description"] = {"key\u0000": "\u0000"}
+
+    response = post_event(client, signed_conference, event)
+
+    assert response.status_code == 200
+    stored = StripeEvent.objects.get()
+    intent = stored.payload["data"]["object"]
+    assert intent["metadata"]["note"] == "cash\ufffddesk \ufffd"
+    assert intent["description"] == {"key\ufffd": "\ufffd"}
+    assert stored.processed_at is not None
+    order.refresh_from_db()
+    assert order.status == Order.Status.PAID
+
+
+def test_nul_in_the_event_id_and_type_is_stored_replaced(client, signed_conference):
+    response = post_body(
+        client, signed_conference, envelope(id="evt_\u0000", type="customer.\u0000")
+    )
+
+    assert response.status_code == 200
+    stored = StripeEvent.objects.get()
+    assert (stored.stripe_event_id, stored.type) == ("evt_\ufffd", "customer.\ufffd")
+    assert stored.processed_at is not None
+
+
+@pytest.mark.postgres
+def test_postgresql_refuses_nul_in_jsonb_which_is_why_it_is_replaced(signed_conference):
+    """The reason for the replacement above: without it this is the webhook's 500."""
+    from django.db import DataError, connection, transaction
+
+    if connection.vendor != "postgresql":
+        pytest.skip("NUL in jsonb is refused by PostgreSQL only")
+    with pytest.raises(DataError), transaction.atomic():
+        StripeEvent.objects.create(
+            stripe_event_id="evt_nul", conference=signed_conference, type="x", payload={"a": "\0"}
+        )
