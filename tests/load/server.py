@@ -49,6 +49,14 @@ ORIGIN = f"https://{PRODUCTION_HOST}"
 # What the TLS-terminating proxy adds to every request it forwards.
 PROXY_HEADERS = {"Host": PRODUCTION_HOST, "X-Forwarded-Proto": "https"}
 REQUEST_TIMEOUT = 30
+# One line per scenario; tests/load/conftest.py prints them at the end of every run.
+SUMMARIES: list[str] = []
+
+
+def report(line: str) -> None:
+    """Print a scenario's one-line summary now (``-s``) and again in the run's summary."""
+    print(line)
+    SUMMARIES.append(line)
 
 
 def _children(pid: int) -> list[int]:
