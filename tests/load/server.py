@@ -16,6 +16,7 @@ reconfigure the server. Every request targets 127.0.0.1 only.
 import json
 import os
 import random
+import re
 import signal
 import time
 from collections.abc import Iterator
@@ -35,6 +36,7 @@ from tests.deploy_env import (
     PRODUCTION_HOST,
     collect_static,
     production_env,
+    run_manage,
     running_gunicorn,
     shared_database_url,
 )
@@ -210,6 +212,14 @@ class Server:
             if time.monotonic() > deadline:
                 pytest.fail(f"gunicorn is not ready:\n{self.log.read_text()[-3000:]}")
             time.sleep(0.3)
+
+    def send_due_order_paid(self) -> int:
+        """Run ``manage.py send_order_paid`` as cron would on this server; return how many."""
+        result = run_manage("send_order_paid", env=self.env)
+        assert result.returncode == 0, result.stderr
+        match = re.search(r"Sent order_paid for (\d+) order", result.stdout)
+        assert match, result.stdout
+        return int(match.group(1))
 
     def order_paid_counts(self, order_ids: list[int]) -> dict[int, int]:
         """How many ``order_paid`` signals the server sent for each order (0 when none)."""
