@@ -3,7 +3,6 @@
 from decimal import Decimal
 
 import pytest
-from django.core.management import call_command
 
 from backoffice.models import Order
 from backoffice.services.order_paid import send_due_order_paid, send_order_paid
@@ -81,18 +80,3 @@ def test_a_receiver_failing_leaves_order_paid_due(
 
     assert send_due_order_paid() == 1
     assert paid_signals == [order.pk, order.pk]  # the first try was rolled back with the stamp
-
-
-def test_send_order_paid_command_reports_what_it_sent(
-    make_order, paid_signals, django_capture_on_commit_callbacks, capsys
-):
-    order = paid_but_never_signalled(make_order, django_capture_on_commit_callbacks)
-
-    call_command("send_order_paid")
-    call_command("send_order_paid")
-
-    assert capsys.readouterr().out.splitlines() == [
-        "Sent order_paid for 1 order.",
-        "Sent order_paid for 0 orders.",
-    ]
-    assert paid_signals == [order.pk]
