@@ -231,6 +231,7 @@ def run_storm(
     deadline = time.monotonic() + STORM_DEADLINE
     desk_finished = threading.Event()
     storm_over = threading.Event()
+    enough_kills = threading.Event()
 
     def clerk() -> None:
         try:
@@ -246,6 +247,8 @@ def run_storm(
                 for event in events:
                     pending.put(event)
         finally:
+            if kill_workers:  # however fast this machine, the storm outlasts a few kills
+                enough_kills.wait(timeout=30)
             for event in random.sample(late, len(late)):
                 pending.put(event)  # late: after every succeeded event was queued
             desk_finished.set()
@@ -274,6 +277,8 @@ def run_storm(
         while kills < MAX_KILLS and not storm_over.wait(random.uniform(*KILL_INTERVAL)):
             if server.kill_worker() is not None:
                 kills += 1
+                if kills >= MIN_KILLS:
+                    enough_kills.set()
 
     started = time.monotonic()
     threads = [threading.Thread(target=sender) for _ in range(SENDERS)]
