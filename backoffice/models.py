@@ -113,6 +113,12 @@ class Order(models.Model):
         default=False, help_text="Set when money arrived that staff must look at (overpaid)."
     )
     attention_reason = models.TextField(blank=True)
+    paid_notified_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="When order_paid was sent for this order; empty while it is due.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -1,4 +1,4 @@
-"""Migration 0003 encrypts the plain Stripe secrets already in the database, and back."""
+"""Data migrations: 0003 encrypts the stored Stripe secrets; 0006 marks sold orders notified."""
 
 import pytest
 from django.db import connection
@@ -47,5 +47,37 @@ def test_migration_encrypts_existing_rows_and_reverses() -> None:
 
         migrate(BEFORE)
         assert raw_secrets() == [("sk_test_old1234", ""), ("", "whsec_old")]
+    finally:
+        migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+
+
+def test_orders_sold_before_0006_are_not_sent_order_paid_again() -> None:
+    old_apps = migrate([("backoffice", "0005_stripe_events_per_conference")])
+    User = old_apps.get_model("auth", "User")
+    Conference = old_apps.get_model("backoffice", "Conference")
+    Order = old_apps.get_model("backoffice", "Order")
+    user = User.objects.create(username="old-attendee")
+    conference = Conference.objects.create(name="Old", slug="old")
+    for reference, status in [
+        ("ORD-PAID", "paid"),
+        ("ORD-PART", "partially_refunded"),
+        ("ORD-PEND", "pending"),
+        ("ORD-REFD", "refunded"),
+    ]:
+        Order.objects.create(
+            conference=conference,
+            user=user,
+            reference=reference,
+            payment_token=reference,
+            status=status,
+        )
+    try:
+        new_apps = migrate([("backoffice", "0006_order_paid_notified_at")])
+        notified = dict(
+            new_apps.get_model("backoffice", "Order").objects.values_list(
+                "reference", "paid_notified_at"
+            )
+        )
+        assert {ref for ref, at in notified.items() if at is not None} == {"ORD-PAID", "ORD-PART"}
     finally:
         migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())

@@ -25,7 +25,7 @@ from backoffice.models import (
     generate_payment_token,
 )
 from backoffice.money import format_amount, has_valid_precision, quantum
-from backoffice.signals import order_paid
+from backoffice.services.order_paid import send_order_paid
 from backoffice.stripe_client import (
     LEDGER_AMOUNT_LIMIT,
     PaymentIntentMissing,
@@ -81,10 +81,6 @@ def net_received(order: Order) -> Decimal:
 # The former name, kept for callers written before refunds were netted out.
 succeeded_total = net_received
 
-# Statuses in which an order that reached PAID still counts as sold: a partial
-# refund (a discount given back) keeps the registration, a full refund does not.
-STILL_SOLD_STATUSES = (Order.Status.PAID, Order.Status.PARTIALLY_REFUNDED)
-
 
 def mark_order_paid(order: Order) -> None:
     """Move a locked order to PAID, clear its hold, and send ``order_paid`` on commit.
@@ -93,24 +89,14 @@ def mark_order_paid(order: Order) -> None:
     has committed: a refund applied later in the same transaction (a
     ``charge.refunded`` arriving before ``payment_intent.succeeded``) may have
     turned it REFUNDED, and nobody must act on a paid order that is not.
+    It is sent once per order, even if the worker dies right after the commit
+    (see ``backoffice.services.order_paid``).
     """
     order.status = Order.Status.PAID
     order.hold_expires_at = None
     order.save(update_fields=["status", "hold_expires_at", "updated_at"])
-    transaction.on_commit(lambda: _send_order_paid(order))
-
-
-def _send_order_paid(order: Order) -> None:
-    """Send ``order_paid`` for a committed order unless it is no longer sold."""
-    status = Order.objects.filter(pk=order.pk).values_list("status", flat=True).first()
-    if status not in STILL_SOLD_STATUSES:
-        logger.info(
-            "order_paid not sent: the order was refunded before it committed",
-            extra={"order": order.reference, "status": status},
-        )
-        return
-    order.status = status
-    order_paid.send(sender=Order, order=order, user=order.user)
+    order_id = order.pk
+    transaction.on_commit(lambda: send_order_paid(order_id))
 
 
 def _sync_caller_copy(original: Order, locked: Order) -> None:

@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 
 from backoffice.models import Conference, Order, Payment, StripeCustomer
+from backoffice.services.order_paid import send_due_order_paid
 from backoffice.services.payment import (
     PaymentProviderError,
     PaymentService,
@@ -905,6 +906,7 @@ def test_full_refund_arriving_before_success_never_sends_order_paid(
     order.refresh_from_db()
     assert order.status == Order.Status.REFUNDED
     assert paid_signals == []
+    assert send_due_order_paid() == 0  # a refunded order is never due either
 
 
 @pytest.mark.skipif(
