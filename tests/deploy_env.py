@@ -55,6 +55,16 @@ def run_manage(*args: str, env: dict[str, str], timeout: int = 180) -> subproces
     )
 
 
+def collect_static(root: Path) -> Path:
+    """Run ``collectstatic`` into ``root`` with the production (manifest) storage; return it."""
+    result = run_manage(
+        "collectstatic", "--noinput", env=production_env(DJANGO_STATIC_ROOT=str(root))
+    )
+    assert result.returncode == 0, result.stderr
+    assert (root / "staticfiles.json").exists()
+    return root
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nobody listens on right now."""
     with socket.socket() as sock:

@@ -19,6 +19,7 @@ from django.db import connection
 
 from tests.deploy_env import (
     PRODUCTION_HOST,
+    collect_static,
     free_port,
     production_env,
     run_manage,
@@ -49,13 +50,7 @@ print("TOKEN=" + order.payment_token)
 @pytest.fixture(scope="module")
 def static_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Static files collected with the production (manifest, compressed) storage."""
-    root = tmp_path_factory.mktemp("staticfiles")
-    result = run_manage(
-        "collectstatic", "--noinput", env=production_env(DJANGO_STATIC_ROOT=str(root))
-    )
-    assert result.returncode == 0, result.stderr
-    assert (root / "staticfiles.json").exists()
-    return root
+    return collect_static(tmp_path_factory.mktemp("staticfiles"))
 
 
 @pytest.fixture
