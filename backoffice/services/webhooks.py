@@ -29,9 +29,9 @@ logger = logging.getLogger(__name__)
 class StripeEventBusy(Exception):
     """A row the event needs stayed locked too long; nothing changed, Stripe should retry."""
 
-    def __init__(self, stripe_event_id: str) -> None:
-        super().__init__(f"Stripe event {stripe_event_id} waited too long for a lock.")
-        self.stripe_event_id = stripe_event_id
+    def __init__(self, event: StripeEvent) -> None:
+        super().__init__(f"Stripe event {event.stripe_event_id} waited too long for a lock.")
+        self.event = event
 
 
 def _is_lock_timeout(exc: BaseException) -> bool:
@@ -52,12 +52,15 @@ def _limit_lock_waits() -> None:
 
 
 @contextmanager
-def _lock_waits_limited() -> Iterator[None]:
+def webhook_lock_waits() -> Iterator[None]:
     """Bound every lock wait in the block by the setting (PostgreSQL), then restore the default.
 
-    A session setting, not a transaction one: the block's first query (is this event
-    stored?) runs outside any transaction and must already give up on a locked table,
-    or every worker waits until gunicorn kills it.
+    Wraps a whole webhook request (the view): its first queries (the conference,
+    is this event stored?) run outside any transaction and must already give up
+    on a locked table, or every worker waits until gunicorn kills it. A wait that
+    runs out raises ``OperationalError`` (SQLSTATE 55P03), answered 503 with
+    Retry-After (``StripeEventBusy`` inside ``_apply``, the database-outage
+    middleware before it).
     """
     if connection.vendor != "postgresql":
         yield
@@ -113,23 +116,6 @@ def receive_stripe_event(*, conference: Conference, event: dict[str, Any]) -> St
     one about another conference's payment is processed as a no-op. Raises
     ``StripeEventFailed`` when the handler fails (the error is stored).
     """
-    with _lock_waits_limited():
-        try:
-            stored = _store_once(conference, event)
-        except OperationalError as exc:
-            if not _is_lock_timeout(exc):
-                raise
-            logger.warning("Stripe event waited too long for a lock", extra={"event": event["id"]})
-            raise StripeEventBusy(event["id"]) from exc
-        if stored.processed_at is not None:
-            logger.info("Duplicate Stripe event ignored", extra={"event": event["id"]})
-            return stored
-        _apply(stored, force=False)
-    return stored
-
-
-def _store_once(conference: Conference, event: dict[str, Any]) -> StripeEvent:
-    """The conference's stored copy of the event, created on its first delivery."""
     event_id = event["id"]
     events = StripeEvent.objects.filter(conference=conference)
     stored = events.filter(stripe_event_id=event_id).first()
@@ -145,6 +131,10 @@ def _store_once(conference: Conference, event: dict[str, Any]) -> StripeEvent:
                 )
         except IntegrityError:
             stored = events.get(stripe_event_id=event_id)  # a parallel delivery
+    if stored.processed_at is not None:
+        logger.info("Duplicate Stripe event ignored", extra={"event": event_id})
+        return stored
+    _apply(stored, force=False)
     return stored
 
 
@@ -193,7 +183,7 @@ def _apply(event: StripeEvent, *, force: bool) -> None:
         if _is_lock_timeout(exc):
             # Not a failure of the event: someone held its order (or the event) too long.
             logger.warning("Stripe event waited too long for a lock", extra={"event": event.pk})
-            raise StripeEventBusy(event.stripe_event_id) from exc
+            raise StripeEventBusy(event) from exc
         # Recorded, then re-raised: a failing event must be visible to staff and
         # answered with a 500 so Stripe retries it. Nothing is swallowed.
         error = f"{type(exc).__name__}: {exc}"

@@ -6,7 +6,7 @@ import pytest
 from django.db import connection
 from django.test import Client
 
-from backoffice.models import Order, Payment, StripeEvent
+from backoffice.models import Conference, Order, Payment, StripeEvent
 from backoffice.services.payment import PaymentService
 from tests.deploy_env import shared_database_url
 from tests.fault_injection import table_locked
@@ -28,14 +28,14 @@ def paid_intent(stripe_conference, make_order, localstripe, settings):
     return order, localstripe.confirm_payment_intent(intent_id)
 
 
-@pytest.mark.parametrize("table", [StripeEvent._meta.db_table, Order._meta.db_table])
+@pytest.mark.parametrize("model", [Conference, StripeEvent, Order])
 def test_webhook_on_a_locked_table_answers_503_quickly_and_applies_on_retry(
-    stripe_conference, paid_intent, table
+    stripe_conference, paid_intent, model
 ):
     order, intent = paid_intent
     event = build_event("payment_intent.succeeded", intent)
 
-    with table_locked(shared_database_url(), table, release_after=10):
+    with table_locked(shared_database_url(), model._meta.db_table, release_after=10):
         started = time.monotonic()
         busy = post_event(Client(), stripe_conference, event)
         waited = time.monotonic() - started
