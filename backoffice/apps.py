@@ -12,6 +12,7 @@ class BackofficeConfig(AppConfig):
 
     def ready(self) -> None:
         """Fail at start-up, not on first use, when the encryption keys are malformed."""
+        from backoffice import checks  # noqa: F401 (registers the system checks)
         from backoffice.encryption import validate_keys
 
         validate_keys()

@@ -66,6 +66,20 @@ def _translate_stripe_errors(action: str) -> Iterator[None]:
         raise PaymentProviderError(f"Stripe could not {action}: {detail}") from exc
 
 
+# stripe-python's backoff between tries: 0.5 s, doubling, at most 5 s (jitter only shortens it).
+_RETRY_DELAY_SECONDS = 0.5
+_RETRY_DELAY_MAX_SECONDS = 5.0
+
+
+def longest_call_seconds(timeout: float, retries: int) -> float:
+    """The longest one API call can take when every try times out, backoff included."""
+    backoff = sum(
+        min(_RETRY_DELAY_SECONDS * 2**attempt, _RETRY_DELAY_MAX_SECONDS)
+        for attempt in range(retries)
+    )
+    return timeout * (retries + 1) + backoff
+
+
 def to_stripe_amount(amount: Decimal, currency: str) -> int:
     """Convert a Decimal amount to the integer minor units Stripe expects (JPY: yen, USD: cents)."""
     return to_minor_units(amount, currency)

@@ -50,6 +50,8 @@ MIDDLEWARE = [
     # First: answers /healthz before host validation, SSL redirect and CSRF (see health.py).
     "backoffice.views.health.HealthCheckMiddleware",
     "backoffice.request_logging.RequestIdMiddleware",
+    # A refused or lost database connection answers 503 with Retry-After, not a bare 500.
+    "backoffice.database_outage.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "backoffice.csp.ContentSecurityPolicyMiddleware",
@@ -270,8 +272,14 @@ LOGGING = {
 # at localstripe (e.g. http://127.0.0.1:8420).
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")
 STRIPE_JS_URL = env.str("STRIPE_JS_URL", default="https://js.stripe.com/v3/")
-STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=20.0)
-STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=2)
+# Every try of a call may wait the full timeout: timeout × (retries + 1) plus the
+# backoff must fit well inside the worker timeout, or a hung Stripe gets the attendee
+# gunicorn's bare error instead of the "try again" page (checked at start-up:
+# backoffice/checks.py). The defaults allow at most 16.5 s per call.
+STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=8.0)
+STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=1)
+# The worker timeout gunicorn.conf.py reads from the same variable (same default).
+GUNICORN_TIMEOUT = env.int("GUNICORN_TIMEOUT", default=30)
 # How long a webhook waits for a row lock (an order a clerk is paying right now)
 # before answering 503 so Stripe retries later (PostgreSQL only).
 STRIPE_WEBHOOK_LOCK_TIMEOUT_MS = env.int("STRIPE_WEBHOOK_LOCK_TIMEOUT_MS", default=5000)

@@ -10,12 +10,13 @@ the same way and raises ``StripeEventFailed``.
 """
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db import DatabaseError, IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from backoffice.models import Conference, Payment, StripeEvent
@@ -58,6 +59,35 @@ def _limit_lock_waits() -> None:
                 "SELECT set_config('lock_timeout', %s, true)",
                 [f"{int(settings.STRIPE_WEBHOOK_LOCK_TIMEOUT_MS)}ms"],
             )
+
+
+@contextmanager
+def webhook_lock_waits() -> Iterator[None]:
+    """Bound every lock wait in the block by the setting (PostgreSQL), then restore the default.
+
+    Wraps a whole webhook request (the view): its first queries (the conference,
+    is this event stored?) run outside any transaction and must already give up
+    on a locked table, or every worker waits until gunicorn kills it. A wait that
+    runs out raises ``OperationalError`` (SQLSTATE 55P03), answered 503 with
+    Retry-After (``StripeEventBusy`` inside ``_apply``, the database-outage
+    middleware before it).
+    """
+    if connection.vendor != "postgresql":
+        yield
+        return
+    timeout = f"{int(settings.STRIPE_WEBHOOK_LOCK_TIMEOUT_MS)}ms"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('lock_timeout', %s, false)", [timeout])
+    try:
+        yield
+    finally:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("RESET lock_timeout")
+        except DatabaseError:
+            # A broken connection: never hand it to the next request with our timeout.
+            if not connection.in_atomic_block:
+                connection.close()
 
 
 class StripeEventFailed(Exception):

@@ -13,6 +13,8 @@ for up to three days:
 """
 
 import logging
+from collections.abc import Callable
+from functools import wraps
 
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
@@ -25,14 +27,27 @@ from backoffice.services.webhooks import (
     StripeEventFailed,
     StripeEventNotApplied,
     receive_stripe_event,
+    webhook_lock_waits,
 )
 from backoffice.stripe_client import InvalidWebhook, verify_webhook
 
 logger = logging.getLogger(__name__)
 
 
+def _lock_waits_bounded(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Bound every lock wait of the view, from its first query (a locked table answers 503)."""
+
+    @wraps(view)
+    def bounded(request: HttpRequest, *args: str, **kwargs: str) -> HttpResponse:
+        with webhook_lock_waits():
+            return view(request, *args, **kwargs)
+
+    return bounded
+
+
 @csrf_exempt
 @require_POST
+@_lock_waits_bounded
 def stripe_webhook(request: HttpRequest, conference_slug: str) -> HttpResponse:
     """Verify a Stripe event with the conference's webhook secret, store it once and apply it."""
     conference = Conference.objects.filter(slug=conference_slug).first()

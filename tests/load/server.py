@@ -247,17 +247,21 @@ def create_probe_table() -> None:
 def load_server_env(
     static_root: Path, localstripe: LocalStripe, **overrides: str
 ) -> dict[str, str]:
-    """Production environment for the load server, sharing this test's PostgreSQL database."""
-    return production_env(
-        DJANGO_SETTINGS_MODULE="tests.load.server_settings",
-        DATABASE_URL=shared_database_url(),
-        DJANGO_STATIC_ROOT=str(static_root),
-        STRIPE_API_BASE=localstripe.url,
-        STRIPE_MAX_NETWORK_RETRIES="0",
+    """Production environment for the load server, sharing this test's PostgreSQL database.
+
+    ``overrides`` may replace any of these too (e.g. DATABASE_URL or STRIPE_API_BASE
+    pointed at a fault-injecting proxy).
+    """
+    env = {
+        "DJANGO_SETTINGS_MODULE": "tests.load.server_settings",
+        "DATABASE_URL": shared_database_url(),
+        "DJANGO_STATIC_ROOT": str(static_root),
+        "STRIPE_API_BASE": localstripe.url,
+        "STRIPE_MAX_NETWORK_RETRIES": "0",
         # The test process encrypts the conferences' Stripe keys it creates; the server reads them.
-        BACKOFFICE_ENCRYPTION_KEYS=",".join(settings.BACKOFFICE_ENCRYPTION_KEYS),
-        **overrides,
-    )
+        "BACKOFFICE_ENCRYPTION_KEYS": ",".join(settings.BACKOFFICE_ENCRYPTION_KEYS),
+    }
+    return production_env(**{**env, **overrides})
 
 
 @contextmanager
