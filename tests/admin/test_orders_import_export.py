@@ -131,7 +131,10 @@ def test_import_with_bad_rows_shows_them_and_offers_no_confirm(finance_member, c
     result = preview.context["result"]
     assert [row.number for row in result.invalid_rows] == [2, 3]
     html = preview.content.decode()
-    assert "No conference with slug or name" in html
-    assert "is not the subtotal" in html
+    assert "Row 2, column Conference: No conference has the slug or name “unknown-conf”." in html
+    assert (
+        "Row 3, column Total: “99.00” is not the subtotal 10.00 minus the discount 0.00, "
+        "which is 10.00." in html
+    )
     assert "confirm_form" not in preview.context or preview.context["confirm_form"] is None
     assert Order.objects.count() == 0
