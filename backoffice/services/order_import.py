@@ -116,9 +116,9 @@ def check_columns(headers: Sequence[str]) -> None:
     """Refuse a file missing a column the import needs."""
     missing = [column for column in REQUIRED_COLUMNS if column not in headers]
     if missing:
-        names = ", ".join(missing)
+        names = " or ".join(missing)
         raise ValidationError(
-            f"This file has no {names} column{'s' if len(missing) > 1 else ''}. "
+            f"This file has no {names} column. "
             f"Its first row must name the columns: {', '.join(COLUMNS)} "
             f"({', '.join(REQUIRED_COLUMNS)} are required)."
         )
@@ -247,6 +247,7 @@ class OrderImport:
             self.conferences_by_slug[conference.slug] = conference
             self.conferences_by_name.setdefault(conference.name, []).append(conference)
         self.attendees: dict[str, AbstractBaseUser] = {}
+        self.looked_up: set[str] = set()  # lower-cased e-mails already searched for
 
     def prefetch_attendees(self, emails: Iterable[object]) -> None:
         """Load the existing accounts for these e-mail cells (case-insensitively)."""
@@ -257,7 +258,8 @@ class OrderImport:
             except ValidationError:
                 continue  # reported with its row by order_from_row
         user_model = get_user_model()
-        for chunk in itertools.batched(sorted(wanted - set(self.attendees)), LOOKUP_CHUNK):
+        for chunk in itertools.batched(sorted(wanted - self.looked_up), LOOKUP_CHUNK):
+            self.looked_up.update(chunk)
             users = (
                 user_model.objects.annotate(email_lower=Lower("email"))
                 .filter(email_lower__in=chunk)
@@ -284,6 +286,8 @@ class OrderImport:
     def attendee(self, *, email: str, name: str) -> AbstractBaseUser:
         """The account with this e-mail; a new, unsaved one when none exists."""
         key = email.lower()
+        if key not in self.looked_up:
+            self.prefetch_attendees([email])
         user = self.attendees.get(key)
         if user is None:
             user_model = get_user_model()
