@@ -473,14 +473,15 @@ class OrderResource(LedgerResource):
     def import_data(self, dataset: tablib.Dataset, **kwargs: Any) -> Result:
         """Import all rows or none: a file missing a column, or any invalid row, writes nothing."""
         kwargs["rollback_on_validation_errors"] = True
-        dataset.headers = order_import.canonical_headers(dataset.headers or [])
+        headers = order_import.canonical_headers(dataset.headers or [])
         try:
-            order_import.check_columns(dataset.headers)
+            order_import.check_columns(headers)
         except ValidationError as exc:
             result = self.get_result_class()()
             result.total_rows = len(dataset)
             result.append_base_error(self.get_error_result_class()(ValueError(*exc.messages)))
             return result
+        dataset.headers = headers
         return super().import_data(dataset, **kwargs)
 
     def before_import(self, dataset: tablib.Dataset, **kwargs: Any) -> None:
