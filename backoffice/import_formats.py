@@ -49,8 +49,10 @@ def bounded_dataset(rows: Iterable[Sequence[object]]) -> tablib.Dataset:
 class BoundedCSV(base_formats.CSV):
     """CSV (UTF-8, with or without a byte-order mark), read up to the row limit."""
 
-    def create_dataset(self, in_stream: bytes | str, **kwargs: object) -> tablib.Dataset:
+    def create_dataset(self, in_stream: bytes | str | None, **kwargs: object) -> tablib.Dataset:
         """Decode the file, then read its rows one by one."""
+        if in_stream is None:  # the temporary storage no longer holds the upload
+            raise order_import.refuse_missing_upload()
         if isinstance(in_stream, bytes):
             in_stream = in_stream.decode(self.encoding or "utf-8-sig")
         return bounded_dataset(csv.reader(io.StringIO(in_stream, newline="")))
@@ -59,8 +61,10 @@ class BoundedCSV(base_formats.CSV):
 class BoundedXLSX(base_formats.XLSX):
     """XLSX (first sheet, cell values not formulas), read up to the row limit."""
 
-    def create_dataset(self, in_stream: bytes, **kwargs: object) -> tablib.Dataset:
+    def create_dataset(self, in_stream: bytes | None, **kwargs: object) -> tablib.Dataset:
         """Open the workbook read-only, then read the first sheet's rows one by one."""
+        if in_stream is None:
+            raise order_import.refuse_missing_upload()
         workbook = openpyxl.load_workbook(io.BytesIO(in_stream), read_only=True, data_only=True)
         try:
             sheet = workbook.active

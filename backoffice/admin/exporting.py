@@ -151,17 +151,27 @@ class LedgerImportMixin(ImportMixin):
                 messages.INFO,
             )
 
+    def process_import(self, request: HttpRequest, **kwargs: Any) -> HttpResponse:
+        """The confirm step; a file that can no longer be read is refused with a message."""
+        try:
+            return super().process_import(request, **kwargs)
+        except ValidationError as exc:
+            return self.refuse_import(request, " ".join(exc.messages))
+
+    def refuse_import(self, request: HttpRequest, reason: str) -> HttpResponse:
+        """Say that nothing was imported and why, back on the import page."""
+        self.message_user(request, f"Nothing was imported. {reason}", messages.ERROR)
+        opts = self.model._meta
+        return HttpResponseRedirect(reverse(f"admin:{opts.app_label}_{opts.model_name}_import"))
+
     def process_result(self, result: Result, request: HttpRequest) -> HttpResponse:
         """After the confirm step: the library's success, or say that nothing was imported."""
         if result.has_errors() or result.has_validation_errors():
-            self.message_user(
+            return self.refuse_import(
                 request,
-                "Nothing was imported: the file no longer passes the checks (the data "
-                "changed since the preview). Upload it again to see why.",
-                messages.ERROR,
+                "The file no longer passes the checks (the data changed since the preview). "
+                "Upload it again to see why.",
             )
-            opts = self.model._meta
-            return HttpResponseRedirect(reverse(f"admin:{opts.app_label}_{opts.model_name}_import"))
         return super().process_result(result, request)
 
 

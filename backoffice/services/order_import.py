@@ -102,6 +102,15 @@ def refuse_empty_file() -> ValidationError:
     )
 
 
+def refuse_missing_upload() -> ValidationError:
+    """The refusal of a confirm step whose uploaded file is gone (already imported, or expired)."""
+    return ValidationError(
+        "The uploaded file is no longer waiting to be imported: it was imported already "
+        "(check the orders list before uploading it again) or its preview is more than a "
+        "day old."
+    )
+
+
 def canonical_headers(headers: Iterable[object]) -> list[str]:
     """The header row with known column names spelled as the export spells them."""
     known = {column.lower(): column for column in COLUMNS}

@@ -326,7 +326,7 @@ def test_import_confirm_refuses_a_file_that_no_longer_passes(finance_member, con
     done = finance_member.post(PROCESS_URL, {**confirm.initial, "resource": "0"}, follow=True)
     assert done.redirect_chain[-1][0] == IMPORT_URL
     assert page_messages(done) == [
-        "Nothing was imported: the file no longer passes the checks (the data changed since "
+        "Nothing was imported. The file no longer passes the checks (the data changed since "
         "the preview). Upload it again to see why."
     ]
     assert not Order.objects.exists()
@@ -344,3 +344,17 @@ def test_import_of_an_xlsx_file_creates_the_orders(finance_member, conference):
         ("Person 0", 10, "p0@example.com"),
         ("Person 1", 10, "p1@example.com"),
     ]
+
+
+def test_import_confirmed_twice_imports_once(finance_member, conference):
+    preview = upload(finance_member, csv_rows(2))
+    data = {**preview.context["confirm_form"].initial, "resource": "0"}
+    finance_member.post(PROCESS_URL, data, follow=True)
+    again = finance_member.post(PROCESS_URL, data, follow=True)
+    assert again.redirect_chain[-1][0] == IMPORT_URL
+    assert page_messages(again) == [
+        "Nothing was imported. The uploaded file is no longer waiting to be imported: it was "
+        "imported already (check the orders list before uploading it again) or its preview is "
+        "more than a day old."
+    ]
+    assert Order.objects.count() == 2
