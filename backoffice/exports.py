@@ -15,34 +15,27 @@ Each field also carries the SQL expression of its cell, which the streaming
 export runs inside PostgreSQL's ``COPY (…) TO STDOUT``.
 """
 
+import copy
 import datetime
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+import tablib
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import DatabaseError, models
 from django.db.models import Case, F, Value, When
 from django.db.models.functions import Coalesce, NullIf, Round
 from django.utils import timezone
 from import_export import resources, widgets
 from import_export.fields import Field
+from import_export.results import Result, RowResult
 
 from backoffice.models import Conference, Order, Payment
 from backoffice.money import ZERO_DECIMAL_CURRENCIES, quantum
 from backoffice.services import order_import
-
-# A cell starting with one of these is run as a formula (or DDE) by Excel,
-# LibreOffice or Google Sheets; the OWASP "CSV injection" list.
-FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def escape_formula(value: str) -> str:
-    """Prefix a text cell that a spreadsheet would treat as a formula with a single quote."""
-    if value and value[0] in FORMULA_TRIGGERS:
-        return "'" + value
-    return value
+from backoffice.spreadsheet import FORMULA_TRIGGERS, escape_formula
 
 
 class EscapeFormula(models.Func):
@@ -66,6 +59,10 @@ class EscapeFormula(models.Func):
             f"THEN '''' || {inner_sql} ELSE {inner_sql} END"
         )
         return sql, (*inner_params, *inner_params, *inner_params)
+
+
+# An import preview shows (and builds the diff of) this many rows; the rest are counted.
+PREVIEW_ROWS = 100
 
 
 def site_time_zone_name() -> str:
@@ -347,34 +344,17 @@ class PaymentResource(LedgerResource):
         return "Payments ledger"
 
 
-class ConferenceWidget(widgets.ForeignKeyWidget):
-    """Imports a conference by slug or exact name; exports its name."""
-
-    def __init__(self) -> None:
-        super().__init__(Conference, field="slug")
-
-    def clean(self, value: Any, row: Any = None, **kwargs: Any) -> Conference | None:
-        """Find the conference by slug, else by exact name."""
-        text = "" if value is None else str(value).strip()
-        if not text:
-            return None
-        found = Conference.objects.filter(slug=text).first()
-        if found is None:
-            matches = list(Conference.objects.filter(name=text)[:2])
-            if len(matches) > 1:
-                raise ValueError(f"More than one conference is named “{text}”; use its slug.")
-            found = matches[0] if matches else None
-        if found is None:
-            raise ValueError(f"No conference with slug or name “{text}”.")
-        return found
-
-
 class OrderResource(LedgerResource):
     """Orders as finance exports them, and as organisers import them from other systems.
 
     Import creates new PENDING (or CANCELLED) orders only: references are
     generated, the attendee is found or created by email, and paid/balance
     columns are ignored (money arrives through payments, not through a file).
+    The cells are read by ``services.order_import`` (one sentence per refusal);
+    orders are saved in batches (``use_bulk``), and a dry run (the preview)
+    checks every row but writes nothing. Only the first ``PREVIEW_ROWS`` rows
+    carry a preview diff: nobody reads the ten-thousandth, and building it
+    costs as much as checking the row.
     """
 
     export_select_related = ("conference", "user")
@@ -385,7 +365,6 @@ class OrderResource(LedgerResource):
         kind=Kind.TEXT,
         source="conference__name",
         attribute="conference",
-        widget=ConferenceWidget(),
         readonly=False,
     )
     attendee = ExportField(
@@ -394,7 +373,6 @@ class OrderResource(LedgerResource):
         source=attendee_name,
         sql=attendee_name_sql(""),
         attribute="billing_name",
-        widget=widgets.CharWidget(),
         readonly=False,
     )
     email = ExportField(
@@ -403,7 +381,6 @@ class OrderResource(LedgerResource):
         source=attendee_email,
         sql=attendee_email_sql(""),
         attribute="billing_email",
-        widget=widgets.CharWidget(),
         readonly=False,
     )
     status = ExportField(
@@ -412,7 +389,6 @@ class OrderResource(LedgerResource):
         source="status",
         choices=Order.Status.choices,
         attribute="status",
-        widget=widgets.CharWidget(),
         readonly=False,
     )
     subtotal = ExportField(
@@ -421,7 +397,6 @@ class OrderResource(LedgerResource):
         source="subtotal",
         currency="conference__currency",
         attribute="subtotal",
-        widget=widgets.DecimalWidget(),
         readonly=False,
     )
     discount = ExportField(
@@ -430,7 +405,6 @@ class OrderResource(LedgerResource):
         source="discount_amount",
         currency="conference__currency",
         attribute="discount_amount",
-        widget=widgets.DecimalWidget(),
         readonly=False,
     )
     total = ExportField(
@@ -439,7 +413,6 @@ class OrderResource(LedgerResource):
         source="total",
         currency="conference__currency",
         attribute="total",
-        widget=widgets.DecimalWidget(),
         readonly=False,
     )
     paid = ExportField("Paid", kind=Kind.AMOUNT, source="paid_sum", currency="conference__currency")
@@ -474,10 +447,12 @@ class OrderResource(LedgerResource):
         )
         export_order = fields
         import_id_fields = ()
-        clean_model_instances = True
+        clean_model_instances = False  # the service checks every cell (no query per row)
         force_init_instance = True  # import creates orders; it never updates existing ones
         skip_unchanged = False
         use_transactions = True
+        use_bulk = True
+        batch_size = 1000
 
     @classmethod
     def get_display_name(cls) -> str:
@@ -491,52 +466,55 @@ class OrderResource(LedgerResource):
             queryset = queryset.with_amounts()
         return queryset
 
-    def import_data(self, dataset: Any, **kwargs: Any) -> Any:
-        """Import all rows or none: any invalid row rolls the whole file back."""
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._meta = copy.copy(self._meta)  # import_row switches skip_diff for this resource only
+
+    def import_data(self, dataset: tablib.Dataset, **kwargs: Any) -> Result:
+        """Import all rows or none: a file missing a column, or any invalid row, writes nothing."""
         kwargs["rollback_on_validation_errors"] = True
+        headers = order_import.canonical_headers(dataset.headers or [])
+        try:
+            order_import.check_columns(headers)
+        except ValidationError as exc:
+            result = self.get_result_class()()
+            result.total_rows = len(dataset)
+            result.append_base_error(self.get_error_result_class()(ValueError(*exc.messages)))
+            return result
+        dataset.headers = headers
         return super().import_data(dataset, **kwargs)
+
+    def before_import(self, dataset: tablib.Dataset, **kwargs: Any) -> None:
+        """Read the conferences and look up the file's attendees, once for all rows."""
+        self.order_import = order_import.OrderImport()
+        self.order_import.prefetch_attendees(dataset[order_import.EMAIL])
 
     def get_instance(self, instance_loader: Any, row: Any) -> None:
         """Never match an existing order: an import only creates."""
         return None
 
+    def import_row(self, row: Any, instance_loader: Any, **kwargs: Any) -> RowResult:
+        """Import one row, building its preview diff only for the first ``PREVIEW_ROWS``."""
+        self._meta.skip_diff = kwargs["row_number"] > PREVIEW_ROWS
+        return super().import_row(row, instance_loader, **kwargs)
+
     def import_instance(self, instance: Order, row: Any, **kwargs: Any) -> None:
-        """Fill the order from the row, then find or create its attendee by email."""
-        errors: dict[str, list[str]] = {}
-        try:
-            super().import_instance(instance, row, **kwargs)
-        except ValidationError as exc:
-            errors = exc.update_error_dict(errors)
-        instance.status = order_import.parse_status(instance.status, errors)
-        if instance.discount_amount is None:
-            instance.discount_amount = Decimal("0.00")
-        if "billing_email" not in errors:
-            try:
-                instance.user = order_import.attendee_for_import(
-                    email=instance.billing_email, name=instance.billing_name
-                )
-            except ValidationError as exc:
-                errors = exc.update_error_dict(errors)
-        if errors:
-            raise ValidationError(errors)
+        """Fill the order from the row's cells (refused with one sentence per bad cell)."""
+        self.order_import.fill_order(instance, row, row_number=kwargs["row_number"])
 
-    def validate_instance(
+    def bulk_create(
         self,
-        instance: Order,
-        import_validation_errors: dict | None = None,
-        validate_unique: bool = True,
+        using_transactions: bool,
+        dry_run: bool,
+        raise_errors: bool,
+        batch_size: int | None = None,
+        result: Result | None = None,
     ) -> None:
-        """Model validation plus the import rules (amounts add up, currency precision)."""
-        errors = dict(import_validation_errors or {})
+        """Save a batch of orders with their new attendees and line items; nothing in a dry run."""
         try:
-            order_import.check_imported_order(instance)
-        except ValidationError as exc:
-            errors = exc.update_error_dict(errors)
-        # ``user`` is set by import_instance; ``reference`` is generated on save.
-        exclude_ok = {"reference", "payment_token"}
-        errors = {key: value for key, value in errors.items() if key not in exclude_ok}
-        super().validate_instance(instance, errors, validate_unique=validate_unique)
-
-    def after_save_instance(self, instance: Order, row: Any, **kwargs: Any) -> None:
-        """Give the imported order one line item carrying its subtotal."""
-        order_import.add_imported_line_item(instance)
+            if not dry_run:
+                self.order_import.save_orders(self.create_instances)
+        except DatabaseError as exc:  # e.g. a conference deleted since the preview
+            self.handle_import_error(result, exc, raise_errors)
+        finally:
+            self.create_instances.clear()

@@ -217,6 +217,11 @@ BACKOFFICE_STREAMING_EXPORT_THRESHOLD = env.int(
 )
 # XLSX files are built in memory: refuse bigger ones (CSV streams at any size).
 BACKOFFICE_XLSX_EXPORT_MAX_ROWS = env.int("BACKOFFICE_XLSX_EXPORT_MAX_ROWS", default=100_000)
+# Imports are previewed and then applied inside one request each: files above
+# these limits are refused before their rows are read (see bench/import_preview.py
+# for the measurement behind the defaults, well inside the 30 s worker timeout).
+BACKOFFICE_IMPORT_MAX_BYTES = env.int("BACKOFFICE_IMPORT_MAX_BYTES", default=5 * 1024 * 1024)
+BACKOFFICE_IMPORT_MAX_ROWS = env.int("BACKOFFICE_IMPORT_MAX_ROWS", default=20_000)
 UNFOLD["DASHBOARD_CALLBACK"] = "backoffice.admin.dashboard.dashboard_callback"
 UNFOLD["SIDEBAR"]["navigation"].insert(
     1,

@@ -265,10 +265,15 @@ def test_import_reports_bad_rows_and_writes_nothing(conference):
     assert result.has_validation_errors()
     invalid = {row.number: row.error_dict for row in result.invalid_rows}
     assert set(invalid) == {2, 3, 4, 5, 6}
-    assert "No conference" in str(invalid[2]["conference"])
-    assert "not the subtotal" in str(invalid[3]["total"])
-    assert "not a valid email" in str(invalid[4]["billing_email"])
-    assert "cannot be imported" in str(invalid[5]["status"])
-    assert "decimal places" in str(invalid[6]["subtotal"])
+    assert invalid[2] == {"Conference": ["Row 2, column Conference: No conference has the slug "
+                                         "or name “nope”."]}  # fmt: skip
+    assert invalid[3] == {"Total": ["Row 3, column Total: “45.00” is not the subtotal 50.00 "
+                                    "minus the discount 0.00, which is 50.00."]}  # fmt: skip
+    assert invalid[4] == {"Email": ["Row 4, column Email: “not-an-email” is not a valid e-mail "
+                                    "address."]}  # fmt: skip
+    assert "Row 5, column Status: “paid” cannot be imported" in invalid[5]["Status"][0]
+    assert set(invalid[6]) == {"Subtotal", "Total"}
+    assert invalid[6]["Subtotal"] == ["Row 6, column Subtotal: “50.001” has more decimal places "
+                                      "than USD allows; write it like 12.50."]  # fmt: skip
     assert Order.objects.count() == 0
     assert not get_user_model().objects.filter(email="good@example.com").exists()
