@@ -330,3 +330,55 @@ class StripeEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.stripe_event_id}"
+
+
+class OrderHistoryEntry(models.Model):
+    """One change of an order's money or status, with who made it; append-only.
+
+    Written by the services in the same transaction as the change, whoever made
+    it: a staff user (``actor``), or Stripe, the checkout or a command
+    (``actor_label``). Nobody edits or deletes an entry in the admin.
+    """
+
+    class Action(models.TextChoices):
+        COMP = "comp", "Marked comp"
+        MANUAL_PAYMENT = "manual_payment", "Manual payment"
+        CARD_PAYMENT = "card_payment", "Card payment"
+        CARD_UPDATE = "card_update", "Card payment update"
+        REFUND = "refund", "Refund"
+        CANCEL = "cancel", "Cancelled"
+        PAYMENT_LINK = "payment_link", "Payment link"
+        OTHER = "other", "Other"
+
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="history")
+    created_at = models.DateTimeField(auto_now_add=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="order_history_entries",
+    )
+    actor_label = models.CharField(
+        max_length=100, blank=True, help_text="Who acted when not a user: Stripe, checkout, …"
+    )
+    action = models.CharField(max_length=20, choices=Action.choices)
+    amount = models.DecimalField(**MONEY, null=True, blank=True)
+    status_before = models.CharField(max_length=20, choices=Order.Status.choices, blank=True)
+    status_after = models.CharField(max_length=20, choices=Order.Status.choices, blank=True)
+    message = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        verbose_name_plural = "order history entries"
+        indexes = [models.Index(fields=["order", "created_at"], name="history_order_created_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.order.reference}: {self.get_action_display()}"
+
+    @property
+    def actor_name(self) -> str:
+        """Who acted, as shown to staff: the user's name, or the label (Stripe, checkout…)."""
+        if self.actor_id is not None:
+            return self.actor.get_full_name() or self.actor.get_username()
+        return self.actor_label or "—"
