@@ -7,6 +7,7 @@ under the order's lock); these tests pin how staff see them, whoever wrote them.
 
 import re
 from decimal import Decimal
+from html import unescape
 
 import pytest
 from django.contrib import admin
@@ -248,3 +249,43 @@ def test_query_count_does_not_grow_with_the_timeline(
 
     assert order.history.count() == 20
     assert with_twenty == with_two
+
+
+def order_form_data(html: str) -> dict[str, str]:
+    """What a browser posts when the order page's Save button is pressed unchanged."""
+    data = {}
+    for tag in re.findall(r"<input[^>]*>", html):
+        name = re.search(r'name="([^"]*)"', tag)
+        if name is None or ('type="checkbox"' in tag and not re.search(r"\schecked[\s>]", tag)):
+            continue
+        value = re.search(r'value="([^"]*)"', tag)
+        data[name.group(1)] = unescape(value.group(1)) if value else ""
+    for name, value in re.findall(
+        r'<textarea[^>]*name="([^"]*)"[^>]*>(.*?)</textarea>', html, re.S
+    ):
+        data[name] = unescape(value.strip())
+    return data
+
+
+def test_saving_the_order_page_keeps_the_timeline_and_ignores_forged_entries(
+    admin_client, paid_by_card_then_desk
+):
+    order = paid_by_card_then_desk
+    data = order_form_data(admin_client.get(change_url(order)).content.decode())
+    assert data["history-TOTAL_FORMS"] == "3"
+    data["attention_reason"] = "Call the attendee"
+    data["history-0-message"] = "edited"  # a read-only column: not a form field
+    data["history-0-DELETE"] = "on"
+    data["history-TOTAL_FORMS"] = "4"  # and one entry added by hand
+    data.update({"history-3-action": "other", "history-3-message": "forged", "history-3-id": ""})
+
+    response = admin_client.post(change_url(order), data)
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    order.refresh_from_db()
+    assert order.attention_reason == "Call the attendee"
+    assert list(order.history.values_list("message", flat=True)) == [
+        "Card payment started",
+        "payment_intent.succeeded",
+        "Cash at the door",
+    ]
