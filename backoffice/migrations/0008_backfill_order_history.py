@@ -3,14 +3,14 @@
 One entry per succeeded, refunded or failed payment, dated when the payment was
 recorded, by whoever recorded it (or Stripe for a card payment). An order that
 already has history entries (written by the services since 0007) is left as it
-is: its history has begun. 0007 and this migration ship in one release, so at
-deploy time no order has any. Reversing deletes exactly the reconstructed entries.
+is: its history has begun. Shipped in the same release as 0007 (the plan), no
+order has any yet when this runs. Reversing deletes exactly the reconstructed
+entries.
 """
 
 from itertools import batched
 
 from django.db import migrations
-from django.db.models import Exists, OuterRef
 
 RECONSTRUCTED = "Reconstructed from the ledger when the history began"
 BATCH_SIZE = 2000
@@ -36,14 +36,11 @@ def backfill_history(apps, schema_editor) -> None:
     """Insert one entry per past payment, in batches, streaming the payments."""
     Payment = apps.get_model("backoffice", "Payment")
     Entry = apps.get_model("backoffice", "OrderHistoryEntry")
-    # An order with a real entry already has a history; reconstructed rows are left
-    # out of this test, so inserting them while the payments stream never changes it.
-    has_history = Entry.objects.filter(order=OuterRef("order")).exclude(
-        message__startswith=RECONSTRUCTED
-    )
+    # Read before inserting anything: the query below streams while entries are added.
+    # (Empty when this ships with 0007; else the ids of orders whose history has begun.)
+    begun = set(Entry.objects.values_list("order_id", flat=True).distinct())
     payments = (
         Payment.objects.filter(status__in=PAYMENT_STATUSES)
-        .exclude(Exists(has_history))
         .order_by("pk")
         .values_list(
             "order_id", "created_by_id", "method", "status", "amount", "refunded_amount",
@@ -63,6 +60,7 @@ def backfill_history(apps, schema_editor) -> None:
         for order_id, created_by_id, method, status, amount, refunded_amount, created_at in (
             payments.iterator(chunk_size=BATCH_SIZE)
         )
+        if order_id not in begun
     )
     created_at = Entry._meta.get_field("created_at")
     created_at.auto_now_add = False  # keep each payment's own date, not the migration's
