@@ -4,6 +4,7 @@ import secrets
 from decimal import Decimal
 
 from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import models
 from django.db.models import F, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, Upper
@@ -25,10 +26,23 @@ NET_OF_REFUNDS = F("amount") - F("refunded_amount")
 REFERENCE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 REFERENCE_LENGTH = 8
 
+# Who acted on an order when Stripe did (a card payment, a webhook); see services/history.py.
+STRIPE_ACTOR = "Stripe"
+
 
 def generate_order_reference() -> str:
     """Return a random order reference such as 'ORD-7K3QX9TM' (40 bits, unguessable)."""
     return "ORD-" + "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(REFERENCE_LENGTH))
+
+
+def actor_name(user: AbstractBaseUser | None, label: str = "") -> str:
+    """Who did something, as staff read it: a user's full name (else username), or the label.
+
+    The one rendering of "who did it" (a payment's "Recorded by", a history entry's actor).
+    """
+    if user is not None:
+        return user.get_full_name() or user.get_username()
+    return label or "—"
 
 
 def generate_payment_token() -> str:
@@ -273,6 +287,12 @@ class Payment(models.Model):
     def __str__(self) -> str:
         return f"{self.get_method_display()} {self.amount} ({self.get_status_display()})"
 
+    @property
+    def actor_name(self) -> str:
+        """Who recorded the payment, as staff read it: the staff user, or Stripe for a card."""
+        user = self.created_by if self.created_by_id is not None else None
+        return actor_name(user, STRIPE_ACTOR if self.method == self.Method.STRIPE else "")
+
 
 class StripeCustomer(models.Model):
     """The Stripe customer id of a user at one conference's Stripe account."""
@@ -379,6 +399,4 @@ class OrderHistoryEntry(models.Model):
     @property
     def actor_name(self) -> str:
         """Who acted, as shown to staff: the user's name, or the label (Stripe, checkout…)."""
-        if self.actor_id is not None:
-            return self.actor.get_full_name() or self.actor.get_username()
-        return self.actor_label or "—"
+        return actor_name(self.actor if self.actor_id is not None else None, self.actor_label)

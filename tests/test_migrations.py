@@ -1,8 +1,14 @@
-"""Data migrations: 0003 encrypts the stored Stripe secrets; 0006 marks sold orders notified."""
+"""Data migrations: 0003 encrypts the stored Stripe secrets; 0006 marks sold orders notified;
+0008 gives orders sold before the history began a timeline reconstructed from their payments."""
+
+import importlib
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
+from django.test.utils import CaptureQueriesContext
 
 from backoffice.encryption import decrypt
 
@@ -79,5 +85,140 @@ def test_orders_sold_before_0006_are_not_sent_order_paid_again() -> None:
             )
         )
         assert {ref for ref, at in notified.items() if at is not None} == {"ORD-PAID", "ORD-PART"}
+    finally:
+        migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+
+
+HISTORY_BEGAN = [("backoffice", "0007_order_history")]
+BACKFILLED = [("backoffice", "0008_backfill_order_history")]
+RECONSTRUCTED = "Reconstructed from the ledger when the history began"
+LONG_AGO = datetime(2025, 3, 1, 9, 30, tzinfo=UTC)
+
+
+def old_order(apps, reference: str):
+    """An order as it stood before the history began (built with the historical models)."""
+    User = apps.get_model("auth", "User")
+    Conference = apps.get_model("backoffice", "Conference")
+    Order = apps.get_model("backoffice", "Order")
+    user, _ = User.objects.get_or_create(username="old-attendee")
+    conference, _ = Conference.objects.get_or_create(name="Old", slug="old")
+    return Order.objects.create(
+        conference=conference, user=user, reference=reference, payment_token=reference
+    )
+
+
+def old_payment(apps, order, minutes: int, amount: str, method: str, status: str, **fields):
+    """A ledger row recorded ``minutes`` after LONG_AGO (created_at is set after the insert)."""
+    Payment = apps.get_model("backoffice", "Payment")
+    payment = Payment.objects.create(
+        order=order, amount=Decimal(amount), method=method, status=status, **fields
+    )
+    Payment.objects.filter(pk=payment.pk).update(created_at=LONG_AGO + timedelta(minutes=minutes))
+    return payment
+
+
+def history(apps) -> list[tuple]:
+    """Entries as (order, minutes after LONG_AGO, actor, label, action, amount, message)."""
+    Entry = apps.get_model("backoffice", "OrderHistoryEntry")
+    return [
+        (
+            entry.order.reference,
+            (entry.created_at - LONG_AGO) / timedelta(minutes=1),
+            entry.actor.username if entry.actor_id else None,
+            entry.actor_label,
+            entry.action,
+            entry.amount,
+            entry.message,
+        )
+        for entry in Entry.objects.select_related("order", "actor").order_by(
+            "order__reference", "id"
+        )
+    ]
+
+
+def test_orders_sold_before_the_history_get_a_timeline_from_their_payments_and_it_reverses() -> (
+    None
+):
+    old_apps = migrate(HISTORY_BEGAN)
+    clerk = old_apps.get_model("auth", "User").objects.create(username="clerk")
+    card = old_order(old_apps, "ORD-CARD")
+    old_payment(old_apps, card, 1, "50.00", "stripe", "failed", stripe_payment_intent_id="pi_1")
+    old_payment(old_apps, card, 2, "50.00", "stripe", "succeeded", stripe_payment_intent_id="pi_2")
+    old_payment(old_apps, card, 3, "50.00", "stripe", "pending", stripe_payment_intent_id="pi_3")
+    old_payment(old_apps, card, 4, "50.00", "stripe", "canceled", stripe_payment_intent_id="pi_4")
+    desk = old_order(old_apps, "ORD-DESK")
+    old_payment(old_apps, desk, 5, "30.00", "manual", "succeeded", created_by=clerk)
+    old_payment(
+        old_apps, desk, 6, "20.00", "manual", "succeeded", created_by=clerk, refunded_amount=5
+    )
+    old_payment(old_apps, desk, 7, "10.00", "stripe", "refunded", refunded_amount=10)
+    old_payment(old_apps, old_order(old_apps, "ORD-FREE"), 8, "0.00", "comp", "succeeded")
+    # An order whose history had begun (the services wrote an entry): left as it is.
+    begun = old_order(old_apps, "ORD-LIVE")
+    old_payment(old_apps, begun, 9, "15.00", "manual", "succeeded", created_by=clerk)
+    Entry = old_apps.get_model("backoffice", "OrderHistoryEntry")
+    real = Entry.objects.create(
+        order=begun, actor=clerk, action="manual_payment", amount=Decimal("15.00"), message="live"
+    )
+    Entry.objects.filter(pk=real.pk).update(created_at=LONG_AGO + timedelta(minutes=9))
+    live = ("ORD-LIVE", 9, "clerk", "", "manual_payment", Decimal("15.00"), "live")
+    try:
+        new_apps = migrate(BACKFILLED)
+        assert history(new_apps) == [
+            (
+                "ORD-CARD",
+                1,
+                None,
+                "Stripe",
+                "card_payment",
+                Decimal("50.00"),
+                f"{RECONSTRUCTED}; this payment failed.",
+            ),
+            ("ORD-CARD", 2, None, "Stripe", "card_payment", Decimal("50.00"), f"{RECONSTRUCTED}."),
+            ("ORD-DESK", 5, "clerk", "", "manual_payment", Decimal("30.00"), f"{RECONSTRUCTED}."),
+            (
+                "ORD-DESK",
+                6,
+                "clerk",
+                "",
+                "manual_payment",
+                Decimal("20.00"),
+                f"{RECONSTRUCTED}; partly refunded since.",
+            ),
+            (
+                "ORD-DESK",
+                7,
+                None,
+                "Stripe",
+                "card_payment",
+                Decimal("10.00"),
+                f"{RECONSTRUCTED}; refunded in full since.",
+            ),
+            ("ORD-FREE", 8, None, "", "comp", Decimal("0.00"), f"{RECONSTRUCTED}."),
+            live,
+        ]
+
+        assert history(migrate(HISTORY_BEGAN)) == [live]  # reversed: only the real entry is left
+    finally:
+        migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+
+
+def test_backfill_inserts_in_batches_without_a_query_per_payment(monkeypatch) -> None:
+    backfill = importlib.import_module("backoffice.migrations.0008_backfill_order_history")
+    monkeypatch.setattr(backfill, "BATCH_SIZE", 2)
+    old_apps = migrate(HISTORY_BEGAN)
+    order = old_order(old_apps, "ORD-MANY")
+    for minute in range(5):
+        old_payment(old_apps, order, minute, "1.00", "manual", "succeeded")
+    try:
+        with CaptureQueriesContext(connection) as queries:
+            new_apps = migrate(BACKFILLED)
+        inserts = [
+            q["sql"]
+            for q in queries
+            if q["sql"].startswith('INSERT INTO "backoffice_orderhistoryentry"')
+        ]
+        assert len(inserts) == 3  # 5 payments in batches of 2
+        assert [row[1] for row in history(new_apps)] == [0, 1, 2, 3, 4]
     finally:
         migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())

@@ -43,7 +43,7 @@ from backoffice.admin.forms import (
 )
 from backoffice.admin.permissions import action
 from backoffice.exports import OrderResource
-from backoffice.models import Order, OrderLineItem, Payment
+from backoffice.models import Order, OrderHistoryEntry, OrderLineItem, Payment
 from backoffice.money import format_amount
 from backoffice.services.payment import PaymentService
 
@@ -128,7 +128,9 @@ class ReadOnlyOrderInline(TabularInline):
     """
 
     extra = 0
+    max_num = 0
     can_delete = False
+    show_title = False
 
     def has_view_permission(self, request: HttpRequest, obj: Order | None = None) -> bool:
         """Anyone who may see the order sees its inlines."""
@@ -153,7 +155,6 @@ class OrderLineItemInline(ReadOnlyOrderInline):
     model = OrderLineItem
     fields = ("description", "quantity", "unit_price_display", "line_total_display")
     readonly_fields = fields
-    show_title = False
     verbose_name = _("line item")
     verbose_name_plural = _("Line items")
 
@@ -189,9 +190,6 @@ class PaymentHistoryInline(ReadOnlyOrderInline):
     )
     readonly_fields = fields
     ordering = ("created_at", "id")
-    max_num = 0
-    show_change_link = False
-    show_title = False
     verbose_name = _("payment")
     verbose_name_plural = _("Payment history")
 
@@ -223,11 +221,76 @@ class PaymentHistoryInline(ReadOnlyOrderInline):
 
     @display(description=_("Recorded by"))
     def recorded_by(self, payment: Payment) -> str:
-        """The staff member who recorded the payment, or a dash for online payments."""
-        user = payment.created_by
-        if user is None:
+        """The staff member who recorded the payment, or Stripe for a card payment."""
+        return payment.actor_name
+
+
+class OrderHistoryInline(ReadOnlyOrderInline):
+    """The order's timeline: every change of its money or status, with who made it.
+
+    Oldest first, like the payment history above it and Django's History page:
+    the order's story reads top to bottom. The History page shows the same rows
+    (see ``OrderAdmin.history_view``), rendered by the same methods.
+    """
+
+    model = OrderHistoryEntry
+    # Every column is a method (a model field's name would show the raw field instead).
+    fields = ("when", "done_by", "what", "amount_display", "status_change", "details")
+    readonly_fields = fields
+    ordering = ("created_at", "id")
+    verbose_name = _("history entry")
+    verbose_name_plural = _("Timeline")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[OrderHistoryEntry]:
+        """Fetch the acting user and the currency with the entries."""
+        return super().get_queryset(request).select_related("actor", "order__conference")
+
+    def rows(self, request: HttpRequest, order: Order) -> list[list[str]]:
+        """The order's entries as table cells, one list per entry (the History page's table)."""
+        entries = self.get_queryset(request).filter(order=order)
+        return [[getattr(self, name)(entry) for name in self.fields] for entry in entries]
+
+    def headers(self) -> list[str]:
+        """The column titles of ``rows``."""
+        return [getattr(self, name).short_description for name in self.fields]
+
+    @display(description=_("Date"))
+    def when(self, entry: OrderHistoryEntry) -> str:
+        """When it happened, in the site's time zone."""
+        return _when(entry.created_at)
+
+    @display(description=_("By"))
+    def done_by(self, entry: OrderHistoryEntry) -> str:
+        """Who did it: a staff member's name, Stripe, checkout or a command."""
+        return entry.actor_name
+
+    @display(description=_("What"))
+    def what(self, entry: OrderHistoryEntry) -> str:
+        """What happened."""
+        return entry.get_action_display()
+
+    @display(description=_("Amount"))
+    def amount_display(self, entry: OrderHistoryEntry) -> str:
+        """The amount involved, with the currency (a dash when none)."""
+        if entry.amount is None:
             return "—"
-        return user.get_full_name() or user.get_username()
+        return _money(entry.amount, entry.order.conference.currency)
+
+    @display(description=_("Status"))
+    def status_change(self, entry: OrderHistoryEntry) -> str:
+        """The order's status before → after, only when the entry changed it."""
+        if not entry.status_before or entry.status_before == entry.status_after:
+            return "—"
+        return format_html(
+            '<span class="whitespace-nowrap">{} → {}</span>',
+            entry.get_status_before_display(),
+            entry.get_status_after_display(),
+        )
+
+    @display(description=_("Details"))
+    def details(self, entry: OrderHistoryEntry) -> str:
+        """What the service or the clerk said about it (the reason, the event)."""
+        return entry.message or "—"
 
 
 @admin.register(Order)
@@ -265,7 +328,7 @@ class OrderAdmin(LedgerImportExportMixin, ModelAdmin):
     list_per_page = 50
     # Counting every order on each page load is the slow part of a huge list.
     show_full_result_count = False
-    inlines = (OrderLineItemInline, PaymentHistoryInline)
+    inlines = (OrderLineItemInline, PaymentHistoryInline, OrderHistoryInline)
     actions = ("mark_comp_selected", "record_manual_selected")
     actions_detail = ("record_manual", "mark_comp", "regenerate_payment_link")
     fieldsets = (
@@ -354,6 +417,23 @@ class OrderAdmin(LedgerImportExportMixin, ModelAdmin):
                 if name in self.actions and name not in allowed:
                     raise PermissionDenied
         return super().changelist_view(request, extra_context)
+
+    def history_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """Django's History page, with the order's timeline beside the admin's own log.
+
+        ``LogEntry`` needs a user, so changes made by Stripe, the checkout or a
+        command appear only in the order's history entries.
+        """
+        response = super().history_view(request, object_id, extra_context)
+        if isinstance(response, TemplateResponse):  # not a redirect for a missing order
+            timeline = OrderHistoryInline(self.model, self.admin_site)
+            response.context_data["timeline_headers"] = timeline.headers()
+            response.context_data["timeline_rows"] = timeline.rows(
+                request, response.context_data["object"]
+            )
+        return response
 
     def get_actions_detail(self, request: HttpRequest, object_id: int | str) -> list:
         """Show on the order page only the buttons that can apply to this order."""

@@ -140,5 +140,5 @@ class PaymentAdmin(LedgerExportMixin, ModelAdmin):
 
     @display(description="Recorded by", ordering="created_by__username")
     def recorded_by(self, payment: Payment) -> str:
-        """The staff member who recorded the payment (blank for Stripe)."""
-        return payment.created_by.get_username() if payment.created_by_id else "—"
+        """The staff member who recorded the payment, or Stripe for a card payment."""
+        return payment.actor_name

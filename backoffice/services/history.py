@@ -4,10 +4,10 @@ from decimal import Decimal
 
 from django.contrib.auth.base_user import AbstractBaseUser
 
-from backoffice.models import Order, OrderHistoryEntry
+from backoffice.models import STRIPE_ACTOR, Order, OrderHistoryEntry
 
 # Who acted when no staff user did (``actor`` given as text).
-STRIPE = "Stripe"
+STRIPE = STRIPE_ACTOR
 CHECKOUT = "checkout"
 
 
