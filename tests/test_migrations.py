@@ -1,4 +1,4 @@
-"""Data migrations: 0003 encrypts the stored Stripe secrets; 0006 marks sold orders notified."""
+"""Data migrations: 0003 encrypts secrets; 0006 marks sold orders notified; 0008 itemises refunds"""
 
 import pytest
 from django.db import connection
@@ -79,5 +79,60 @@ def test_orders_sold_before_0006_are_not_sent_order_paid_again() -> None:
             )
         )
         assert {ref for ref, at in notified.items() if at is not None} == {"ORD-PAID", "ORD-PART"}
+    finally:
+        migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+
+
+def test_0008_itemises_past_refunds_and_sets_manual_channels() -> None:
+    old_apps = migrate([("backoffice", "0007_order_history")])
+    User = old_apps.get_model("auth", "User")
+    Conference = old_apps.get_model("backoffice", "Conference")
+    Order = old_apps.get_model("backoffice", "Order")
+    Payment = old_apps.get_model("backoffice", "Payment")
+    user = User.objects.create(username="old-attendee")
+    conference = Conference.objects.create(name="Old", slug="old")
+    order = Order.objects.create(
+        conference=conference, user=user, reference="ORD-OLD1", payment_token="t", total=300
+    )
+    rows = {
+        "stripe-partial": ("stripe", "succeeded", "100.00", "40.00"),
+        "stripe-full": ("stripe", "refunded", "100.00", "100.00"),
+        "manual-partial": ("manual", "succeeded", "50.00", "5.00"),
+        "manual-plain": ("manual", "succeeded", "30.00", "0.00"),
+        "comp": ("comp", "succeeded", "0.00", "0.00"),
+    }
+    for reference, (method, status, amount, refunded) in rows.items():
+        Payment.objects.create(
+            order=order,
+            method=method,
+            status=status,
+            amount=amount,
+            refunded_amount=refunded,
+            reference=reference,
+        )
+    try:
+        new_apps = migrate([("backoffice", "0008_refunds_and_payment_channel")])
+        NewPayment = new_apps.get_model("backoffice", "Payment")
+        Refund = new_apps.get_model("backoffice", "Refund")
+        channels = dict(NewPayment.objects.values_list("reference", "channel"))
+        assert channels == {
+            "stripe-partial": "",
+            "stripe-full": "",
+            "manual-partial": "other",
+            "manual-plain": "other",
+            "comp": "",
+        }
+        refunds = {
+            refund.payment.reference: refund for refund in Refund.objects.select_related("payment")
+        }
+        assert sorted(refunds) == ["manual-partial", "stripe-full", "stripe-partial"]
+        for reference, refund in refunds.items():
+            # The invariant: refunded_amount == sum of the payment's succeeded refunds.
+            assert refund.amount == refund.payment.refunded_amount
+            assert refund.status == "succeeded" and refund.reason == "other"
+            assert refund.note == "Recorded before refunds were itemised"
+            assert refund.created_at == refund.payment.updated_at
+            assert refund.channel == ("other" if reference.startswith("manual") else "")
+            assert refund.stripe_refund_id == "" and refund.created_by_id is None
     finally:
         migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
