@@ -238,14 +238,20 @@ class Payment(models.Model):
     amount = models.DecimalField(**MONEY)
     # Always the sum of this payment's SUCCEEDED refunds (``Refund`` rows).
     refunded_amount = models.DecimalField(**MONEY, default=ZERO)
+    # db_default too: rows inserted by SQL written before these columns (bulk loads, bench)
+    # stay valid; default keeps the Python value a plain string.
     channel = models.CharField(
         max_length=20,
         choices=Channel.choices,
         blank=True,
+        default="",
+        db_default="",
         help_text="How a manual payment was made; empty for Stripe and comp.",
     )
     # A form's one-time key: the same key twice on one order records one payment.
-    idempotency_key = models.CharField(max_length=64, blank=True, editable=False)
+    idempotency_key = models.CharField(
+        max_length=64, blank=True, default="", db_default="", editable=False
+    )
     stripe_payment_intent_id = models.CharField(max_length=255, blank=True)
     stripe_charge_id = models.CharField(max_length=255, blank=True)
     reference = models.CharField(max_length=255, blank=True)

@@ -161,6 +161,8 @@ class Migration(migrations.Migration):
                     ("card_terminal", "Card terminal"),
                     ("other", "Other"),
                 ],
+                db_default="",
+                default="",
                 help_text="How a manual payment was made; empty for Stripe and comp.",
                 max_length=20,
             ),
@@ -168,7 +170,9 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="payment",
             name="idempotency_key",
-            field=models.CharField(blank=True, editable=False, max_length=64),
+            field=models.CharField(
+                blank=True, db_default="", default="", editable=False, max_length=64
+            ),
         ),
         migrations.AddIndex(
             model_name="payment",

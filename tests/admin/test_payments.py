@@ -241,3 +241,14 @@ def test_export_needs_the_view_permission_too(client, make_order, method):
     assert response.status_code == 403
     assert "Content-Disposition" not in response
     assert b"secret.payer@example.com" not in body(response)
+
+
+def test_payments_list_shows_and_filters_the_channel(client, make_order):
+    client.force_login(make_staff("ledger", "backoffice.view_payment"))
+    order = make_order("100.00")
+    cash = make_payment(order, "10.00", channel=Payment.Channel.CASH)
+    make_payment(order, "20.00", channel=Payment.Channel.CHEQUE)
+    url = reverse("admin:backoffice_payment_changelist")
+    assert "Cheque" in client.get(url).content.decode()
+    response = client.get(f"{url}?channel__exact=cash")
+    assert [payment.pk for payment in response.context["cl"].result_list] == [cash.pk]

@@ -150,17 +150,6 @@ def test_search_by_order_reference_stripe_refund_id_and_email(
     assert listed(finance.get(LIST_URL, {"q": attendee.email})) == [other.pk]
 
 
-def test_payments_list_shows_and_filters_the_channel(client, make_order):
-    client.force_login(make_staff("ledger", "backoffice.view_payment"))
-    order = make_order("100.00")
-    cash = make_payment(order, "10.00", channel=Payment.Channel.CASH)
-    make_payment(order, "20.00", channel=Payment.Channel.CHEQUE)
-    url = reverse("admin:backoffice_payment_changelist")
-    assert "Cheque" in client.get(url).content.decode()
-    response = client.get(f"{url}?channel__exact=cash")
-    assert [payment.pk for payment in response.context["cl"].result_list] == [cash.pk]
-
-
 # --- The order page ---------------------------------------------------------------------
 
 
