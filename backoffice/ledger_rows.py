@@ -3,8 +3,8 @@
 A refund is its own row with a negative amount, so the Amount column of an
 export sums to what was collected net of refunds. Both export paths produce
 the same rows in the same order: Python reads payments a chunk at a time and
-their refunds with one query per chunk; PostgreSQL numbers the payments in the
-queryset's order and slots each refund right after its payment.
+their refunds with one query per chunk; PostgreSQL sorts each refund right
+after its payment by giving it the payment's sort keys.
 """
 
 from collections import defaultdict
@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from django.db import models
-from django.db.models import F, Window
+from django.db.models import F, Value
 from django.db.models.expressions import OrderBy
-from django.db.models.functions import Cast, RowNumber
+from django.db.models.functions import Cast
 
 from backoffice.models import Payment, Refund
 
@@ -53,17 +53,16 @@ def _with_refunds(payments: list[Payment]) -> Iterator[Payment | Refund]:
             yield refund
 
 
-def _ordering(queryset: models.QuerySet) -> list[OrderBy]:
-    """The queryset's ORDER BY as expressions (its explicit ordering, else the model's)."""
-    terms = queryset.query.order_by or queryset.model._meta.ordering
+def _ordering(queryset: models.QuerySet[Payment]) -> list[tuple[str, bool]]:
+    """The queryset's ORDER BY as (field path on Payment, descending) pairs."""
     ordering = []
-    for term in terms:
-        if isinstance(term, str):
-            descending = term.startswith("-")
-            field = F(term.lstrip("-"))
-            ordering.append(field.desc() if descending else field.asc())
+    for term in queryset.query.order_by or queryset.model._meta.ordering:
+        if isinstance(term, OrderBy) and isinstance(term.expression, F):
+            ordering.append((term.expression.name, term.descending))
+        elif isinstance(term, str) and term != "?":
+            ordering.append((term.lstrip("-"), term.startswith("-")))
         else:
-            ordering.append(term)
+            raise TypeError(f"Cannot export the payments ledger ordered by {term!r}.")
     return ordering
 
 
@@ -72,49 +71,54 @@ def payments_and_refunds_select(
 ) -> tuple[str, tuple]:
     """One SELECT of the rows ``payments_with_refunds`` yields, as text cells (PostgreSQL).
 
-    Every cell is cast to text so the payment and refund halves of the UNION
-    agree on types; PostgreSQL writes the same characters for a number either way.
+    A UNION ALL of the payments and of their refunds, each branch carrying the
+    payment's sort keys, so PostgreSQL can merge the payments read in index
+    order with the (few) sorted refunds instead of sorting the whole ledger.
+    Every cell is cast to text so the branches agree on types; PostgreSQL
+    writes the same characters for a number either way.
     """
     names = [f"export_col_{index}" for index in range(len(columns))]
+    ordering = _ordering(queryset)
+    keys = [f"ledger_key_{index}" for index in range(len(ordering))]
     payments = (
         queryset.annotate(
             **{
                 name: Cast(column.sql_expression(), models.TextField())
                 for name, column in zip(names, columns, strict=True)
             },
-            ledger_pid=F("pk"),
-            ledger_pos=Window(RowNumber(), order_by=_ordering(queryset)),
+            **{key: F(path) for key, (path, _) in zip(keys, ordering, strict=True)},
+            ledger_kind=Value(0),
+            ledger_at=Cast(Value(None), models.DateTimeField()),
+            ledger_rid=Cast(Value(None), models.BigIntegerField()),
         )
         .order_by()
-        .values_list(*names, "ledger_pid", "ledger_pos")
+        .values_list(*names, *keys, "ledger_kind", "ledger_at", "ledger_rid")
     )
     refunds = (
-        Refund.objects.annotate(
+        Refund.objects.filter(payment__in=queryset.order_by().values("pk"))
+        .annotate(
             **{
                 name: Cast(column.refund_sql_expression(), models.TextField())
                 for name, column in zip(names, columns, strict=True)
             },
-            ledger_pid=F("payment_id"),
+            **{key: F(f"payment__{path}") for key, (path, _) in zip(keys, ordering, strict=True)},
+            ledger_kind=Value(1),
             ledger_at=F("created_at"),
-            ledger_rid=F("pk"),
+            ledger_rid=Cast(F("pk"), models.BigIntegerField()),
         )
         .order_by()
-        .values_list(*names, "ledger_pid", "ledger_at", "ledger_rid")
+        .values_list(*names, *keys, "ledger_kind", "ledger_at", "ledger_rid")
     )
     payment_sql, payment_params = payments.query.sql_with_params()
     refund_sql, refund_params = refunds.query.sql_with_params()
     cells = ", ".join(f'"{name}"' for name in names)
-    p_cells = ", ".join(f'p."{name}"' for name in names)
-    r_cells = ", ".join(f'r."{name}"' for name in names)
-    # Only Django's compiled SQL and the generated cell names go in; values are params.
+    order_by = ", ".join(
+        f'"{key}" {"DESC" if descending else "ASC"}'
+        for key, (_, descending) in zip(keys, ordering, strict=True)
+    )
+    # Only Django's compiled SQL and generated names go in; values are params.
     sql = (
-        f"WITH p AS ({payment_sql}), r AS ({refund_sql}) "  # noqa: S608
-        f"SELECT {cells} FROM ("
-        f"SELECT {p_cells}, p.ledger_pos, 0 AS ledger_kind, "
-        f"NULL::timestamptz AS ledger_at, NULL::bigint AS ledger_rid FROM p "
-        f"UNION ALL "
-        f"SELECT {r_cells}, p.ledger_pos, 1, r.ledger_at, r.ledger_rid "
-        f"FROM r JOIN p ON p.ledger_pid = r.ledger_pid"
-        f") AS ledger ORDER BY ledger_pos, ledger_kind, ledger_at, ledger_rid"
+        f"SELECT {cells} FROM ({payment_sql} UNION ALL {refund_sql}) AS ledger "  # noqa: S608
+        f"ORDER BY {order_by}, ledger_kind, ledger_at, ledger_rid"
     )
     return sql, (*payment_params, *refund_params)

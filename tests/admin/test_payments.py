@@ -12,8 +12,8 @@ from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from backoffice.models import Payment
-from tests.ledger_factories import make_payment, make_staff
+from backoffice.models import Payment, Refund
+from tests.ledger_factories import make_payment, make_refund, make_staff
 
 pytestmark = pytest.mark.django_db
 UTC = datetime.UTC
@@ -203,6 +203,31 @@ def test_large_csv_export_streams_the_same_bytes(finance, make_order, settings):
     assert not isinstance(small, StreamingHttpResponse)
     xlsx = post_export(finance, XLSX)
     assert not isinstance(xlsx, StreamingHttpResponse)
+
+
+@pytest.mark.parametrize("sort", ["", "?o=7", "?o=-7.2", "?o=2"])
+def test_a_sorted_list_streams_payments_and_refunds_in_the_same_order(
+    finance, make_order, settings, sort
+):
+    """Sorted by amount, status or order, each refund still follows its payment (both paths).
+
+    Refunds are built with make_refund: PaymentService.refund comes with issue10-core.
+    """
+    for index in range(6):
+        payment = make_payment(make_order("100.00"), f"{(index % 3) + 10}.00")
+        if index % 2:
+            make_refund(payment, "1.00", note=f"r{index}")
+            make_refund(payment, "2.00", status=Refund.Status.PENDING)
+    in_memory = post_export(finance, CSV, sort)
+    settings.BACKOFFICE_STREAMING_EXPORT_THRESHOLD = 0
+    streamed = post_export(finance, CSV, sort)
+    assert isinstance(streamed, StreamingHttpResponse)
+    assert body(streamed) == body(in_memory)
+    rows = csv_rows(in_memory)[1:]  # the same bytes; a streamed body is read once
+    assert len(rows) == 6 + 6
+    for position, row in enumerate(rows):
+        if row[17]:  # a refund row: right after its payment or its payment's other refund
+            assert rows[position - 1][0] == row[0]
 
 
 def test_streamed_export_honours_selected_columns(finance, make_order, settings):
