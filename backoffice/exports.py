@@ -17,7 +17,7 @@ export runs inside PostgreSQL's ``COPY (…) TO STDOUT``.
 
 import copy
 import datetime
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -32,7 +32,8 @@ from import_export import resources, widgets
 from import_export.fields import Field
 from import_export.results import Result, RowResult
 
-from backoffice.models import Conference, Order, Payment
+from backoffice.ledger_rows import payments_and_refunds_select, payments_with_refunds
+from backoffice.models import Conference, Order, Payment, Refund
 from backoffice.money import ZERO_DECIMAL_CURRENCIES, quantum
 from backoffice.services import order_import
 from backoffice.spreadsheet import FORMULA_TRIGGERS, escape_formula
@@ -94,9 +95,13 @@ class ExportField(Field):
     """A column rendered the same way by Python (library path) and SQL (streaming path).
 
     ``source`` is the value's ``__`` path on the exported instance (or a callable
-    taking the instance); ``sql`` is the matching ORM expression, or a callable
-    building it at export time (defaults to ``F(source)``); ``currency`` is the
-    path of the currency for amounts.
+    taking the instance, or None for a column empty on such rows); ``sql`` is the
+    matching ORM expression, or a callable building it at export time (defaults
+    to ``F(source)``); ``currency`` is the path of the currency for amounts.
+
+    A column of a ledger that also lists refunds (the payments export) says with
+    ``refund_source`` (and ``refund_sql``, ``refund_currency``, ``refund_choices``)
+    what the cell holds on a refund's row; without it the cell is empty there.
     """
 
     def __init__(
@@ -104,13 +109,17 @@ class ExportField(Field):
         column_name: str,
         *,
         kind: str,
-        source: str | Callable[[Any], Any],
+        source: str | Callable[[Any], Any] | None,
         sql: Any = None,
         currency: str | None = None,
         choices: Any = None,
         attribute: str | None = None,
         widget: widgets.Widget | None = None,
         readonly: bool = True,
+        refund_source: str | Callable[[Any], Any] | None = None,
+        refund_sql: Any = None,
+        refund_currency: str | None = None,
+        refund_choices: Any = None,
     ) -> None:
         super().__init__(
             attribute=attribute,
@@ -125,6 +134,18 @@ class ExportField(Field):
         if sql is None and isinstance(source, str):
             sql = F(source)
         self.sql = sql
+        self.refund_cell = (
+            None
+            if refund_source is None
+            else ExportField(
+                column_name,
+                kind=kind,
+                source=refund_source,
+                sql=refund_sql,
+                currency=refund_currency,
+                choices=choices if refund_choices is None else refund_choices,
+            )
+        )
 
     @staticmethod
     def _follow(instance: Any, path: str) -> Any:
@@ -138,12 +159,22 @@ class ExportField(Field):
 
     def raw_value(self, instance: Any) -> Any:
         """The cell's value before rendering."""
+        if self.source is None:
+            return None
         if callable(self.source):
             return self.source(instance)
         return self._follow(instance, self.source)
 
     def render_cell(self, instance: Any, *, native: bool) -> Any:
         """The cell as the file holds it: str for CSV, native types for XLSX when ``native``."""
+        if isinstance(instance, Refund):
+            if self.refund_cell is None:
+                return None if native else ""
+            return self.refund_cell.render_value(instance, native=native)
+        return self.render_value(instance, native=native)
+
+    def render_value(self, instance: Any, *, native: bool) -> Any:
+        """The cell of ``source`` on this instance, rendered by the column's kind."""
         value = self.raw_value(instance)
         if self.kind == Kind.TEXT:
             return escape_formula("" if value is None else str(value))
@@ -161,17 +192,30 @@ class ExportField(Field):
             return local.replace(tzinfo=None) if native else local.isoformat()
         raise ValueError(f"Unknown column kind {self.kind!r}")
 
+    def refund_sql_expression(self) -> Any:
+        """The ORM expression of this cell on a refund's row (a Refund queryset)."""
+        if self.refund_cell is None:
+            return Value(None, output_field=models.TextField())
+        return self.refund_cell.sql_expression()
+
     def sql_expression(self) -> Any:
         """The ORM expression giving this cell's text in ``COPY … CSV`` (PostgreSQL)."""
+        if self.source is None:
+            return Value(None, output_field=models.TextField())
         sql = self.sql() if callable(self.sql) else self.sql
         if self.kind == Kind.TEXT:
             # NULL, not '', so COPY writes an unquoted empty cell like csv.writer does.
             return NullIf(EscapeFormula(sql), Value(""), output_field=models.TextField())
         if self.kind == Kind.LABEL:
-            return Case(
-                *(When(**{self.source: key}, then=Value(str(label))) for key, label in
-                  self.labels.items()),
-                default=F(self.source),
+            # NULL for a blank choice (an empty channel), written unquoted like csv.writer.
+            return NullIf(
+                Case(
+                    *(When(**{self.source: key}, then=Value(str(label))) for key, label in
+                      self.labels.items()),
+                    default=F(self.source),
+                    output_field=models.TextField(),
+                ),
+                Value(""),
                 output_field=models.TextField(),
             )  # fmt: skip
         if self.kind == Kind.INTEGER:
@@ -242,9 +286,9 @@ def attendee_email_sql(prefix: str) -> Any:
     )
 
 
-def _recorded_by(payment: Payment) -> str:
-    """Username of the staff member who recorded the payment, or ''."""
-    return payment.created_by.get_username() if payment.created_by_id else ""
+def _recorded_by(row: Payment | Refund) -> str:
+    """Username of the staff member who recorded the payment or refund, or ''."""
+    return row.created_by.get_username() if row.created_by_id else ""
 
 
 class LedgerResource(resources.ModelResource):
@@ -271,52 +315,155 @@ class LedgerResource(resources.ModelResource):
         """The queryset as exported: related rows joined, amounts annotated."""
         return self.filter_export(queryset)
 
+    def export_rows(self, queryset: models.QuerySet, chunk_rows: int) -> Iterator[Any]:
+        """The exported rows in file order, read ``chunk_rows`` at a time."""
+        return queryset.iterator(chunk_size=chunk_rows)
+
+    def iter_queryset(self, queryset: Any) -> Iterator[Any]:
+        """The library's export reads the rows the streaming export writes."""
+        if not isinstance(queryset, models.QuerySet):
+            return iter(queryset)
+        return self.export_rows(queryset, self.get_chunk_size())
+
+    def copy_select(
+        self, queryset: models.QuerySet, columns: list[ExportField]
+    ) -> tuple[str, tuple]:
+        """The SELECT (SQL, params) whose rows are the CSV's, for ``COPY (…) TO STDOUT``."""
+        expressions = {
+            f"export_col_{index}": column.sql_expression() for index, column in enumerate(columns)
+        }
+        select = queryset.annotate(**expressions).values_list(*expressions)
+        return select.query.sql_with_params()
+
 
 class PaymentResource(LedgerResource):
-    """The payments ledger as finance exports it."""
+    """The payments ledger as finance exports it: each payment, then its refunds.
+
+    A refund is its own row (see ``backoffice.ledger_rows``): its payment's ID,
+    order, attendee, method and references, its own date, status, note, channel,
+    reason and recorder, and its amount negative, so that the Amount column of
+    the rows whose Status is Succeeded or Refunded sums to net collected.
+    """
 
     export_select_related = ("order__conference", "order__user", "created_by")
 
-    id = ExportField("Payment ID", kind=Kind.INTEGER, source="id")
-    created_at = ExportField("Created at", kind=Kind.DATETIME, source="created_at")
+    id = ExportField("Payment ID", kind=Kind.INTEGER, source="id", refund_source="payment_id")
+    created_at = ExportField(
+        "Created at", kind=Kind.DATETIME, source="created_at", refund_source="created_at"
+    )
     time_zone = ExportField(
         "Time zone",
         kind=Kind.TEXT,
-        source=lambda payment: site_time_zone_name(),
+        source=lambda row: site_time_zone_name(),
         sql=lambda: Value(site_time_zone_name(), output_field=models.TextField()),
+        refund_source=lambda row: site_time_zone_name(),
+        refund_sql=lambda: Value(site_time_zone_name(), output_field=models.TextField()),
     )
-    order_reference = ExportField("Order reference", kind=Kind.TEXT, source="order__reference")
-    conference = ExportField("Conference", kind=Kind.TEXT, source="order__conference__name")
+    order_reference = ExportField(
+        "Order reference",
+        kind=Kind.TEXT,
+        source="order__reference",
+        refund_source="payment__order__reference",
+    )
+    conference = ExportField(
+        "Conference",
+        kind=Kind.TEXT,
+        source="order__conference__name",
+        refund_source="payment__order__conference__name",
+    )
     attendee_name = ExportField(
         "Attendee name",
         kind=Kind.TEXT,
         source=lambda payment: attendee_name(payment.order),
         sql=attendee_name_sql("order__"),
+        refund_source=lambda refund: attendee_name(refund.payment.order),
+        refund_sql=attendee_name_sql("payment__order__"),
     )
     attendee_email = ExportField(
         "Attendee email",
         kind=Kind.TEXT,
         source=lambda payment: attendee_email(payment.order),
         sql=attendee_email_sql("order__"),
+        refund_source=lambda refund: attendee_email(refund.payment.order),
+        refund_sql=attendee_email_sql("payment__order__"),
     )
-    method = ExportField("Method", kind=Kind.LABEL, source="method", choices=Payment.Method.choices)
-    status = ExportField("Status", kind=Kind.LABEL, source="status", choices=Payment.Status.choices)
+    method = ExportField(
+        "Method",
+        kind=Kind.LABEL,
+        source="method",
+        choices=Payment.Method.choices,
+        refund_source="payment__method",
+    )
+    status = ExportField(
+        "Status",
+        kind=Kind.LABEL,
+        source="status",
+        choices=Payment.Status.choices,
+        refund_source="status",
+        refund_choices=Refund.Status.choices,
+    )
     amount = ExportField(
-        "Amount", kind=Kind.AMOUNT, source="amount", currency="order__conference__currency"
+        "Amount",
+        kind=Kind.AMOUNT,
+        source="amount",
+        currency="order__conference__currency",
+        refund_source=lambda refund: -refund.amount,
+        refund_sql=-F("amount"),
+        refund_currency="payment__order__conference__currency",
     )
-    currency = ExportField("Currency", kind=Kind.TEXT, source="order__conference__currency")
-    reference = ExportField("Reference", kind=Kind.TEXT, source="reference")
-    note = ExportField("Note", kind=Kind.TEXT, source="note")
+    currency = ExportField(
+        "Currency",
+        kind=Kind.TEXT,
+        source="order__conference__currency",
+        refund_source="payment__order__conference__currency",
+    )
+    reference = ExportField(
+        "Reference", kind=Kind.TEXT, source="reference", refund_source="payment__reference"
+    )
+    note = ExportField("Note", kind=Kind.TEXT, source="note", refund_source="note")
     recorded_by = ExportField(
-        "Recorded by", kind=Kind.TEXT, source=_recorded_by, sql=F("created_by__username")
+        "Recorded by",
+        kind=Kind.TEXT,
+        source=_recorded_by,
+        sql=F("created_by__username"),
+        refund_source=_recorded_by,
+        refund_sql=F("created_by__username"),
     )
     stripe_payment_intent_id = ExportField(
-        "Stripe payment intent ID", kind=Kind.TEXT, source="stripe_payment_intent_id"
+        "Stripe payment intent ID",
+        kind=Kind.TEXT,
+        source="stripe_payment_intent_id",
+        refund_source="payment__stripe_payment_intent_id",
     )
-    stripe_charge_id = ExportField("Stripe charge ID", kind=Kind.TEXT, source="stripe_charge_id")
+    stripe_charge_id = ExportField(
+        "Stripe charge ID",
+        kind=Kind.TEXT,
+        source="stripe_charge_id",
+        refund_source="payment__stripe_charge_id",
+    )
+    channel = ExportField(
+        "Channel",
+        kind=Kind.LABEL,
+        source="channel",
+        choices=Payment.Channel.choices,
+        refund_source="channel",
+    )
+    refund_id = ExportField("Refund ID", kind=Kind.INTEGER, source=None, refund_source="id")
+    refund_reason = ExportField(
+        "Refund reason",
+        kind=Kind.LABEL,
+        source=None,
+        refund_source="reason",
+        refund_choices=Refund.Reason.choices,
+    )
+    stripe_refund_id = ExportField(
+        "Stripe refund ID", kind=Kind.TEXT, source=None, refund_source="stripe_refund_id"
+    )
 
     class Meta:
         model = Payment
+        # The first sixteen columns keep their places from before refunds were
+        # itemised (issue 10); the new ones come after them.
         fields = (
             "id",
             "created_at",
@@ -334,6 +481,10 @@ class PaymentResource(LedgerResource):
             "recorded_by",
             "stripe_payment_intent_id",
             "stripe_charge_id",
+            "channel",
+            "refund_id",
+            "refund_reason",
+            "stripe_refund_id",
         )
         export_order = fields
         import_id_fields = ()
@@ -342,6 +493,16 @@ class PaymentResource(LedgerResource):
     def get_display_name(cls) -> str:
         """Name shown in the export form."""
         return "Payments ledger"
+
+    def export_rows(self, queryset: models.QuerySet, chunk_rows: int) -> Iterator[Any]:
+        """Each payment followed by its refunds."""
+        return payments_with_refunds(queryset, chunk_rows)
+
+    def copy_select(
+        self, queryset: models.QuerySet, columns: list[ExportField]
+    ) -> tuple[str, tuple]:
+        """Payments and their refunds in one SELECT, in ``export_rows``' order."""
+        return payments_and_refunds_select(queryset, columns)
 
 
 class OrderResource(LedgerResource):

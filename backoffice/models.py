@@ -159,6 +159,7 @@ class Order(models.Model):
             ("mark_comp", "Can mark an order as complimentary"),
             ("export_order", "Can export orders"),
             ("import_order", "Can import orders"),
+            ("cancel_order", "Can cancel an order"),
         ]
 
     def __str__(self) -> str:
@@ -228,6 +229,15 @@ class Payment(models.Model):
         COMP = "comp", "Complimentary"
         MANUAL = "manual", "Manual"
 
+    class Channel(models.TextChoices):
+        """How money changed hands outside Stripe (manual payments and manual refunds)."""
+
+        CASH = "cash", "Cash"
+        BANK_TRANSFER = "bank_transfer", "Bank transfer"
+        CHEQUE = "cheque", "Cheque"
+        CARD_TERMINAL = "card_terminal", "Card terminal"
+        OTHER = "other", "Other"
+
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
         PROCESSING = "processing", "Processing"
@@ -240,7 +250,22 @@ class Payment(models.Model):
     method = models.CharField(max_length=10, choices=Method.choices)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
     amount = models.DecimalField(**MONEY)
+    # Always the sum of this payment's SUCCEEDED refunds (``Refund`` rows).
     refunded_amount = models.DecimalField(**MONEY, default=ZERO)
+    # db_default too: rows inserted by SQL written before these columns (bulk loads, bench)
+    # stay valid; default keeps the Python value a plain string.
+    channel = models.CharField(
+        max_length=20,
+        choices=Channel.choices,
+        blank=True,
+        default="",
+        db_default="",
+        help_text="How a manual payment was made; empty for Stripe and comp.",
+    )
+    # A form's one-time key: the same key twice on one order records one payment.
+    idempotency_key = models.CharField(
+        max_length=64, blank=True, default="", db_default="", editable=False
+    )
     stripe_payment_intent_id = models.CharField(max_length=255, blank=True)
     stripe_charge_id = models.CharField(max_length=255, blank=True)
     reference = models.CharField(max_length=255, blank=True)
@@ -261,6 +286,7 @@ class Payment(models.Model):
             models.Index(fields=["order", "status"], name="payment_order_status_idx"),
             models.Index(fields=["-created_at", "-id"], name="payment_created_idx"),
             models.Index(fields=["method", "status"], name="payment_method_status_idx"),
+            models.Index(fields=["channel"], name="payment_channel_idx", condition=~Q(channel="")),
             # Finance pastes charge ids and payment references into the ledger's search;
             # charge.refunded events without an intent id are matched on the charge.
             models.Index(
@@ -281,8 +307,16 @@ class Payment(models.Model):
                 condition=~Q(stripe_payment_intent_id=""),
                 name="payment_unique_intent",
             ),
+            models.UniqueConstraint(
+                fields=["order", "idempotency_key"],
+                condition=~Q(idempotency_key=""),
+                name="payment_unique_idempotency_key",
+            ),
         ]
-        permissions = [("export_payment", "Can export payments")]
+        permissions = [
+            ("export_payment", "Can export payments"),
+            ("refund_payment", "Can refund a payment"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_method_display()} {self.amount} ({self.get_status_display()})"
@@ -292,6 +326,77 @@ class Payment(models.Model):
         """Who recorded the payment, as staff read it: the staff user, or Stripe for a card."""
         user = self.created_by if self.created_by_id is not None else None
         return actor_name(user, STRIPE_ACTOR if self.method == self.Method.STRIPE else "")
+
+
+class Refund(models.Model):
+    """Money given back on one payment; a ledger row, append-only like payments.
+
+    A Stripe payment is refunded through Stripe (``stripe_refund_id``, PENDING
+    until Stripe settles it); a manual payment gets a manual refund, with the
+    ``channel`` the money went back through. ``Payment.refunded_amount`` is the
+    sum of a payment's SUCCEEDED refunds.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELED = "canceled", "Canceled"
+
+    class Reason(models.TextChoices):
+        REQUESTED_BY_CUSTOMER = "requested_by_customer", "Requested by customer"
+        DUPLICATE = "duplicate", "Duplicate"
+        FRAUDULENT = "fraudulent", "Fraudulent"
+        EVENT_CANCELLED = "event_cancelled", "Event cancelled"
+        OTHER = "other", "Other"
+
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds")
+    amount = models.DecimalField(**MONEY)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
+    reason = models.CharField(max_length=24, choices=Reason.choices, default=Reason.OTHER)
+    note = models.TextField(blank=True)
+    channel = models.CharField(
+        max_length=20,
+        choices=Payment.Channel.choices,
+        blank=True,
+        help_text="How a manual refund was paid back; empty for Stripe refunds.",
+    )
+    stripe_refund_id = models.CharField(max_length=255, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="recorded_refunds",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["-created_at", "-id"], name="refund_created_idx"),
+            models.Index(fields=["payment", "status"], name="refund_payment_status_idx"),
+            models.Index(fields=["status", "-created_at"], name="refund_status_created_idx"),
+            models.Index(fields=["reason", "-created_at"], name="refund_reason_created_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="refund_amount_positive"),
+            models.UniqueConstraint(
+                fields=["stripe_refund_id"],
+                condition=~Q(stripe_refund_id=""),
+                name="refund_unique_stripe_id",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Refund {self.amount} ({self.get_status_display()})"
+
+    @property
+    def actor_name(self) -> str:
+        """Who made the refund, as staff read it: the staff user, or Stripe for one made there."""
+        user = self.created_by if self.created_by_id is not None else None
+        return actor_name(user, STRIPE_ACTOR if self.stripe_refund_id else "")
 
 
 class StripeCustomer(models.Model):

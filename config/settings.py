@@ -235,6 +235,12 @@ UNFOLD["SIDEBAR"]["navigation"].insert(
                 "link": reverse_lazy("admin:backoffice_payment_changelist"),
                 "permission": "backoffice.admin.navigation.can_view_payments",
             },
+            {
+                "title": "Refunds",
+                "icon": "currency_exchange",
+                "link": reverse_lazy("admin:backoffice_refund_changelist"),
+                "permission": "backoffice.admin.navigation.can_view_refunds",
+            },
         ],
     },
 )

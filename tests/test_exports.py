@@ -17,8 +17,8 @@ from backoffice.exports import (
     PaymentResource,
     escape_formula,
 )
-from backoffice.models import Order, OrderLineItem, Payment
-from tests.ledger_factories import make_payment
+from backoffice.models import Order, OrderLineItem, Payment, Refund
+from tests.ledger_factories import make_payment, make_refund
 
 pytestmark = pytest.mark.django_db
 
@@ -39,6 +39,11 @@ PAYMENT_HEADERS = [
     "Recorded by",
     "Stripe payment intent ID",
     "Stripe charge ID",
+    # Issue 10: refunds are rows of their own; these four follow the original sixteen.
+    "Channel",
+    "Refund ID",
+    "Refund reason",
+    "Stripe refund ID",
 ]
 ORDER_HEADERS = [
     "Reference",
@@ -108,7 +113,89 @@ def test_payment_row_values_for_every_method_and_status(make_order, staff_user, 
         "Recorded by": "clerk",
         "Stripe payment intent ID": f"pi_{method}_{status}",
         "Stripe charge ID": "ch_1",
+        "Channel": "",
+        "Refund ID": "",
+        "Refund reason": "",
+        "Stripe refund ID": "",
     }
+
+
+def test_refund_rows_follow_their_payment_with_negative_amounts(make_order, staff_user):
+    """Refunds are built with make_refund: PaymentService.refund comes with issue10-core."""
+    order = make_order("120.00", billing_name="Grace Hopper", billing_email="grace@example.com")
+    at = datetime.datetime
+    payment = make_payment(
+        order,
+        "120.00",
+        method=Payment.Method.MANUAL,
+        channel=Payment.Channel.CASH,
+        reference="DESK-9",
+        created_at=at(2026, 10, 1, 9, 0, tzinfo=UTC),
+    )
+    later = make_payment(order, "1.00", created_at=at(2026, 10, 3, 9, 0, tzinfo=UTC))
+    second = make_refund(
+        payment,
+        "20.00",
+        reason=Refund.Reason.EVENT_CANCELLED,
+        channel=Payment.Channel.BANK_TRANSFER,
+        note="workshop cancelled",
+        created_by=staff_user,
+        created_at=at(2026, 10, 2, 8, 0, tzinfo=UTC),
+    )
+    first = make_refund(
+        payment,
+        "5.00",
+        status=Refund.Status.FAILED,
+        reason=Refund.Reason.DUPLICATE,
+        stripe_refund_id="re_1",
+        created_at=at(2026, 10, 1, 18, 0, tzinfo=UTC),
+    )
+    rows = export_rows(PaymentResource(), Payment.objects.order_by("-created_at", "-id"))
+
+    # Newest payment first; each payment's refunds right after it, oldest first.
+    assert [(r["Payment ID"], r["Refund ID"]) for r in rows] == [
+        (str(later.pk), ""),
+        (str(payment.pk), ""),
+        (str(payment.pk), str(first.pk)),
+        (str(payment.pk), str(second.pk)),
+    ]
+    assert rows[1]["Channel"] == "Cash" and rows[1]["Amount"] == "120.00"
+    assert rows[3] == {
+        "Payment ID": str(payment.pk),
+        "Created at": "2026-10-02T08:00:00+00:00",
+        "Time zone": "UTC",
+        "Order reference": order.reference,
+        "Conference": "PyCon Test",
+        "Attendee name": "Grace Hopper",
+        "Attendee email": "grace@example.com",
+        "Method": "Manual",
+        "Status": "Succeeded",
+        "Amount": "-20.00",
+        "Currency": "USD",
+        "Reference": "DESK-9",
+        "Note": "workshop cancelled",
+        "Recorded by": "clerk",
+        "Stripe payment intent ID": "",
+        "Stripe charge ID": "",
+        "Channel": "Bank transfer",
+        "Refund ID": str(second.pk),
+        "Refund reason": "Event cancelled",
+        "Stripe refund ID": "",
+    }
+    assert (rows[2]["Status"], rows[2]["Amount"], rows[2]["Refund reason"]) == (
+        "Failed",
+        "-5.00",
+        "Duplicate",
+    )
+    assert rows[2]["Stripe refund ID"] == "re_1" and rows[2]["Recorded by"] == ""
+
+
+def test_refund_amounts_are_negative_numbers_in_xlsx(make_order, jpy_conference):
+    payment = make_payment(make_order("5000", conference=jpy_conference), "5000")
+    make_refund(payment, "1500")
+    rows = export_rows(PaymentResource(), Payment.objects.all(), native=True)
+    assert [row["Amount"] for row in rows] == [Decimal("5000"), Decimal("-1500")]
+    assert rows[0]["Refund ID"] is None and isinstance(rows[1]["Refund ID"], int)
 
 
 def test_attendee_falls_back_to_the_account_and_blank_cells_stay_empty(make_order, attendee):

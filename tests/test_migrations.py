@@ -1,5 +1,6 @@
 """Data migrations: 0003 encrypts the stored Stripe secrets; 0006 marks sold orders notified;
-0008 gives orders sold before the history began a timeline reconstructed from their payments."""
+0008 gives orders sold before the history began a timeline reconstructed from their payments;
+0009 itemises refunds and sets manual payments' channel."""
 
 import importlib
 from datetime import UTC, datetime, timedelta
@@ -220,5 +221,60 @@ def test_backfill_inserts_in_batches_without_a_query_per_payment(monkeypatch) ->
         ]
         assert len(inserts) == 3  # 5 payments in batches of 2
         assert [row[1] for row in history(new_apps)] == [0, 1, 2, 3, 4]
+    finally:
+        migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+
+
+def test_0009_itemises_past_refunds_and_sets_manual_channels() -> None:
+    old_apps = migrate(BACKFILLED)
+    User = old_apps.get_model("auth", "User")
+    Conference = old_apps.get_model("backoffice", "Conference")
+    Order = old_apps.get_model("backoffice", "Order")
+    Payment = old_apps.get_model("backoffice", "Payment")
+    user = User.objects.create(username="old-attendee")
+    conference = Conference.objects.create(name="Old", slug="old")
+    order = Order.objects.create(
+        conference=conference, user=user, reference="ORD-OLD1", payment_token="t", total=300
+    )
+    rows = {
+        "stripe-partial": ("stripe", "succeeded", "100.00", "40.00"),
+        "stripe-full": ("stripe", "refunded", "100.00", "100.00"),
+        "manual-partial": ("manual", "succeeded", "50.00", "5.00"),
+        "manual-plain": ("manual", "succeeded", "30.00", "0.00"),
+        "comp": ("comp", "succeeded", "0.00", "0.00"),
+    }
+    for reference, (method, status, amount, refunded) in rows.items():
+        Payment.objects.create(
+            order=order,
+            method=method,
+            status=status,
+            amount=amount,
+            refunded_amount=refunded,
+            reference=reference,
+        )
+    try:
+        new_apps = migrate([("backoffice", "0009_refunds_and_payment_channel")])
+        NewPayment = new_apps.get_model("backoffice", "Payment")
+        Refund = new_apps.get_model("backoffice", "Refund")
+        channels = dict(NewPayment.objects.values_list("reference", "channel"))
+        assert channels == {
+            "stripe-partial": "",
+            "stripe-full": "",
+            "manual-partial": "other",
+            "manual-plain": "other",
+            "comp": "",
+        }
+        refunds = {
+            refund.payment.reference: refund for refund in Refund.objects.select_related("payment")
+        }
+        assert sorted(refunds) == ["manual-partial", "stripe-full", "stripe-partial"]
+        for reference, refund in refunds.items():
+            # The invariant: refunded_amount == sum of the payment's succeeded refunds.
+            assert refund.amount == refund.payment.refunded_amount
+            assert refund.status == "succeeded" and refund.reason == "other"
+            assert refund.note == "Recorded before refunds were itemised"
+            assert refund.created_at == refund.payment.updated_at
+            assert refund.channel == ("other" if reference.startswith("manual") else "")
+            assert refund.stripe_refund_id == "" and refund.created_by_id is None
     finally:
         migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())

@@ -35,3 +35,8 @@ def can_view_groups(request: HttpRequest) -> bool:
 def can_view_payments(request: HttpRequest) -> bool:
     """Sidebar: the Payments ledger link."""
     return request.user.has_perm("backoffice.view_payment")
+
+
+def can_view_refunds(request: HttpRequest) -> bool:
+    """Sidebar: the Refunds ledger link."""
+    return request.user.has_perm("backoffice.view_refund")

@@ -13,7 +13,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -42,8 +42,9 @@ from backoffice.admin.forms import (
     RegeneratePaymentLinkForm,
 )
 from backoffice.admin.permissions import action
+from backoffice.admin.refunds import REFUND_STATUS_COLOURS
 from backoffice.exports import OrderResource
-from backoffice.models import Order, OrderHistoryEntry, OrderLineItem, Payment
+from backoffice.models import Order, OrderHistoryEntry, OrderLineItem, Payment, Refund
 from backoffice.money import format_amount
 from backoffice.services.payment import PaymentService
 
@@ -182,6 +183,7 @@ class PaymentHistoryInline(ReadOnlyOrderInline):
         "method",
         "status_label",
         "amount_display",
+        "refunds_display",
         "reference",
         "note",
         "recorded_by",
@@ -194,8 +196,20 @@ class PaymentHistoryInline(ReadOnlyOrderInline):
     verbose_name_plural = _("Payment history")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Payment]:
-        """Fetch the recording staff member and the currency with the payments."""
-        return super().get_queryset(request).select_related("created_by", "order__conference")
+        """Fetch the recording staff member, the currency and the refunds with the payments."""
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("created_by", "order__conference")
+            .prefetch_related(
+                Prefetch(
+                    "refunds",
+                    queryset=Refund.objects.select_related("created_by").order_by(
+                        "created_at", "id"
+                    ),
+                )
+            )
+        )
 
     @display(description=_("Date"))
     def recorded_at(self, payment: Payment) -> str:
@@ -218,6 +232,29 @@ class PaymentHistoryInline(ReadOnlyOrderInline):
                 "refunded": refunded,
             }
         return text
+
+    @display(description=_("Refunds"))
+    def refunds_display(self, payment: Payment) -> str:
+        """Each refund of the payment, oldest first: amount, status, reason, channel, when, who."""
+        currency = payment.order.conference.currency
+        rows = [
+            (
+                _money(refund.amount, currency),
+                _label(refund.status, refund.get_status_display(), REFUND_STATUS_COLOURS),
+                refund.get_reason_display(),
+                f" · {refund.get_channel_display()}" if refund.channel else "",
+                _when(refund.created_at),
+                refund.actor_name,
+            )
+            for refund in payment.refunds.all()
+        ]
+        if not rows:
+            return "—"
+        return format_html_join(
+            "",
+            '<div class="whitespace-nowrap">−{} {} {}{} · {} · {}</div>',
+            rows,
+        )
 
     @display(description=_("Recorded by"))
     def recorded_by(self, payment: Payment) -> str:

@@ -124,7 +124,7 @@ def stream_csv(
     # With a single column, COPY quotes a lone empty or backslash-dot cell where csv.writer
     # does not; such narrow exports are small enough for the Python path.
     if connections[queryset.db].vendor == "postgresql" and len(columns) > 1:
-        yield from _copy_chunks(queryset, columns, chunk_rows)
+        yield from _copy_chunks(resource, queryset, columns, chunk_rows)
     else:
         yield from _python_chunks(resource, queryset, selected_fields, chunk_rows)
 
@@ -139,7 +139,7 @@ def _python_chunks(
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     pending = 0
-    for instance in queryset.iterator(chunk_size=chunk_rows):
+    for instance in resource.export_rows(queryset, chunk_rows):
         writer.writerow(resource.export_resource(instance, selected_fields=selected_fields))
         pending += 1
         if pending >= chunk_rows:
@@ -151,13 +151,11 @@ def _python_chunks(
         yield buffer.getvalue().encode()
 
 
-def copy_sql(queryset: models.QuerySet, columns: list[ExportField]) -> tuple[str, tuple]:
+def copy_sql(
+    resource: LedgerResource, queryset: models.QuerySet, columns: list[ExportField]
+) -> tuple[str, tuple]:
     """The ``COPY (SELECT …) TO STDOUT`` statement writing these columns as CSV."""
-    expressions = {
-        f"export_col_{index}": column.sql_expression() for index, column in enumerate(columns)
-    }
-    select = queryset.annotate(**expressions).values_list(*expressions)
-    sql, params = select.query.sql_with_params()
+    sql, params = resource.copy_select(queryset, columns)
     return f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)", params
 
 
@@ -179,10 +177,13 @@ def copy_rows(queryset: models.QuerySet, statement: str, params: tuple) -> Itera
 
 
 def _copy_chunks(
-    queryset: models.QuerySet, columns: list[ExportField], chunk_rows: int
+    resource: LedgerResource,
+    queryset: models.QuerySet,
+    columns: list[ExportField],
+    chunk_rows: int,
 ) -> Iterator[bytes]:
     """Let PostgreSQL write the CSV; end rows with CRLF like csv.writer."""
-    statement, params = copy_sql(queryset, columns)
+    statement, params = copy_sql(resource, queryset, columns)
     rows: list[Any] = []
     for row in copy_rows(queryset, statement, params):
         rows.append(row)

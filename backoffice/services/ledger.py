@@ -1,4 +1,4 @@
-"""Selectors over the payments ledger: finding payments by what finance pastes into search."""
+"""Selectors over the ledger: finding payments and refunds by what finance pastes into search."""
 
 import re
 
@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db.models import Q, QuerySet
 
-from backoffice.models import Order, Payment
+from backoffice.models import Order, Payment, Refund
 
 # The shape of an order reference (generated ones use REFERENCE_ALPHABET, imported
 # or legacy ones may not).
@@ -21,6 +21,12 @@ def _is_email(term: str) -> bool:
     except ValidationError:
         return False
     return True
+
+
+def _orders_with_email(email: str) -> QuerySet[Order]:
+    """Primary keys of the orders billed to, or placed by, this e-mail (any case)."""
+    users = get_user_model().objects.filter(email__iexact=email).values("pk")
+    return Order.objects.filter(Q(billing_email__iexact=email) | Q(user__in=users)).values("pk")
 
 
 def search_payments(queryset: QuerySet[Payment], term: str) -> QuerySet[Payment] | None:
@@ -41,12 +47,26 @@ def search_payments(queryset: QuerySet[Payment], term: str) -> QuerySet[Payment]
     if term.startswith(("ch_", "py_")):
         return queryset.filter(stripe_charge_id=term)
     if "@" in term and _is_email(term):
-        users = get_user_model().objects.filter(email__iexact=term).values("pk")
-        orders = Order.objects.filter(Q(billing_email__iexact=term) | Q(user__in=users)).values(
-            "pk"
-        )
-        return queryset.filter(order__in=orders)
+        return queryset.filter(order__in=_orders_with_email(term))
     by_reference = queryset.filter(reference__iexact=term)
     if by_reference.exists():
         return by_reference
+    return None
+
+
+def search_refunds(queryset: QuerySet[Refund], term: str) -> QuerySet[Refund] | None:
+    """Refunds matching a pasted order reference, Stripe refund id or e-mail, or None.
+
+    Like ``search_payments``: exact, indexed lookups; None leaves free text to
+    the admin's substring search.
+    """
+    term = term.strip()
+    if not term or " " in term:
+        return None
+    if ORDER_REFERENCE.fullmatch(term.upper()):
+        return queryset.filter(payment__order__reference=term.upper())
+    if term.startswith(("re_", "pyr_")):
+        return queryset.filter(stripe_refund_id=term)
+    if "@" in term and _is_email(term):
+        return queryset.filter(payment__order__in=_orders_with_email(term))
     return None

@@ -15,6 +15,7 @@ STAFF_GROUPS: dict[str, tuple[str, ...]] = {
         "backoffice.view_order",
         "backoffice.record_manual_payment",
         "backoffice.mark_comp",
+        "backoffice.cancel_order",
     ),
     FINANCE: (
         "backoffice.view_order",
@@ -22,6 +23,9 @@ STAFF_GROUPS: dict[str, tuple[str, ...]] = {
         "backoffice.export_order",
         "backoffice.export_payment",
         "backoffice.import_order",
+        "backoffice.view_refund",
+        "backoffice.refund_payment",
+        "backoffice.cancel_order",
     ),
 }
 

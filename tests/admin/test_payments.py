@@ -12,8 +12,8 @@ from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from backoffice.models import Payment
-from tests.ledger_factories import make_payment, make_staff
+from backoffice.models import Payment, Refund
+from tests.ledger_factories import make_payment, make_refund, make_staff
 
 pytestmark = pytest.mark.django_db
 UTC = datetime.UTC
@@ -35,7 +35,8 @@ def post_export(client, file_format: str, query: str = "", fields=None):
     names = fields or [
         "id", "created_at", "time_zone", "order_reference", "conference", "attendee_name",
         "attendee_email", "method", "status", "amount", "currency", "reference", "note",
-        "recorded_by", "stripe_payment_intent_id", "stripe_charge_id",
+        "recorded_by", "stripe_payment_intent_id", "stripe_charge_id", "channel", "refund_id",
+        "refund_reason", "stripe_refund_id",
     ]  # fmt: skip
     data = {"format": file_format, "resource": "0"}
     data.update({f"paymentresource_{name}": "on" for name in names})
@@ -204,6 +205,31 @@ def test_large_csv_export_streams_the_same_bytes(finance, make_order, settings):
     assert not isinstance(xlsx, StreamingHttpResponse)
 
 
+@pytest.mark.parametrize("sort", ["", "?o=7", "?o=-7.2", "?o=2"])
+def test_a_sorted_list_streams_payments_and_refunds_in_the_same_order(
+    finance, make_order, settings, sort
+):
+    """Sorted by amount, status or order, each refund still follows its payment (both paths).
+
+    Refunds are built with make_refund: PaymentService.refund comes with issue10-core.
+    """
+    for index in range(6):
+        payment = make_payment(make_order("100.00"), f"{(index % 3) + 10}.00")
+        if index % 2:
+            make_refund(payment, "1.00", note=f"r{index}")
+            make_refund(payment, "2.00", status=Refund.Status.PENDING)
+    in_memory = post_export(finance, CSV, sort)
+    settings.BACKOFFICE_STREAMING_EXPORT_THRESHOLD = 0
+    streamed = post_export(finance, CSV, sort)
+    assert isinstance(streamed, StreamingHttpResponse)
+    assert body(streamed) == body(in_memory)
+    rows = csv_rows(in_memory)[1:]  # the same bytes; a streamed body is read once
+    assert len(rows) == 6 + 6
+    for position, row in enumerate(rows):
+        if row[17]:  # a refund row: right after its payment or its payment's other refund
+            assert rows[position - 1][0] == row[0]
+
+
 def test_streamed_export_honours_selected_columns(finance, make_order, settings):
     settings.BACKOFFICE_STREAMING_EXPORT_THRESHOLD = 0
     make_payment(make_order(), "12.00", note="hello")
@@ -240,3 +266,14 @@ def test_export_needs_the_view_permission_too(client, make_order, method):
     assert response.status_code == 403
     assert "Content-Disposition" not in response
     assert b"secret.payer@example.com" not in body(response)
+
+
+def test_payments_list_shows_and_filters_the_channel(client, make_order):
+    client.force_login(make_staff("ledger", "backoffice.view_payment"))
+    order = make_order("100.00")
+    cash = make_payment(order, "10.00", channel=Payment.Channel.CASH)
+    make_payment(order, "20.00", channel=Payment.Channel.CHEQUE)
+    url = reverse("admin:backoffice_payment_changelist")
+    assert "Cheque" in client.get(url).content.decode()
+    response = client.get(f"{url}?channel__exact=cash")
+    assert [payment.pk for payment in response.context["cl"].result_list] == [cash.pk]

@@ -22,6 +22,7 @@ def test_creates_front_desk_and_finance_groups_with_their_permissions():
         "backoffice.view_order",
         "backoffice.record_manual_payment",
         "backoffice.mark_comp",
+        "backoffice.cancel_order",
     }
     assert perms("Finance") == {
         "backoffice.view_order",
@@ -29,6 +30,9 @@ def test_creates_front_desk_and_finance_groups_with_their_permissions():
         "backoffice.export_order",
         "backoffice.export_payment",
         "backoffice.import_order",
+        "backoffice.view_refund",
+        "backoffice.refund_payment",
+        "backoffice.cancel_order",
     }
     assert 'Group "Front desk" created' in out.getvalue()
 
@@ -57,4 +61,20 @@ def test_group_members_get_exactly_the_desk_powers(django_user_model):
     assert clerk.has_perm("backoffice.mark_comp")
     assert clerk.has_perm("backoffice.view_order")
     assert not clerk.has_perm("backoffice.change_order")
+    assert clerk.has_perm("backoffice.cancel_order")
     assert not clerk.has_perm("backoffice.export_payment")
+    # Money goes back only through Finance (issue 10).
+    assert not clerk.has_perm("backoffice.refund_payment")
+    assert not clerk.has_perm("backoffice.view_refund")
+
+
+def test_finance_members_may_refund_cancel_and_see_refunds(django_user_model):
+    call_command("create_staff_groups", stdout=StringIO())
+    accountant = django_user_model.objects.create_user("accountant", is_staff=True)
+    accountant.groups.add(Group.objects.get(name="Finance"))
+    accountant = django_user_model.objects.get(pk=accountant.pk)
+
+    assert accountant.has_perm("backoffice.refund_payment")
+    assert accountant.has_perm("backoffice.cancel_order")
+    assert accountant.has_perm("backoffice.view_refund")
+    assert not accountant.has_perm("backoffice.change_refund")

@@ -1,5 +1,6 @@
 """export_payments: same CSV as the admin, filters, and clear errors for bad options."""
 
+import csv
 import datetime
 import io
 
@@ -10,7 +11,7 @@ from django.test import override_settings
 from django.urls import reverse
 
 from backoffice.models import Payment
-from tests.ledger_factories import make_payment, make_staff
+from tests.ledger_factories import make_payment, make_refund, make_staff
 
 pytestmark = pytest.mark.django_db
 UTC = datetime.UTC
@@ -21,7 +22,7 @@ def ledger(make_order, jpy_conference, staff_user):
     """Payments across two conferences, methods, statuses and the October boundaries."""
     usd = make_order("300.00", billing_name="=Eve", billing_email="eve@example.com")
     jpy = make_order("5000", conference=jpy_conference)
-    return {
+    rows = {
         "before": make_payment(usd, created_at=datetime.datetime(2026, 9, 30, 21, 59, tzinfo=UTC)),
         "first": make_payment(
             usd, "20.00", note="a,\"b\"\nc", created_by=staff_user,
@@ -39,6 +40,17 @@ def ledger(make_order, jpy_conference, staff_user):
         ),
         "after": make_payment(usd, created_at=datetime.datetime(2026, 10, 31, 23, 0, tzinfo=UTC)),
     }  # fmt: skip
+    # Refund rows (make_refund: PaymentService.refund comes with issue10-core). A refund
+    # follows its payment into an export whatever its own date.
+    rows["stripe_refund"] = make_refund(
+        rows["stripe"], "30.00", stripe_refund_id="re_1",
+        created_at=datetime.datetime(2026, 11, 2, 9, 0, tzinfo=UTC),
+    )  # fmt: skip
+    rows["first_refund"] = make_refund(
+        rows["first"], "5.00", note="=refund", created_by=staff_user,
+        created_at=datetime.datetime(2026, 10, 1, 9, 0, tzinfo=UTC),
+    )  # fmt: skip
+    return rows
 
 
 def run(tmp_path, *args: str) -> bytes:
@@ -48,12 +60,19 @@ def run(tmp_path, *args: str) -> bytes:
     return target.read_bytes()
 
 
-def ids(content: bytes) -> list[int]:
-    """Payment ids in an exported CSV."""
-    import csv
+def csv_rows(content: bytes) -> list[dict[str, str]]:
+    """The rows of an exported CSV (after its BOM) by column name."""
+    return list(csv.DictReader(io.StringIO(content[3:].decode(), newline="")))
 
-    rows = list(csv.reader(io.StringIO(content[3:].decode(), newline="")))
-    return [int(row[0]) for row in rows[1:]]
+
+def ids(content: bytes) -> list[int]:
+    """Payment ids of the payment rows in an exported CSV."""
+    return [int(row["Payment ID"]) for row in csv_rows(content) if not row["Refund ID"]]
+
+
+def refund_ids(content: bytes) -> list[int]:
+    """Refund ids of the refund rows in an exported CSV."""
+    return [int(row["Refund ID"]) for row in csv_rows(content) if row["Refund ID"]]
 
 
 @override_settings(TIME_ZONE="Europe/Paris")
@@ -63,7 +82,8 @@ def test_writes_the_same_bytes_as_the_admin_export(ledger, client, tmp_path, set
     fields = {f"paymentresource_{name}": "on" for name in [
         "id", "created_at", "time_zone", "order_reference", "conference", "attendee_name",
         "attendee_email", "method", "status", "amount", "currency", "reference", "note",
-        "recorded_by", "stripe_payment_intent_id", "stripe_charge_id"]}  # fmt: skip
+        "recorded_by", "stripe_payment_intent_id", "stripe_charge_id", "channel", "refund_id",
+        "refund_reason", "stripe_refund_id"]}  # fmt: skip
     export_url = reverse("admin:backoffice_payment_export") + query
     in_memory = client.post(export_url, {"format": "0", "resource": "0", **fields})
     settings.BACKOFFICE_STREAMING_EXPORT_THRESHOLD = 0
@@ -73,7 +93,8 @@ def test_writes_the_same_bytes_as_the_admin_export(ledger, client, tmp_path, set
     assert command.startswith(b"\xef\xbb\xbfPayment ID,Created at,")
     assert command == in_memory.content == b"".join(streamed.streaming_content)
     assert ids(command) == [ledger["yen"].pk, ledger["stripe"].pk, ledger["first"].pk]
-    assert b"'=Eve" in command
+    assert refund_ids(command) == [ledger["stripe_refund"].pk, ledger["first_refund"].pk]
+    assert b"'=Eve" in command and b"'=refund" in command and b",-30.00,USD," in command
 
 
 @override_settings(TIME_ZONE="Europe/Paris")
@@ -84,6 +105,9 @@ def test_filters(ledger, tmp_path):
     assert ids(run(tmp_path, "--until", "2026-09-30")) == [ledger["before"].pk]  # 23:59 Paris
     assert ids(run(tmp_path, "--since", "2026-11-01")) == [ledger["after"].pk]
     assert len(ids(run(tmp_path))) == 5
+    # Refunds follow their payment's filters (status and method are the payment's).
+    assert refund_ids(run(tmp_path, "--status", "refunded")) == [ledger["stripe_refund"].pk]
+    assert refund_ids(run(tmp_path, "--method", "manual")) == [ledger["first_refund"].pk]
 
 
 def test_writes_to_standard_output_by_default(ledger):
@@ -91,7 +115,7 @@ def test_writes_to_standard_output_by_default(ledger):
     call_command("export_payments", "--conference", "pycon-jp", stdout=out)
     text = out.getvalue()
     assert text.startswith("\ufeffPayment ID,")
-    assert text.count("\r\n") == 2
+    assert text.count("\r\n") == 2  # header and the one JPY payment (no refunds)
 
 
 @pytest.mark.parametrize(

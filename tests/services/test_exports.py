@@ -1,23 +1,27 @@
 """Streaming CSV: same bytes as the library's export, lazily produced; payment selection."""
 
+import csv
 import datetime
+import io
 from decimal import Decimal
 
 import pytest
+from django.core.management import call_command
 from django.db import connection
 from django.test import override_settings
 from import_export.formats import base_formats
 
 from backoffice.exports import OrderResource, PaymentResource
-from backoffice.models import Order, Payment
+from backoffice.models import Order, Payment, Refund
 from backoffice.services import exports
+from backoffice.services.dashboard import revenue_by_conference_and_method
 from backoffice.services.exports import (
     BOM,
     local_day_range,
     payments_for_export,
     stream_csv,
 )
-from tests.ledger_factories import make_payment
+from tests.ledger_factories import make_payment, make_refund
 
 pytestmark = pytest.mark.django_db
 UTC = datetime.UTC
@@ -52,7 +56,11 @@ def library_csv(resource, queryset, selected_fields=None) -> bytes:
 
 @pytest.fixture
 def tricky_ledger(make_order, jpy_conference, staff_user, attendee):
-    """Payments whose text cells exercise quoting, escaping and encodings."""
+    """Payments and refunds whose text cells exercise quoting, escaping and encodings.
+
+    Rows are inserted directly (statuses the services never mix on one order);
+    refunds too, with make_refund: PaymentService.refund comes with issue10-core.
+    """
     attendee.first_name = "Zoë"
     attendee.save()
     orders = [
@@ -75,6 +83,21 @@ def tricky_ledger(make_order, jpy_conference, staff_user, attendee):
             stripe_charge_id=text[:5],
             created_at=base + datetime.timedelta(hours=index),
         )
+    jpy = make_payment(orders[-1], "5000", channel=Payment.Channel.CHEQUE, created_at=base)
+    usd = make_payment(orders[0], "90.00", channel=Payment.Channel.CASH, created_at=base)
+    for index, text in enumerate(TRICKY_TEXT):
+        make_refund(
+            jpy if index % 2 else usd,
+            "100" if index % 2 else "1.25",
+            status=list(Refund.Status)[index % 4],
+            reason=list(Refund.Reason)[index % 5],
+            channel=list(Payment.Channel)[index % 5] if index % 3 else "",
+            note=text,
+            stripe_refund_id=f"re_{index}{text[:3]}" if index % 3 == 0 else "",
+            created_by=staff_user if index % 2 else None,
+            # Pairs share a moment: the refund id breaks the tie on both paths.
+            created_at=base + datetime.timedelta(minutes=index // 2),
+        )
     return orders
 
 
@@ -82,7 +105,7 @@ def test_stream_starts_with_bom_and_header(tricky_ledger):
     chunks = stream_csv(PaymentResource(), Payment.objects.all())
     first = next(chunks)
     assert first.startswith(BOM + b"Payment ID,Created at,Time zone,Order reference,")
-    assert first.endswith(b"Stripe charge ID\r\n")
+    assert first.endswith(b"Stripe charge ID,Channel,Refund ID,Refund reason,Stripe refund ID\r\n")
 
 
 @pytest.mark.parametrize("zone", ["UTC", "Europe/Paris", "America/St_Johns"])
@@ -91,7 +114,8 @@ def test_streamed_payments_equal_the_library_export_byte_for_byte(tricky_ledger,
         queryset = Payment.objects.order_by("-created_at", "-id")
         streamed = b"".join(stream_csv(PaymentResource(), queryset, chunk_rows=5))
         expected = library_csv(PaymentResource(), queryset)
-    assert streamed.count(b"\r\n") >= len(TRICKY_TEXT) + 1
+    assert streamed.count(b"\r\n") >= 2 * len(TRICKY_TEXT) + 3
+    assert b",-1.25,USD," in streamed and b",-100,JPY," in streamed
     assert streamed == expected
 
 
@@ -199,3 +223,50 @@ def test_abandoned_stream_leaves_the_connection_usable(make_order):
     assert Payment.objects.count() == 50
     streamed = b"".join(stream_csv(PaymentResource(), Payment.objects.all(), chunk_rows=5))
     assert streamed.count(b"\r\n") == 51
+
+
+def amounts_collected(content: bytes) -> Decimal:
+    """Sum of the Amount column over rows whose Status is Succeeded or Refunded."""
+    rows = csv.DictReader(io.StringIO(content[len(BOM) :].decode(), newline=""))
+    return sum(
+        (Decimal(row["Amount"]) for row in rows if row["Status"] in ("Succeeded", "Refunded")),
+        Decimal("0.00"),
+    )
+
+
+def test_export_amounts_sum_to_the_dashboards_net_collected(
+    make_order, jpy_conference, staff_user, tmp_path
+):
+    """A conference's export, all three paths, sums to the dashboard's net collected.
+
+    Refunds are built with make_refund (PaymentService.refund comes with
+    issue10-core), which keeps refunded_amount equal to the succeeded refunds.
+    """
+    order = make_order("400.00")
+    card = make_payment(
+        order, "100.00", method=Payment.Method.STRIPE, stripe_payment_intent_id="pi_f"
+    )
+    make_refund(card, "100.00", stripe_refund_id="re_full")  # refunded in full: REFUNDED
+    cash = make_payment(order, "150.00", channel=Payment.Channel.CASH, created_by=staff_user)
+    make_refund(cash, "20.00", channel=Payment.Channel.CASH, created_by=staff_user)
+    make_refund(cash, "5.00", reason=Refund.Reason.DUPLICATE)
+    make_refund(cash, "7.00", status=Refund.Status.FAILED)  # no money moved
+    make_refund(cash, "3.00", status=Refund.Status.PENDING)  # not yet
+    make_payment(order, "50.00", channel=Payment.Channel.BANK_TRANSFER)
+    make_payment(order, "80.00", method=Payment.Method.STRIPE, status=Payment.Status.FAILED)
+    # Another conference's money stays out of this conference's export.
+    make_refund(make_payment(make_order("5000", conference=jpy_conference), "5000"), "1000")
+
+    net = sum(
+        (row.net for row in revenue_by_conference_and_method() if row.conference == "PyCon Test"),
+        Decimal("0.00"),
+    )
+    assert net == Decimal("175.00")  # 100 - 100 + 150 - 25 + 50
+    queryset = payments_for_export(conference_slug="pycon-test")
+    streamed = b"".join(stream_csv(PaymentResource(), queryset, chunk_rows=2))
+    target = tmp_path / "payments.csv"
+    call_command("export_payments", "--conference", "pycon-test", "--output", str(target))
+    assert streamed == library_csv(PaymentResource(), queryset) == target.read_bytes()
+    assert amounts_collected(streamed) == net
+    # Whole export: 4 payment rows and 5 refund rows, the failed attempt included.
+    assert streamed.count(b"\r\n") == 1 + 4 + 5

@@ -1,0 +1,80 @@
+"""What the Payments and Refunds lists share: read-only ledger admins and their cells."""
+
+import datetime
+from collections.abc import Callable
+from typing import Any
+
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.html import format_html
+from unfold.admin import ModelAdmin
+from unfold.decorators import display
+
+from backoffice.models import Order, Payment, Refund
+
+
+def local_moment(moment: datetime.datetime) -> str:
+    """A ledger row's date and time in the site's time zone, never wrapped."""
+    text = date_format(timezone.localtime(moment), "Y-m-d H:i")
+    return format_html('<span class="whitespace-nowrap">{}</span>', text)
+
+
+def order_link(order: Order) -> str:
+    """The order's reference, linking to the order when its admin page exists."""
+    try:
+        url = reverse("admin:backoffice_order_change", args=[order.pk])
+    except NoReverseMatch:
+        return order.reference
+    return format_html(
+        '<a class="text-primary-600 whitespace-nowrap" href="{}">{}</a>', url, order.reference
+    )
+
+
+class ReadOnlyLedgerAdmin(ModelAdmin):
+    """A ledger list nobody edits here (superusers included), searched through a selector.
+
+    ``search_selector(queryset, term)`` returns the rows an exact, indexed lookup
+    finds for a pasted identifier, or None to fall back to substring search.
+    """
+
+    search_selector: Callable[[QuerySet, str], QuerySet | None]
+    list_display_links = None
+    list_filter_submit = True
+    list_per_page = 50
+    # A COUNT(*) over the whole ledger on every page view is wasted at a million rows.
+    show_full_result_count = False
+    ordering = ("-created_at", "-id")
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet, search_term: str
+    ) -> tuple[QuerySet, bool]:
+        """Exact, indexed lookups for pasted identifiers; substring search for the rest."""
+        found = self.search_selector(queryset, search_term)
+        if found is not None:
+            return found, False
+        return super().get_search_results(request, queryset, search_term)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        """Ledger rows are written by the payment services, never typed in here."""
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """The ledger is immutable in the admin."""
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """The ledger is immutable in the admin."""
+        return False
+
+    @display(description="Date", ordering="created_at")
+    def created(self, row: Payment | Refund) -> str:
+        """When the row was recorded, in the site's time zone."""
+        return local_moment(row.created_at)
+
+    @display(description="Recorded by", ordering="created_by__username")
+    def recorded_by(self, row: Payment | Refund) -> str:
+        """The staff member who recorded the row, or Stripe."""
+        return row.actor_name
