@@ -1,6 +1,6 @@
 """PaymentService's Stripe side against localstripe: starting payments and applying outcomes.
 
-(The cash/comp half of ``backoffice/services/payment.py`` is in test_payment.py.)
+(The cash/comp half of ``backoffice/services/payment/`` is in test_payment.py.)
 """
 
 from decimal import Decimal

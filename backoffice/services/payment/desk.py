@@ -1,0 +1,120 @@
+"""The desk's writes: complimentary orders and payments taken off-platform."""
+
+import logging
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from backoffice.models import ZERO, Order, Payment
+from backoffice.services.payment.checkout import cancel_outdated_attempt
+from backoffice.services.payment.ledger import (
+    lock_order,
+    mark_order_paid,
+    net_received,
+    open_attempt,
+    parse_amount,
+    sync_caller_copy,
+)
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+logger = logging.getLogger(__name__)
+
+
+def record_comp(order: Order, *, staff_user: "AbstractBaseUser | None" = None) -> Payment:
+    """Record a complimentary (zero) payment on a PENDING zero-total order and mark it PAID."""
+    with transaction.atomic():
+        locked = lock_order(order)
+        if locked.status != Order.Status.PENDING:
+            raise ValidationError(
+                f"{locked.reference} is {locked.get_status_display().lower()}; "
+                "only pending orders can be comped."
+            )
+        if locked.total > ZERO:
+            raise ValidationError(
+                f"{locked.reference} has a total of {locked.format(locked.total)}; "
+                "only zero-total orders can be comped."
+            )
+        payment = Payment.objects.create(
+            order=locked,
+            method=Payment.Method.COMP,
+            status=Payment.Status.SUCCEEDED,
+            amount=ZERO,
+            created_by=staff_user,
+        )
+        mark_order_paid(locked)
+    sync_caller_copy(order, locked)
+    logger.info(
+        "Recorded comp payment",
+        extra={
+            "order": locked.reference,
+            "amount": str(ZERO),
+            "staff_user": getattr(staff_user, "pk", None),
+        },
+    )
+    return payment
+
+
+def record_manual(
+    order: Order,
+    *,
+    amount: Decimal,
+    reference: str = "",
+    note: str = "",
+    staff_user: "AbstractBaseUser | None" = None,
+) -> Payment:
+    """Record an off-platform payment (cash, wire) of at most the balance due.
+
+    The order becomes PAID when its succeeded payments reach the total.
+    """
+    with transaction.atomic():
+        locked = lock_order(order)
+        currency = locked.conference.currency
+        value = parse_amount(amount, currency)
+        if locked.status != Order.Status.PENDING:
+            raise ValidationError(
+                f"{locked.reference} is {locked.get_status_display().lower()}; "
+                "manual payments can only be recorded for pending orders."
+            )
+        paid = net_received(locked)
+        balance = locked.total - paid
+        if balance <= ZERO:
+            raise ValidationError(
+                f"{locked.reference} has no balance due; use “Mark comp” for zero-total orders."
+            )
+        if value > balance:
+            raise ValidationError(
+                f"The amount {locked.format(value)} is more than the balance due of "
+                f"{locked.format(balance)}."
+            )
+        attempt = open_attempt(locked)
+        payment = Payment.objects.create(
+            order=locked,
+            method=Payment.Method.MANUAL,
+            status=Payment.Status.SUCCEEDED,
+            amount=value,
+            reference=reference.strip(),
+            note=note.strip(),
+            created_by=staff_user,
+        )
+        if paid + value >= locked.total:
+            mark_order_paid(locked)
+        if attempt is not None:
+            # A pay page left open must not charge the old balance. Stripe is
+            # called only after the cash is committed, and failing to reach it
+            # leaves the cash recorded (see cancel_outdated_attempt).
+            attempt.order = locked
+            transaction.on_commit(lambda: cancel_outdated_attempt(attempt))
+    sync_caller_copy(order, locked)
+    logger.info(
+        "Recorded manual payment",
+        extra={
+            "order": locked.reference,
+            "amount": str(value),
+            "staff_user": getattr(staff_user, "pk", None),
+        },
+    )
+    return payment
