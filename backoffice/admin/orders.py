@@ -625,7 +625,7 @@ class OrderAdmin(LedgerImportExportMixin, ModelAdmin):
     ) -> HttpResponse:
         """Replace this order's payment link; the old one stops working."""
         order = self._get_order(request, object_id)
-        PaymentService.regenerate_payment_link(order)
+        PaymentService.regenerate_payment_link(order, staff_user=request.user)
         self.log_change(
             request, order, _("Regenerated the payment link; the old link no longer works.")
         )

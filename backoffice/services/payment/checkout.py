@@ -6,19 +6,21 @@ no row lock is held while waiting on the network.
 
 import logging
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from backoffice.models import ZERO, Order, Payment, generate_payment_token
+from backoffice.models import ZERO, Order, OrderHistoryEntry, Payment, generate_payment_token
 from backoffice.money import format_amount, has_valid_precision
+from backoffice.services.history import CHECKOUT, SYSTEM, record_history
 from backoffice.services.payment.ledger import (
     OPEN_STRIPE_STATUSES,
     latest_attempt,
     lock_order,
     net_received,
     open_attempt,
+    settle_order,
 )
 from backoffice.services.payment.stripe_sync import apply_payment_intent
 from backoffice.stripe_client import (
@@ -26,8 +28,12 @@ from backoffice.stripe_client import (
     PaymentProviderError,
     StripeClient,
     StripeNotConfigured,
+    StripePaymentIntent,
     to_stripe_amount,
 )
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +92,7 @@ def _payable_balance(order: Order) -> Decimal:
 
 
 def _record_new_attempt(
-    order: Order, intent: dict[str, Any], amount: Decimal
+    order: Order, intent: StripePaymentIntent, amount: Decimal
 ) -> tuple[Payment | None, Payment | None]:
     """Store a freshly created intent as the order's pending attempt, under the order lock.
 
@@ -104,7 +110,7 @@ def _record_new_attempt(
         if balance != amount:
             logger.info(
                 "Balance changed while starting a Stripe payment; starting again",
-                extra={"order": locked.reference, "intent": intent["id"], "balance": str(balance)},
+                extra={"order": locked.reference, "intent": intent.id, "balance": str(balance)},
             )
             return None, None
         try:
@@ -114,16 +120,16 @@ def _record_new_attempt(
                     method=Payment.Method.STRIPE,
                     status=Payment.Status.PENDING,
                     amount=amount,
-                    stripe_payment_intent_id=intent["id"],
+                    stripe_payment_intent_id=intent.id,
                 )
         except IntegrityError:
             # Real Stripe replayed the same intent for the same idempotency key and
             # another request already stored it (and it has since moved on).
-            return None, Payment.objects.get(stripe_payment_intent_id=intent["id"])
+            return None, Payment.objects.get(stripe_payment_intent_id=intent.id)
     return payment, None
 
 
-def cancel_outdated_attempt(attempt: Payment) -> None:
+def cancel_outdated_attempt(attempt: Payment, *, actor: "AbstractBaseUser | str") -> None:
     """After a manual payment commits: cancel the order's open card attempt, best effort.
 
     Its intent is for the old balance; a pay page still open on it could charge
@@ -147,16 +153,75 @@ def cancel_outdated_attempt(attempt: Payment) -> None:
             },
         )
         return
-    _retire_attempt(attempt, "Cancelled: a manual payment changed the balance due.")
+    _retire_attempt(attempt, "Cancelled: a manual payment changed the balance due.", actor=actor)
 
 
-def _retire_attempt(attempt: Payment, reason: str) -> None:
+def _retire_attempt(attempt: Payment, reason: str, *, actor: "AbstractBaseUser | str") -> None:
     """Mark an open attempt CANCELED after its intent was cancelled at Stripe."""
     with transaction.atomic():
-        lock_order(attempt.order)
-        Payment.objects.filter(pk=attempt.pk, status__in=OPEN_STRIPE_STATUSES).update(
+        locked = lock_order(attempt.order)
+        retired = Payment.objects.filter(pk=attempt.pk, status__in=OPEN_STRIPE_STATUSES).update(
             status=Payment.Status.CANCELED, note=reason
         )
+        if retired:
+            settle_order(
+                locked,
+                actor=actor,
+                action=OrderHistoryEntry.Action.CARD_UPDATE,
+                message=f"Stripe payment {attempt.stripe_payment_intent_id}: {reason}",
+            )
+
+
+def _retrieve_attempt(client: StripeClient, attempt: Payment) -> StripePaymentIntent:
+    """The attempt's intent as Stripe has it now; status "missing" if Stripe does not know it."""
+    try:
+        return client.retrieve_payment_intent(attempt.stripe_payment_intent_id)
+    except PaymentIntentMissing:
+        # Not at this Stripe account (keys changed, test data wiped): nothing can be
+        # paid on it any more, so it is closed and a new one started.
+        return StripePaymentIntent(
+            id=attempt.stripe_payment_intent_id,
+            currency=client.currency,
+            amount=ZERO,
+            status="missing",
+        )
+
+
+def _resume_attempt(client: StripeClient, attempt: Payment, balance: Decimal) -> str | None:
+    """Resume the order's latest attempt: its client secret, "" to look again, None to replace.
+
+    A paid or processing intent is applied first (the webhook may be late); a
+    declined, stale or vanished one is cancelled at Stripe and retired here.
+    """
+    intent = _retrieve_attempt(client, attempt)
+    if intent.status in ("succeeded", "processing"):
+        outcome = INTENT_STATUS_OUTCOMES[intent.status]
+        apply_payment_intent(client.conference, intent, outcome, actor=CHECKOUT)
+        if intent.status == "processing":
+            raise ValidationError(
+                "Your payment is being processed. This page will show it as paid once "
+                "Stripe confirms it; please do not pay again."
+            )
+        return ""  # look again: the order may be paid now, or still owe a rest
+    reusable = intent.status in REUSABLE_INTENT_STATUSES
+    if attempt.status == Payment.Status.FAILED:
+        # Declined, and back to "requires_payment_method" at Stripe: cancel it
+        # before starting anew, so only one intent of the order can be paid.
+        # The row keeps its FAILED status and Stripe's message.
+        if reusable:
+            client.cancel_payment_intent(intent.id)
+        return None
+    if reusable and intent.amount == balance and intent.currency == client.currency:
+        return intent.client_secret
+    if intent.status == "missing":
+        reason = "Closed: Stripe no longer knows this payment (were the keys changed?)."
+    elif intent.status == "canceled":
+        reason = "Cancelled at Stripe."
+    else:
+        client.cancel_payment_intent(intent.id)
+        reason = f"Replaced: the balance due changed to {format_amount(balance, client.currency)}."
+    _retire_attempt(attempt, reason, actor=CHECKOUT)
+    return None
 
 
 def _initiate_payment(order: Order, client: StripeClient) -> str:
@@ -166,76 +231,44 @@ def _initiate_payment(order: Order, client: StripeClient) -> str:
         balance = _payable_balance(locked)
         attempt = latest_attempt(locked)
         attempts_so_far = Payment.objects.filter(order=locked, method=Payment.Method.STRIPE).count()
-    currency = locked.conference.currency.upper()
-    minor = to_stripe_amount(balance, currency)
-
     if attempt is not None:
-        try:
-            intent = client.retrieve_payment_intent(attempt.stripe_payment_intent_id)
-        except PaymentIntentMissing:
-            # Not at this Stripe account (keys changed, test data wiped): nothing can be
-            # paid on it any more, so close it and start afresh.
-            intent = {"id": attempt.stripe_payment_intent_id, "status": "missing"}
-        status = intent.get("status")
-        if status in ("succeeded", "processing"):
-            apply_payment_intent(locked.conference, intent, INTENT_STATUS_OUTCOMES[status])
-            if status == "processing":
-                raise ValidationError(
-                    "Your payment is being processed. This page will show it as paid once "
-                    "Stripe confirms it; please do not pay again."
-                )
-            return ""  # look again: the order may be paid now, or still owe a rest
-        if attempt.status == Payment.Status.FAILED:
-            # Declined, and back to "requires_payment_method" at Stripe: cancel it
-            # before starting anew, so only one intent of the order can be paid.
-            # The row keeps its FAILED status and Stripe's message.
-            if status in REUSABLE_INTENT_STATUSES:
-                client.cancel_payment_intent(attempt.stripe_payment_intent_id)
-        elif (
-            status in REUSABLE_INTENT_STATUSES
-            and intent.get("amount") == minor
-            and str(intent.get("currency")).upper() == currency
-        ):
-            return str(intent["client_secret"])
-        else:
-            if status == "missing":
-                reason = "Closed: Stripe no longer knows this payment (were the keys changed?)."
-            elif status == "canceled":
-                reason = "Cancelled at Stripe."
-            else:
-                client.cancel_payment_intent(attempt.stripe_payment_intent_id)
-                reason = f"Replaced: the balance due changed to {format_amount(balance, currency)}."
-            _retire_attempt(attempt, reason)
-
+        resumed = _resume_attempt(client, attempt, balance)
+        if resumed is not None:
+            return resumed
     # The same key for every request that starts from the same ledger state, so
     # concurrent page loads get one intent from Stripe instead of several.
-    key = f"order-{locked.reference}-attempt-{attempts_so_far}-{minor}-{currency}"
+    minor = to_stripe_amount(balance, client.currency)
+    key = f"order-{locked.reference}-attempt-{attempts_so_far}-{minor}-{client.currency}"
     intent = client.create_payment_intent(locked, amount=balance, idempotency_key=key)
     try:
         created, winner = _record_new_attempt(locked, intent, balance)
     except ValidationError:
-        client.cancel_payment_intent(intent["id"])
+        client.cancel_payment_intent(intent.id)
         raise
     if created is not None:
         logger.info(
             "Started Stripe payment",
             extra={
                 "order": locked.reference,
-                "intent": intent["id"],
+                "intent": intent.id,
                 "amount": str(balance),
                 "attendee": locked.user_id,
             },
         )
-        return str(intent["client_secret"])
-    if winner is None or winner.stripe_payment_intent_id != intent["id"]:
+        return intent.client_secret
+    if winner is None or winner.stripe_payment_intent_id != intent.id:
         # Another page load stored its intent first, or ours is for a stale
         # balance: drop ours, then look again.
-        client.cancel_payment_intent(intent["id"])
+        client.cancel_payment_intent(intent.id)
     return ""
 
 
 def refresh_from_stripe(order: Order, *, payment_intent_id: str = "") -> Payment | None:
-    """Fetch the order's Stripe attempt from Stripe and apply its state."""
+    """Fetch the order's Stripe attempt from Stripe and apply its state (the return page).
+
+    ``payment_intent_id`` (from the return URL) is only used when it is one
+    of this order's own attempts; otherwise the newest attempt is checked.
+    """
     attempts = Payment.objects.filter(order=order, method=Payment.Method.STRIPE).exclude(
         stripe_payment_intent_id=""
     )
@@ -249,21 +282,27 @@ def refresh_from_stripe(order: Order, *, payment_intent_id: str = "") -> Payment
         return None
     client = StripeClient(order.conference)
     intent = client.retrieve_payment_intent(payment.stripe_payment_intent_id)
-    status = intent.get("status")
-    if status in INTENT_STATUS_OUTCOMES:
-        return apply_payment_intent(order.conference, intent, INTENT_STATUS_OUTCOMES[status])
-    if status == "requires_payment_method" and intent.get("last_payment_error"):
-        return apply_payment_intent(order.conference, intent, Payment.Status.FAILED)
+    if intent.status in INTENT_STATUS_OUTCOMES:
+        outcome = INTENT_STATUS_OUTCOMES[intent.status]
+        return apply_payment_intent(order.conference, intent, outcome, actor=CHECKOUT)
+    if intent.status == "requires_payment_method" and intent.failed:
+        return apply_payment_intent(order.conference, intent, Payment.Status.FAILED, actor=CHECKOUT)
     payment.refresh_from_db()
     return payment
 
 
-def regenerate_payment_link(order: Order) -> str:
+def regenerate_payment_link(order: Order, *, staff_user: "AbstractBaseUser | None" = None) -> str:
     """Give the order a new random payment token; the old link stops working."""
     with transaction.atomic():
         locked = lock_order(order)
         locked.payment_token = generate_payment_token()
         locked.save(update_fields=["payment_token", "updated_at"])
+        record_history(
+            locked,
+            actor=staff_user or SYSTEM,
+            action=OrderHistoryEntry.Action.PAYMENT_LINK,
+            message="Regenerated the payment link; the old link no longer works.",
+        )
     order.payment_token = locked.payment_token
     logger.info("Regenerated payment link", extra={"order": locked.reference})
     return locked.payment_token

@@ -7,14 +7,15 @@ from typing import TYPE_CHECKING
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from backoffice.models import ZERO, Order, Payment
+from backoffice.models import ZERO, Order, OrderHistoryEntry, Payment
+from backoffice.services.history import SYSTEM
 from backoffice.services.payment.checkout import cancel_outdated_attempt
 from backoffice.services.payment.ledger import (
     lock_order,
-    mark_order_paid,
     net_received,
     open_attempt,
     parse_amount,
+    settle_order,
     sync_caller_copy,
 )
 
@@ -22,6 +23,14 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
 
 logger = logging.getLogger(__name__)
+
+
+def _manual_message(payment: Payment) -> str:
+    """How a manual payment reads in the order's history."""
+    text = f"Manual payment of {payment.order.format(payment.amount)}"
+    if payment.reference:
+        text += f" (reference {payment.reference})"
+    return text
 
 
 def record_comp(order: Order, *, staff_user: "AbstractBaseUser | None" = None) -> Payment:
@@ -45,7 +54,13 @@ def record_comp(order: Order, *, staff_user: "AbstractBaseUser | None" = None) -
             amount=ZERO,
             created_by=staff_user,
         )
-        mark_order_paid(locked)
+        settle_order(
+            locked,
+            actor=staff_user or SYSTEM,
+            action=OrderHistoryEntry.Action.COMP,
+            message="Marked comp",
+            amount=ZERO,
+        )
     sync_caller_copy(order, locked)
     logger.info(
         "Recorded comp payment",
@@ -70,6 +85,7 @@ def record_manual(
 
     The order becomes PAID when its succeeded payments reach the total.
     """
+    actor = staff_user or SYSTEM
     with transaction.atomic():
         locked = lock_order(order)
         currency = locked.conference.currency
@@ -100,14 +116,21 @@ def record_manual(
             note=note.strip(),
             created_by=staff_user,
         )
-        if paid + value >= locked.total:
-            mark_order_paid(locked)
+        settle_order(
+            locked,
+            actor=actor,
+            action=OrderHistoryEntry.Action.MANUAL_PAYMENT,
+            message=_manual_message(payment),
+            amount=value,
+        )
         if attempt is not None:
             # A pay page left open must not charge the old balance. Stripe is
             # called only after the cash is committed, and failing to reach it
             # leaves the cash recorded (see cancel_outdated_attempt).
             attempt.order = locked
-            transaction.on_commit(lambda: cancel_outdated_attempt(attempt))
+            transaction.on_commit(
+                lambda: cancel_outdated_attempt(attempt, actor=staff_user or SYSTEM)
+            )
     sync_caller_copy(order, locked)
     logger.info(
         "Recorded manual payment",

@@ -6,17 +6,22 @@ clerk and a webhook) acting on one order at once are serialised.
 """
 
 import logging
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import Count, Sum
 
-from backoffice.models import NET_OF_REFUNDS, ZERO, Order, Payment
+from backoffice.models import NET_OF_REFUNDS, ZERO, Order, OrderHistoryEntry, Payment
 from backoffice.money import has_valid_precision, quantum
-from backoffice.services.order_paid import send_order_paid
+from backoffice.services.history import record_history
+from backoffice.services.order_paid import STILL_SOLD_STATUSES, send_order_paid
 from backoffice.stripe_client import LEDGER_AMOUNT_LIMIT
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
 
 logger = logging.getLogger(__name__)
 
@@ -51,27 +56,136 @@ def net_received(order: Order) -> Decimal:
 succeeded_total = net_received
 
 
-def mark_order_paid(order: Order) -> None:
-    """Move a locked order to PAID, clear its hold, and send ``order_paid`` on commit.
+# What an order holds, read from its ledger in one query.
+@dataclass(frozen=True)
+class Money:
+    """An order's money: received before refunds (gross), net of refunds, and if any was taken."""
 
-    The signal is sent only if the order is still sold once the transaction
-    has committed: a refund applied later in the same transaction (a
-    ``charge.refunded`` arriving before ``payment_intent.succeeded``) may have
-    turned it REFUNDED, and nobody must act on a paid order that is not.
-    It is sent once per order, even if the worker dies right after the commit
-    (see ``backoffice.services.order_paid``).
+    gross: Decimal
+    net: Decimal
+    taken: bool
+
+
+# Actions that bring money in: the ones that can overpay an order.
+MONEY_IN = frozenset(
+    {
+        OrderHistoryEntry.Action.COMP,
+        OrderHistoryEntry.Action.MANUAL_PAYMENT,
+        OrderHistoryEntry.Action.CARD_PAYMENT,
+    }
+)
+# The prefix of every attention reason about an overpayment (cleared once it is given back).
+OVERPAID = "Overpaid"
+
+
+def money_of(order: Order) -> Money:
+    """The order's money from its SUCCEEDED and REFUNDED payments (see ``NET_OF_REFUNDS``)."""
+    sums = Payment.objects.filter(
+        order=order, status__in=(Payment.Status.SUCCEEDED, Payment.Status.REFUNDED)
+    ).aggregate(gross=Sum("amount"), net=Sum(NET_OF_REFUNDS), taken=Count("id"))
+    return Money(gross=sums["gross"] or ZERO, net=sums["net"] or ZERO, taken=sums["taken"] > 0)
+
+
+def status_from_money(current: str, total: Decimal, money: Money) -> str:
+    """The status an order's money gives it; a cancelled order stays cancelled.
+
+    PENDING until payments (a comp counts) reached the total; after that the
+    money still held decides: at least the total PAID, nothing REFUNDED,
+    anything in between PARTIALLY_REFUNDED.
     """
-    order.status = Order.Status.PAID
-    order.hold_expires_at = None
-    order.save(update_fields=["status", "hold_expires_at", "updated_at"])
-    order_id = order.pk
-    transaction.on_commit(lambda: send_order_paid(order_id))
+    if current == Order.Status.CANCELLED:
+        return Order.Status.CANCELLED
+    if not money.taken or money.gross < total:
+        return Order.Status.PENDING
+    if money.net >= total:
+        return Order.Status.PAID
+    if money.net <= ZERO:
+        return Order.Status.REFUNDED
+    return Order.Status.PARTIALLY_REFUNDED
+
+
+def _attention_reasons(
+    order: Order, *, before: str, money: Money, money_in: bool, message: str
+) -> list[str]:
+    """The order's attention reasons after this change: one added, or overpaid ones cleared."""
+    reasons = [line for line in order.attention_reason.splitlines() if line.strip()]
+    new = ""
+    if money_in and before != Order.Status.PENDING:
+        new = (
+            f"{OVERPAID}: {message} succeeded while the order was "
+            f"{Order.Status(before).label.lower()}; refund it or reconcile."
+        )
+    elif money_in and money.net > order.total:
+        new = (
+            f"{OVERPAID} by {order.format(money.net - order.total)}: {message} arrived "
+            "after other payments; refund the difference."
+        )
+    elif not money_in and order.status != Order.Status.CANCELLED and money.net <= order.total:
+        return [line for line in reasons if not line.startswith(OVERPAID)]
+    if new and new not in reasons:
+        reasons.append(new)
+        logger.warning("Order needs attention", extra={"order": order.reference, "reason": new})
+    return reasons
+
+
+def settle_order(
+    order: Order,
+    *,
+    actor: "AbstractBaseUser | str | None",
+    action: OrderHistoryEntry.Action,
+    message: str = "",
+    amount: Decimal | None = None,
+) -> OrderHistoryEntry:
+    """Derive everything that follows from a locked order's money; call at the end of a write.
+
+    The one place that sets ``Order.status`` (from ``status_from_money``), the
+    attention flag (an overpayment, money on a cancelled order; cleared when
+    an overpayment was given back), clears the hold once paid, asks for
+    ``order_paid`` after commit (sent once per order, and only if it is still
+    sold then: see ``backoffice.services.order_paid``), and appends one entry
+    to the order's history.
+    """
+    before = order.status
+    money = money_of(order)
+    order.status = status_from_money(before, order.total, money)
+    old_reasons = [line for line in order.attention_reason.splitlines() if line.strip()]
+    reasons = _attention_reasons(
+        order, before=before, money=money, money_in=action in MONEY_IN, message=message
+    )
+    if reasons != old_reasons:
+        order.attention_reason = "\n".join(reasons)
+        order.needs_attention = bool(reasons)
+    if order.status == Order.Status.PAID:
+        order.hold_expires_at = None
+    order.save(
+        update_fields=[
+            "status",
+            "needs_attention",
+            "attention_reason",
+            "hold_expires_at",
+            "updated_at",
+        ]
+    )
+    if order.status in STILL_SOLD_STATUSES and order.paid_notified_at is None:
+        order_id = order.pk
+        transaction.on_commit(lambda: send_order_paid(order_id))
+    return record_history(
+        order,
+        actor=actor,
+        action=action,
+        message=message,
+        amount=amount,
+        status_before=before,
+        status_after=order.status,
+    )
 
 
 def sync_caller_copy(original: Order, locked: Order) -> None:
     """Copy the fresh state back to the instance the caller passed in."""
     if original is not locked:
         original.status = locked.status
+        original.needs_attention = locked.needs_attention
+        original.attention_reason = locked.attention_reason
         original.hold_expires_at = locked.hold_expires_at
         original.updated_at = locked.updated_at
         original.__dict__.pop("paid_sum", None)
@@ -108,17 +222,6 @@ def parse_amount(amount: Any, currency: str) -> Decimal:
             f"{currency} amounts have at most {-step.as_tuple().exponent} decimal places."
         )
     return value.quantize(quantum(currency))
-
-
-def flag_for_attention(order: Order, reason: str) -> None:
-    """Flag a locked order for staff, appending the reason to any earlier ones."""
-    reasons = [line for line in order.attention_reason.splitlines() if line.strip()]
-    if reason not in reasons:
-        reasons.append(reason)
-    order.needs_attention = True
-    order.attention_reason = "\n".join(reasons)
-    order.save(update_fields=["needs_attention", "attention_reason", "updated_at"])
-    logger.warning("Order needs attention", extra={"order": order.reference, "reason": reason})
 
 
 def latest_attempt(order: Order) -> Payment | None:

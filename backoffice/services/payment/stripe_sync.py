@@ -6,22 +6,16 @@ applied idempotently under the order's row lock.
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from decimal import Decimal
 
 from django.db import transaction
 
-from backoffice.models import ZERO, Conference, Order, Payment
-from backoffice.services.payment.ledger import (
-    flag_for_attention,
-    lock_order,
-    mark_order_paid,
-    net_received,
-)
+from backoffice.models import ZERO, Conference, Order, OrderHistoryEntry, Payment
+from backoffice.services.history import STRIPE
+from backoffice.services.payment.ledger import lock_order, settle_order
 from backoffice.stripe_client import (
     StripeCharge,
     StripePaymentIntent,
-    parse_charge,
-    parse_payment_intent,
 )
 
 logger = logging.getLogger(__name__)
@@ -112,73 +106,61 @@ def _refuse_other_conference(
         )
 
 
-def _record_succeeded(
-    order: Order, payment: Payment | None, intent: StripePaymentIntent
-) -> Payment:
-    """Record money taken by Stripe on a locked order; mark it PAID or flag it as overpaid."""
-    intent_id, amount, charge_id = intent.id, intent.amount, intent.charge_id
+def _record_succeeded(order: Order, payment: Payment | None, intent: StripePaymentIntent) -> bool:
+    """Record money taken by Stripe on a locked order's payment; False if it was already recorded.
+
+    The caller settles the order (``settle_order``) when this returns True.
+    """
     if intent.currency != order.currency.upper():
         raise UnmatchedPaymentError(
-            f"Stripe payment {intent_id} is in {intent.currency}, but {order.reference} is in "
+            f"Stripe payment {intent.id} is in {intent.currency}, but {order.reference} is in "
             f"{order.currency}."
         )
     if payment is None:
-        payment = Payment.objects.create(
+        Payment.objects.create(
             order=order,
             method=Payment.Method.STRIPE,
             status=Payment.Status.SUCCEEDED,
-            amount=amount,
-            stripe_payment_intent_id=intent_id,
-            stripe_charge_id=charge_id,
+            amount=intent.amount,
+            stripe_payment_intent_id=intent.id,
+            stripe_charge_id=intent.charge_id,
             note="Recorded from Stripe; no checkout attempt was on file.",
         )
     elif payment.status in (Payment.Status.SUCCEEDED, Payment.Status.REFUNDED):
-        if charge_id and not payment.stripe_charge_id:
-            payment.stripe_charge_id = charge_id
+        if intent.charge_id and not payment.stripe_charge_id:
+            payment.stripe_charge_id = intent.charge_id
             payment.save(update_fields=["stripe_charge_id", "updated_at"])
-        return payment  # already recorded: a duplicate or replayed event
+        return False  # already recorded: a duplicate or replayed event
     else:
         payment.status = Payment.Status.SUCCEEDED
-        payment.amount = amount
-        payment.stripe_charge_id = charge_id or payment.stripe_charge_id
+        payment.amount = intent.amount
+        payment.stripe_charge_id = intent.charge_id or payment.stripe_charge_id
         payment.save(update_fields=["status", "amount", "stripe_charge_id", "updated_at"])
-
-    if order.status == Order.Status.PENDING:
-        paid = net_received(order)
-        if paid >= order.total:
-            mark_order_paid(order)
-        if paid > order.total:
-            flag_for_attention(
-                order,
-                f"Overpaid by {order.format(paid - order.total)}: Stripe payment {intent_id} "
-                f"of {order.format(amount)} arrived after other payments; refund the difference.",
-            )
-    else:
-        flag_for_attention(
-            order,
-            f"Overpaid: Stripe payment {intent_id} of {order.format(amount)} succeeded while "
-            f"the order was {order.get_status_display().lower()}; refund it or reconcile.",
-        )
     logger.info(
         "Stripe payment succeeded",
-        extra={"order": order.reference, "intent": intent_id, "amount": str(amount)},
+        extra={"order": order.reference, "intent": intent.id, "amount": str(intent.amount)},
     )
-    return payment
+    return True
+
+
+def _card_payment(order: Order, intent_id: str, amount: Decimal) -> str:
+    """How a Stripe payment reads in the order's history and attention reasons."""
+    return f"Stripe payment {intent_id} of {order.format(amount)}"
 
 
 def apply_payment_intent(
-    conference: Conference, intent: StripePaymentIntent | dict[str, Any], outcome: str
+    conference: Conference,
+    intent: StripePaymentIntent,
+    outcome: str,
+    *,
+    actor: str = STRIPE,
 ) -> Payment | None:
     """Apply a PaymentIntent's outcome (a ``Payment.Status``) to our ledger, idempotently.
 
-    Used by the webhook and by the checkout return page alike (a dict is
-    Stripe's JSON, checked first: ``MalformedStripeEvent`` if it cannot be
-    read). Returns the payment, or None for intents that are not ours or
-    outcomes that do not apply.
+    Used by the webhook (``actor`` Stripe) and by the checkout return page
+    (``actor`` checkout) alike. Returns the payment, or None for intents that
+    are not ours or outcomes that do not apply.
     """
-    if not isinstance(intent, StripePaymentIntent):
-        intent = parse_payment_intent(intent, where="the PaymentIntent")
-    intent_id = intent.id
     try:
         order = _find_order_for_intent(conference, intent)
     except PaymentOfAnotherConference:
@@ -188,20 +170,28 @@ def apply_payment_intent(
             raise  # money was taken for an order we cannot place: staff must see it
         order = None  # a failed or cancelled attempt of an unknown order changes nothing
     if order is None:
-        logger.info("Ignoring Stripe payment that is not ours", extra={"intent": intent_id})
+        logger.info("Ignoring Stripe payment that is not ours", extra={"intent": intent.id})
         return None
     with transaction.atomic():
         locked = lock_order(order)
-        payment = Payment.objects.filter(order=locked, stripe_payment_intent_id=intent_id).first()
+        payment = Payment.objects.filter(order=locked, stripe_payment_intent_id=intent.id).first()
         if outcome == Payment.Status.SUCCEEDED:
-            return _record_succeeded(locked, payment, intent)
+            if _record_succeeded(locked, payment, intent):
+                settle_order(
+                    locked,
+                    actor=actor,
+                    action=OrderHistoryEntry.Action.CARD_PAYMENT,
+                    message=_card_payment(locked, intent.id, intent.amount),
+                    amount=intent.amount,
+                )
+            return Payment.objects.get(order=locked, stripe_payment_intent_id=intent.id)
         if payment is None:
             return None  # nothing was taken and we never offered this intent
         if outcome not in ALLOWED_TRANSITIONS[payment.status]:
             if outcome != payment.status:
                 logger.info(
                     "Ignoring out-of-order Stripe update",
-                    extra={"intent": intent_id, "status": payment.status, "outcome": outcome},
+                    extra={"intent": intent.id, "status": payment.status, "outcome": outcome},
                 )
             return payment
         payment.status = outcome
@@ -210,22 +200,17 @@ def apply_payment_intent(
             payment.note = intent.failure_message or "The card payment failed."
             fields.append("note")
         payment.save(update_fields=fields)
+        message = f"Stripe payment {intent.id}: {payment.get_status_display().lower()}."
+        if outcome == Payment.Status.FAILED:
+            message += f" {payment.note}"
+        settle_order(
+            locked, actor=actor, action=OrderHistoryEntry.Action.CARD_UPDATE, message=message
+        )
     return payment
 
 
-def apply_charge_refund(
-    conference: Conference, charge: StripeCharge | dict[str, Any]
-) -> Payment | None:
-    """Apply a refunded Stripe charge: full refund -> REFUNDED, partial -> amount kept visible.
-
-    Then the order's status follows the money it still holds (net of refunds):
-    at least the total -> stays PAID (e.g. an overpayment given back), nothing
-    -> REFUNDED, anything in between -> PARTIALLY_REFUNDED. An older event with
-    a smaller refunded amount changes nothing. A dict is Stripe's JSON, checked
-    first (``MalformedStripeEvent`` if it cannot be read).
-    """
-    if not isinstance(charge, StripeCharge):
-        charge = parse_charge(charge, where="the Charge")
+def _check_refunded_charge(conference: Conference, charge: StripeCharge) -> Payment | None:
+    """The payment a refunded charge is about, checked to be this conference's and currency."""
     intent_id, charge_id = charge.payment_intent_id, charge.id
     payment = _refunded_payment(intent_id, charge_id)
     if payment is None:
@@ -246,42 +231,63 @@ def apply_charge_refund(
             f"Refunded charge {charge_id} is in {charge.currency}, but "
             f"{payment.order.reference} is in {payment.order.currency}."
         )
+    return payment
+
+
+def apply_charge_refund(
+    conference: Conference, charge: StripeCharge, *, actor: str = STRIPE
+) -> Payment | None:
+    """Apply a refunded Stripe charge: full refund -> REFUNDED, partial -> amount kept visible.
+
+    The order's status then follows the money it still holds (``settle_order``).
+    An older event with a smaller refunded amount changes nothing. A refund
+    arriving before the payment's success records both, as one change.
+    """
+    payment = _check_refunded_charge(conference, charge)
+    if payment is None:
+        return None
     with transaction.atomic():
         order = lock_order(payment.order)
         payment = Payment.objects.get(pk=payment.pk)
+        succeeded = False
         if payment.status not in (Payment.Status.SUCCEEDED, Payment.Status.REFUNDED):
             # The refund arrived before "succeeded": the charge itself proves the money was taken.
-            succeeded = StripePaymentIntent(
-                id=intent_id or payment.stripe_payment_intent_id,
+            taken = StripePaymentIntent(
+                id=charge.payment_intent_id or payment.stripe_payment_intent_id,
                 currency=charge.currency,
                 amount=charge.amount_captured,
-                charge_id=charge_id,
+                charge_id=charge.id,
             )
-            payment = _record_succeeded(order, payment, succeeded)
+            succeeded = _record_succeeded(order, payment, taken)
+            payment.refresh_from_db()
         refunded = min(charge.amount_refunded, payment.amount)
-        if refunded <= payment.refunded_amount:
+        if refunded <= payment.refunded_amount and not succeeded:
             return payment  # an older or duplicate refund event
-        payment.refunded_amount = refunded
-        if refunded >= payment.amount:
-            payment.status = Payment.Status.REFUNDED
-        payment.stripe_charge_id = payment.stripe_charge_id or charge_id
-        payment.save(update_fields=["refunded_amount", "status", "stripe_charge_id", "updated_at"])
-        if order.status in (
-            Order.Status.PAID,
-            Order.Status.PARTIALLY_REFUNDED,
-            Order.Status.REFUNDED,
-        ):
-            held = net_received(order)
-            if held >= order.total:
-                order.status = Order.Status.PAID
-            elif held <= ZERO:
-                order.status = Order.Status.REFUNDED
-            else:
-                order.status = Order.Status.PARTIALLY_REFUNDED
-            order.save(update_fields=["status", "updated_at"])
+        given_back = max(refunded - payment.refunded_amount, ZERO)
+        if given_back:
+            payment.refunded_amount = refunded
+            if refunded >= payment.amount:
+                payment.status = Payment.Status.REFUNDED
+            payment.stripe_charge_id = payment.stripe_charge_id or charge.id
+            payment.save(
+                update_fields=["refunded_amount", "status", "stripe_charge_id", "updated_at"]
+            )
+        what = _card_payment(order, payment.stripe_payment_intent_id, payment.amount)
+        refund_text = f"refunded {order.format(refunded)} in total (charge {charge.id})"
+        settle_order(
+            order,
+            actor=actor,
+            action=(
+                OrderHistoryEntry.Action.CARD_PAYMENT
+                if succeeded
+                else OrderHistoryEntry.Action.REFUND
+            ),
+            message=f"{what}, {refund_text}" if given_back else what,
+            amount=payment.amount if succeeded else given_back,
+        )
     logger.info(
         "Stripe refund applied",
-        extra={"order": order.reference, "charge": charge_id, "refunded": str(refunded)},
+        extra={"order": order.reference, "charge": charge.id, "refunded": str(refunded)},
     )
     return payment
 
