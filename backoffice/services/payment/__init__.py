@@ -10,6 +10,9 @@ front door the admin, the views and the commands call.
 from backoffice.services.payment import checkout, desk
 from backoffice.services.payment.ledger import (
     AMOUNT_LIMIT,
+    Allowed,
+    OrderAction,
+    allowed_actions,
     lock_order,
     net_received,
     parse_amount,
@@ -25,11 +28,14 @@ from backoffice.stripe_client import PaymentProviderError, StripeNotConfigured
 
 __all__ = [
     "AMOUNT_LIMIT",
+    "Allowed",
+    "OrderAction",
     "PaymentOfAnotherConference",
     "PaymentProviderError",
     "PaymentService",
     "StripeNotConfigured",
     "UnmatchedPaymentError",
+    "allowed_actions",
     "apply_charge_refund",
     "apply_payment_intent",
     "lock_order",

@@ -16,6 +16,8 @@ from backoffice.money import format_amount, has_valid_precision
 from backoffice.services.history import CHECKOUT, SYSTEM, record_history
 from backoffice.services.payment.ledger import (
     OPEN_STRIPE_STATUSES,
+    OrderAction,
+    allowed_actions,
     latest_attempt,
     lock_order,
     net_received,
@@ -292,9 +294,10 @@ def refresh_from_stripe(order: Order, *, payment_intent_id: str = "") -> Payment
 
 
 def regenerate_payment_link(order: Order, *, staff_user: "AbstractBaseUser | None" = None) -> str:
-    """Give the order a new random payment token; the old link stops working."""
+    """Give a PENDING order a new random payment token; the old link stops working."""
     with transaction.atomic():
         locked = lock_order(order)
+        allowed_actions(locked)[OrderAction.REGENERATE_PAYMENT_LINK].check()
         locked.payment_token = generate_payment_token()
         locked.save(update_fields=["payment_token", "updated_at"])
         record_history(

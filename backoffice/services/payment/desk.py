@@ -11,8 +11,9 @@ from backoffice.models import ZERO, Order, OrderHistoryEntry, Payment
 from backoffice.services.history import SYSTEM
 from backoffice.services.payment.checkout import cancel_outdated_attempt
 from backoffice.services.payment.ledger import (
+    OrderAction,
+    allowed_actions,
     lock_order,
-    net_received,
     open_attempt,
     parse_amount,
     settle_order,
@@ -37,16 +38,7 @@ def record_comp(order: Order, *, staff_user: "AbstractBaseUser | None" = None) -
     """Record a complimentary (zero) payment on a PENDING zero-total order and mark it PAID."""
     with transaction.atomic():
         locked = lock_order(order)
-        if locked.status != Order.Status.PENDING:
-            raise ValidationError(
-                f"{locked.reference} is {locked.get_status_display().lower()}; "
-                "only pending orders can be comped."
-            )
-        if locked.total > ZERO:
-            raise ValidationError(
-                f"{locked.reference} has a total of {locked.format(locked.total)}; "
-                "only zero-total orders can be comped."
-            )
+        allowed_actions(locked)[OrderAction.RECORD_COMP].check()
         payment = Payment.objects.create(
             order=locked,
             method=Payment.Method.COMP,
@@ -90,17 +82,8 @@ def record_manual(
         locked = lock_order(order)
         currency = locked.conference.currency
         value = parse_amount(amount, currency)
-        if locked.status != Order.Status.PENDING:
-            raise ValidationError(
-                f"{locked.reference} is {locked.get_status_display().lower()}; "
-                "manual payments can only be recorded for pending orders."
-            )
-        paid = net_received(locked)
-        balance = locked.total - paid
-        if balance <= ZERO:
-            raise ValidationError(
-                f"{locked.reference} has no balance due; use “Mark comp” for zero-total orders."
-            )
+        allowed_actions(locked)[OrderAction.RECORD_MANUAL].check()
+        balance = locked.balance_due
         if value > balance:
             raise ValidationError(
                 f"The amount {locked.format(value)} is more than the balance due of "

@@ -8,6 +8,7 @@ clerk and a webhook) acting on one order at once are serialised.
 import logging
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
@@ -248,3 +249,69 @@ def open_attempt(order: Order) -> Payment | None:
         .order_by("-created_at", "-id")
         .first()
     )
+
+
+class OrderAction(StrEnum):
+    """What staff can do to an order, named by the service verb that does it."""
+
+    RECORD_COMP = "record_comp"
+    RECORD_MANUAL = "record_manual"
+    REGENERATE_PAYMENT_LINK = "regenerate_payment_link"
+
+
+@dataclass(frozen=True)
+class Allowed:
+    """Whether an action applies to an order now, and if not, why (a sentence for staff)."""
+
+    allowed: bool
+    reason: str = ""
+
+    def check(self) -> None:
+        """Raise the reason as a ``ValidationError`` when the action does not apply."""
+        if not self.allowed:
+            raise ValidationError(self.reason)
+
+
+def _unless_pending(order: Order, why: str) -> Allowed:
+    """Refused with ``why`` unless the order is pending."""
+    if order.status == Order.Status.PENDING:
+        return Allowed(True)
+    return Allowed(False, f"{order.reference} is {order.get_status_display().lower()}; {why}")
+
+
+def _comp_allowed(order: Order) -> Allowed:
+    """A comp needs a pending order with a total of zero."""
+    pending = _unless_pending(order, "only pending orders can be comped.")
+    if pending.allowed and order.total > ZERO:
+        return Allowed(
+            False,
+            f"{order.reference} has a total of {order.format(order.total)}; "
+            "only zero-total orders can be comped.",
+        )
+    return pending
+
+
+def _manual_allowed(order: Order) -> Allowed:
+    """A manual payment needs a pending order with a balance due."""
+    pending = _unless_pending(order, "manual payments can only be recorded for pending orders.")
+    if pending.allowed and order.balance_due <= ZERO:
+        return Allowed(
+            False, f"{order.reference} has no balance due; use “Mark comp” for zero-total orders."
+        )
+    return pending
+
+
+def allowed_actions(order: Order) -> dict[OrderAction, Allowed]:
+    """Which of staff's actions apply to the order now, and why not for the others.
+
+    The admin shows its buttons from this; the services check the same answer
+    again on the locked order, so a button shown a moment too long still
+    refuses with the same sentence.
+    """
+    return {
+        OrderAction.RECORD_COMP: _comp_allowed(order),
+        OrderAction.RECORD_MANUAL: _manual_allowed(order),
+        OrderAction.REGENERATE_PAYMENT_LINK: _unless_pending(
+            order, "only a pending order's payment link can be replaced."
+        ),
+    }

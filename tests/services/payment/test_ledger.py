@@ -8,7 +8,12 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from backoffice.models import Order, OrderHistoryEntry, Payment
-from backoffice.services.payment import PaymentService, apply_charge_refund, apply_payment_intent
+from backoffice.services.payment import (
+    PaymentService,
+    allowed_actions,
+    apply_charge_refund,
+    apply_payment_intent,
+)
 from backoffice.services.payment.ledger import Money, status_from_money
 from backoffice.stripe_client import parse_charge, parse_payment_intent
 from tests.stripe_fixtures import refunded_charge, succeeded_intent
@@ -226,3 +231,57 @@ def test_a_refund_arriving_before_its_success_is_one_entry(conference, make_orde
     assert entry.action == OrderHistoryEntry.Action.CARD_PAYMENT
     assert (entry.status_before, entry.status_after) == (S.PENDING, S.PARTIALLY_REFUNDED)
     assert "refunded 40.00" in entry.message
+
+
+def reasons(order: Order) -> dict[str, str]:
+    """``allowed_actions`` as {action: "" when allowed, else the reason}."""
+    return {str(name): check.reason for name, check in allowed_actions(order).items()}
+
+
+@pytest.mark.django_db
+def test_allowed_actions_of_a_pending_order_with_a_balance(make_order):
+    order = make_order("100.00")
+
+    assert reasons(order) == {
+        "record_comp": f"{order.reference} has a total of 100.00 USD; "
+        "only zero-total orders can be comped.",
+        "record_manual": "",
+        "regenerate_payment_link": "",
+    }
+
+
+@pytest.mark.django_db
+def test_allowed_actions_of_a_pending_zero_total_order(make_order):
+    order = make_order("0.00")
+
+    assert reasons(order)["record_comp"] == ""
+    assert "has no balance due" in reasons(order)["record_manual"]
+
+
+@pytest.mark.django_db
+def test_allowed_actions_of_a_paid_order_say_why_not(make_order):
+    order = make_order("50.00")
+    PaymentService.record_manual(order, amount=Decimal("50.00"))
+
+    assert reasons(order) == {
+        "record_comp": f"{order.reference} is paid; only pending orders can be comped.",
+        "record_manual": f"{order.reference} is paid; "
+        "manual payments can only be recorded for pending orders.",
+        "regenerate_payment_link": f"{order.reference} is paid; "
+        "only a pending order's payment link can be replaced.",
+    }
+
+
+@pytest.mark.django_db
+def test_the_services_refuse_what_allowed_actions_refuses(make_order):
+    """A button shown a moment too long: the service refuses under the lock, same sentence."""
+    order = make_order("50.00")
+    stale = Order.objects.get(pk=order.pk)  # read while still pending
+    PaymentService.record_manual(order, amount=Decimal("50.00"))
+
+    with pytest.raises(ValidationError) as refused:
+        PaymentService.regenerate_payment_link(stale)
+
+    assert refused.value.messages == [reasons(order)["regenerate_payment_link"]]
+    stale.refresh_from_db()
+    assert stale.payment_token == order.payment_token
