@@ -201,6 +201,27 @@ def test_stripe_refusal_becomes_a_readable_error(stripe_conference, make_order, 
         client.cancel_payment_intent(intent.id)  # a succeeded payment cannot be cancelled
 
 
+@pytest.mark.django_db
+def test_api_answers_are_typed_intents_with_decimal_amounts(
+    stripe_jpy_conference, make_order, localstripe
+):
+    """Create, retrieve and cancel hand the services a StripePaymentIntent, never Stripe's JSON."""
+    order = make_order("5000", conference=stripe_jpy_conference)
+    client = StripeClient(stripe_jpy_conference)
+
+    created = client.create_payment_intent(order, amount=Decimal("5000"), idempotency_key="t1")
+    fetched = client.retrieve_payment_intent(created.id)
+    cancelled = client.cancel_payment_intent(created.id)
+
+    assert isinstance(created, StripePaymentIntent)
+    assert (fetched.id, fetched.currency, fetched.amount) == (created.id, "JPY", Decimal("5000"))
+    assert fetched.status == "requires_payment_method"
+    assert fetched.client_secret == created.client_secret
+    assert created.client_secret.startswith(f"{created.id}_secret_")
+    assert fetched.metadata["order_reference"] == order.reference
+    assert (cancelled.status, fetched.failed) == ("canceled", False)
+
+
 def test_unknown_payment_intent_is_reported_as_missing(stripe_conference):
     with pytest.raises(PaymentIntentMissing, match="pi_does_not_exist"):
         StripeClient(stripe_conference).retrieve_payment_intent("pi_does_not_exist")

@@ -34,6 +34,18 @@ def _manual_message(payment: Payment) -> str:
     return text
 
 
+def _log_desk_write(message: str, payment: Payment, staff_user: "AbstractBaseUser | None") -> None:
+    """Log a desk write: which order, how much, which staff user."""
+    logger.info(
+        message,
+        extra={
+            "order": payment.order.reference,
+            "amount": str(payment.amount),
+            "staff_user": getattr(staff_user, "pk", None),
+        },
+    )
+
+
 def record_comp(order: Order, *, staff_user: "AbstractBaseUser | None" = None) -> Payment:
     """Record a complimentary (zero) payment on a PENDING zero-total order and mark it PAID."""
     with transaction.atomic():
@@ -54,14 +66,7 @@ def record_comp(order: Order, *, staff_user: "AbstractBaseUser | None" = None) -
             amount=ZERO,
         )
     sync_caller_copy(order, locked)
-    logger.info(
-        "Recorded comp payment",
-        extra={
-            "order": locked.reference,
-            "amount": str(ZERO),
-            "staff_user": getattr(staff_user, "pk", None),
-        },
-    )
+    _log_desk_write("Recorded comp payment", payment, staff_user)
     return payment
 
 
@@ -111,16 +116,7 @@ def record_manual(
             # called only after the cash is committed, and failing to reach it
             # leaves the cash recorded (see cancel_outdated_attempt).
             attempt.order = locked
-            transaction.on_commit(
-                lambda: cancel_outdated_attempt(attempt, actor=staff_user or SYSTEM)
-            )
+            transaction.on_commit(lambda: cancel_outdated_attempt(attempt, actor=actor))
     sync_caller_copy(order, locked)
-    logger.info(
-        "Recorded manual payment",
-        extra={
-            "order": locked.reference,
-            "amount": str(value),
-            "staff_user": getattr(staff_user, "pk", None),
-        },
-    )
+    _log_desk_write("Recorded manual payment", payment, staff_user)
     return payment

@@ -185,28 +185,31 @@ def apply_payment_intent(
                     amount=intent.amount,
                 )
             return Payment.objects.get(order=locked, stripe_payment_intent_id=intent.id)
-        if payment is None:
-            return None  # nothing was taken and we never offered this intent
-        if outcome not in ALLOWED_TRANSITIONS[payment.status]:
-            if outcome != payment.status:
-                logger.info(
-                    "Ignoring out-of-order Stripe update",
-                    extra={"intent": intent.id, "status": payment.status, "outcome": outcome},
-                )
-            return payment
-        payment.status = outcome
-        fields = ["status", "updated_at"]
-        if outcome == Payment.Status.FAILED:
-            payment.note = intent.failure_message or "The card payment failed."
-            fields.append("note")
-        payment.save(update_fields=fields)
-        message = f"Stripe payment {intent.id}: {payment.get_status_display().lower()}."
-        if outcome == Payment.Status.FAILED:
-            message += f" {payment.note}"
-        settle_order(
-            locked, actor=actor, action=OrderHistoryEntry.Action.CARD_UPDATE, message=message
-        )
+        if payment is not None:
+            _apply_attempt_update(locked, payment, intent, outcome, actor=actor)
     return payment
+
+
+def _apply_attempt_update(
+    order: Order, payment: Payment, intent: StripePaymentIntent, outcome: str, *, actor: str
+) -> None:
+    """Move a locked order's card attempt to a status that took no money, if it may move."""
+    if outcome not in ALLOWED_TRANSITIONS[payment.status]:
+        if outcome != payment.status:
+            logger.info(
+                "Ignoring out-of-order Stripe update",
+                extra={"intent": intent.id, "status": payment.status, "outcome": outcome},
+            )
+        return
+    payment.status = outcome
+    fields = ["status", "updated_at"]
+    message = f"Stripe payment {intent.id}: {payment.get_status_display().lower()}."
+    if outcome == Payment.Status.FAILED:
+        payment.note = intent.failure_message or "The card payment failed."
+        fields.append("note")
+        message += f" {payment.note}"
+    payment.save(update_fields=fields)
+    settle_order(order, actor=actor, action=OrderHistoryEntry.Action.CARD_UPDATE, message=message)
 
 
 def _check_refunded_charge(conference: Conference, charge: StripeCharge) -> Payment | None:
@@ -260,18 +263,10 @@ def apply_charge_refund(
             )
             succeeded = _record_succeeded(order, payment, taken)
             payment.refresh_from_db()
-        refunded = min(charge.amount_refunded, payment.amount)
-        if refunded <= payment.refunded_amount and not succeeded:
+        given_back = _record_refunded_amount(payment, charge)
+        if not given_back and not succeeded:
             return payment  # an older or duplicate refund event
-        given_back = max(refunded - payment.refunded_amount, ZERO)
-        if given_back:
-            payment.refunded_amount = refunded
-            if refunded >= payment.amount:
-                payment.status = Payment.Status.REFUNDED
-            payment.stripe_charge_id = payment.stripe_charge_id or charge.id
-            payment.save(
-                update_fields=["refunded_amount", "status", "stripe_charge_id", "updated_at"]
-            )
+        refunded = payment.refunded_amount
         what = _card_payment(order, payment.stripe_payment_intent_id, payment.amount)
         refund_text = f"refunded {order.format(refunded)} in total (charge {charge.id})"
         settle_order(
@@ -290,6 +285,19 @@ def apply_charge_refund(
         extra={"order": order.reference, "charge": charge.id, "refunded": str(refunded)},
     )
     return payment
+
+
+def _record_refunded_amount(payment: Payment, charge: StripeCharge) -> Decimal:
+    """Raise a payment's refunded amount to the charge's; return how much more was given back."""
+    refunded = min(charge.amount_refunded, payment.amount)
+    given_back = max(refunded - payment.refunded_amount, ZERO)
+    if given_back:
+        payment.refunded_amount = refunded
+        if refunded >= payment.amount:
+            payment.status = Payment.Status.REFUNDED
+        payment.stripe_charge_id = payment.stripe_charge_id or charge.id
+        payment.save(update_fields=["refunded_amount", "status", "stripe_charge_id", "updated_at"])
+    return given_back
 
 
 def _refunded_payment(intent_id: str, charge_id: str) -> Payment | None:
