@@ -106,9 +106,13 @@ def status_from_money(current: str, total: Decimal, money: Money) -> str:
 
 
 def _attention_reasons(
-    order: Order, *, before: str, money: Money, money_in: bool, message: str
+    order: Order, *, before: str, money: Money, action: str, message: str
 ) -> list[str]:
-    """The order's attention reasons after this change: one added, or overpaid ones cleared."""
+    """The order's attention reasons after this change: one added, or overpaid ones cleared.
+
+    Only a refund clears them: it gave the overpayment back.
+    """
+    money_in, money_out = action in MONEY_IN, action == OrderHistoryEntry.Action.REFUND
     reasons = [line for line in order.attention_reason.splitlines() if line.strip()]
     new = ""
     if money_in and before != Order.Status.PENDING:
@@ -121,7 +125,7 @@ def _attention_reasons(
             f"{OVERPAID} by {order.format(money.net - order.total)}: {message} arrived "
             "after other payments; refund the difference."
         )
-    elif not money_in and order.status != Order.Status.CANCELLED and money.net <= order.total:
+    elif money_out and order.status != Order.Status.CANCELLED and money.net <= order.total:
         return [line for line in reasons if not line.startswith(OVERPAID)]
     if new and new not in reasons:
         reasons.append(new)
@@ -150,9 +154,7 @@ def settle_order(
     money = money_of(order)
     order.status = status_from_money(before, order.total, money)
     old_reasons = [line for line in order.attention_reason.splitlines() if line.strip()]
-    reasons = _attention_reasons(
-        order, before=before, money=money, money_in=action in MONEY_IN, message=message
-    )
+    reasons = _attention_reasons(order, before=before, money=money, action=action, message=message)
     if reasons != old_reasons:
         order.attention_reason = "\n".join(reasons)
         order.needs_attention = bool(reasons)

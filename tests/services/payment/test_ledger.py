@@ -285,3 +285,34 @@ def test_the_services_refuse_what_allowed_actions_refuses(make_order):
     assert refused.value.messages == [reasons(order)["regenerate_payment_link"]]
     stale.refresh_from_db()
     assert stale.payment_token == order.payment_token
+
+
+@pytest.mark.django_db
+def test_money_on_a_refunded_order_stays_flagged_until_given_back(conference, make_order):
+    """A later change that gives nothing back (a declined card) never clears the flag."""
+    order = make_order("100.00")
+    apply_payment_intent(
+        conference, parse_payment_intent(succeeded_intent(order, "pi_r1")), Payment.Status.SUCCEEDED
+    )
+    apply_charge_refund(conference, parse_charge(refunded_charge("ch_r1", "pi_r1", 10000, 10000)))
+    Payment.objects.create(
+        order=order,
+        method=Payment.Method.STRIPE,
+        amount=Decimal("100.00"),
+        stripe_payment_intent_id="pi_r3",
+    )
+    late = parse_payment_intent(succeeded_intent(order, "pi_r2"))
+    apply_payment_intent(conference, late, Payment.Status.SUCCEEDED)  # paid again, by mistake
+    order.refresh_from_db()
+    assert order.status == S.PAID  # it holds its total again
+    assert "succeeded while the order was refunded" in order.attention_reason
+
+    declined = parse_payment_intent(
+        succeeded_intent(order, "pi_r3", status="requires_payment_method", amount_received=0)
+        | {"last_payment_error": {"message": "Your card was declined."}}
+    )
+    apply_payment_intent(conference, declined, Payment.Status.FAILED)
+
+    order.refresh_from_db()
+    assert order.needs_attention
+    assert "succeeded while the order was refunded" in order.attention_reason
