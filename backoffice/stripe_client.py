@@ -1,10 +1,11 @@
 """The one module that talks to Stripe: a per-conference API client and webhook verification.
 
-API calls return a plain ``dict`` (Stripe's JSON), and every Stripe failure
-becomes a ``PaymentProviderError`` with a message a person can read, so no
-other module needs to import ``stripe``. The objects the ledger acts on (a
-PaymentIntent, a refunded Charge) are parsed here into small typed values;
-a field of the wrong type or shape raises ``MalformedStripeEvent``.
+API calls return small typed values (``StripePaymentIntent``), and every
+Stripe failure becomes a ``PaymentProviderError`` with a message a person can
+read, so no other module needs to import ``stripe`` or read Stripe's JSON.
+Webhook objects (a PaymentIntent, a refunded Charge) are parsed here into the
+same typed values; a field of the wrong type or shape raises
+``MalformedStripeEvent``.
 """
 
 import json
@@ -165,7 +166,7 @@ class StripeClient:
 
     def create_payment_intent(
         self, order: Order, *, amount: Decimal, idempotency_key: str
-    ) -> dict[str, Any]:
+    ) -> "StripePaymentIntent":
         """Create a PaymentIntent for ``amount`` of the order, for the attendee's Stripe customer.
 
         A stored customer that Stripe no longer knows (the conference changed
@@ -188,7 +189,7 @@ class StripeClient:
 
     def _create_payment_intent(
         self, order: Order, amount: Decimal, customer_id: str, idempotency_key: str
-    ) -> dict[str, Any]:
+    ) -> "StripePaymentIntent":
         """One PaymentIntent create call, tagged with the order's metadata."""
         params: dict[str, Any] = {
             "amount": to_stripe_amount(amount, self.currency),
@@ -213,9 +214,9 @@ class StripeClient:
         except stripe.StripeError:
             with _translate_stripe_errors("start the payment"):
                 raise
-        return intent.to_dict()
+        return _answered_intent(intent.to_dict())
 
-    def retrieve_payment_intent(self, intent_id: str) -> dict[str, Any]:
+    def retrieve_payment_intent(self, intent_id: str) -> "StripePaymentIntent":
         """Fetch a PaymentIntent's current state; ``PaymentIntentMissing`` if Stripe has none."""
         try:
             intent = self._client.v1.payment_intents.retrieve(intent_id)
@@ -229,16 +230,26 @@ class StripeClient:
         except stripe.StripeError:
             with _translate_stripe_errors("look up the payment"):
                 raise
-        return intent.to_dict()
+        return _answered_intent(intent.to_dict())
 
-    def cancel_payment_intent(self, intent_id: str) -> dict[str, Any]:
+    def cancel_payment_intent(self, intent_id: str) -> "StripePaymentIntent":
         """Cancel a PaymentIntent that can no longer be used."""
-        return self._call(
-            "cancel the previous payment attempt",
-            lambda: self._client.v1.payment_intents.cancel(
-                intent_id, None, {"idempotency_key": f"cancel-{intent_id}"}
-            ),
+        return _answered_intent(
+            self._call(
+                "cancel the previous payment attempt",
+                lambda: self._client.v1.payment_intents.cancel(
+                    intent_id, None, {"idempotency_key": f"cancel-{intent_id}"}
+                ),
+            )
         )
+
+
+def _answered_intent(obj: dict[str, Any]) -> "StripePaymentIntent":
+    """A PaymentIntent from an API answer, typed; an unreadable one is a provider error."""
+    try:
+        return parse_payment_intent(obj, where="Stripe's answer")
+    except MalformedStripeEvent as exc:
+        raise PaymentProviderError(f"Stripe answered with a payment we cannot read: {exc}") from exc
 
 
 # The columns that store an event's envelope, and ids Stripe gives its objects.
@@ -354,6 +365,9 @@ class StripePaymentIntent:
     charge_id: str = ""
     failure_message: str = ""
     metadata: Mapping[str, str] = field(default_factory=dict)
+    status: str = ""  # Stripe's, e.g. "requires_payment_method", "succeeded"
+    client_secret: str = ""  # for the attendee's browser; never logged
+    failed: bool = False  # the last attempt to pay it was declined
 
 
 @dataclass(frozen=True)
@@ -492,6 +506,9 @@ def parse_payment_intent(obj: Any, where: str = "data.object") -> StripePaymentI
         charge_id=_latest_charge_id(intent),
         failure_message=error.text("message") if error is not None else "",
         metadata=intent.metadata(),
+        status=intent.text("status"),
+        client_secret=intent.text("client_secret"),
+        failed=error is not None,
     )
 
 

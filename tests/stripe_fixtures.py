@@ -272,6 +272,21 @@ def succeeded_intent(order, intent_id: str, **fields: Any) -> dict[str, Any]:
     } | fields
 
 
+def refunded_charge(
+    charge_id: str, intent_id: str | None, minor: int, refunded_minor: int
+) -> dict[str, Any]:
+    """A ``charge.refunded`` object in USD as Stripe sends it."""
+    return {
+        "id": charge_id,
+        "object": "charge",
+        "payment_intent": intent_id,
+        "currency": "usd",
+        "amount": minor,
+        "amount_captured": minor,
+        "amount_refunded": refunded_minor,
+    }
+
+
 def post_event(
     client,
     conference: Conference,

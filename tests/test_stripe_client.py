@@ -195,10 +195,31 @@ def test_stripe_refusal_becomes_a_readable_error(stripe_conference, make_order, 
     order = make_order("100.00", conference=stripe_conference)
     client = StripeClient(stripe_conference)
     intent = client.create_payment_intent(order, amount=Decimal("100.00"), idempotency_key="k")
-    localstripe.confirm_payment_intent(intent["id"])
+    localstripe.confirm_payment_intent(intent.id)
 
     with pytest.raises(PaymentProviderError, match="Stripe could not cancel"):
-        client.cancel_payment_intent(intent["id"])  # a succeeded payment cannot be cancelled
+        client.cancel_payment_intent(intent.id)  # a succeeded payment cannot be cancelled
+
+
+@pytest.mark.django_db
+def test_api_answers_are_typed_intents_with_decimal_amounts(
+    stripe_jpy_conference, make_order, localstripe
+):
+    """Create, retrieve and cancel hand the services a StripePaymentIntent, never Stripe's JSON."""
+    order = make_order("5000", conference=stripe_jpy_conference)
+    client = StripeClient(stripe_jpy_conference)
+
+    created = client.create_payment_intent(order, amount=Decimal("5000"), idempotency_key="t1")
+    fetched = client.retrieve_payment_intent(created.id)
+    cancelled = client.cancel_payment_intent(created.id)
+
+    assert isinstance(created, StripePaymentIntent)
+    assert (fetched.id, fetched.currency, fetched.amount) == (created.id, "JPY", Decimal("5000"))
+    assert fetched.status == "requires_payment_method"
+    assert fetched.client_secret == created.client_secret
+    assert created.client_secret.startswith(f"{created.id}_secret_")
+    assert fetched.metadata["order_reference"] == order.reference
+    assert (cancelled.status, fetched.failed) == ("canceled", False)
 
 
 def test_unknown_payment_intent_is_reported_as_missing(stripe_conference):
@@ -218,7 +239,8 @@ def test_a_customer_stripe_forgot_is_replaced(stripe_conference, make_order, loc
 
     customer = StripeCustomer.objects.get(user=order.user, conference=stripe_conference)
     assert customer.stripe_customer_id != "cus_gone"
-    assert intent["customer"] == customer.stripe_customer_id
+    at_stripe = localstripe.api("GET", f"/v1/payment_intents/{intent.id}")
+    assert at_stripe["customer"] == customer.stripe_customer_id
 
 
 @pytest.mark.parametrize(
@@ -295,6 +317,8 @@ def test_parse_payment_intent_reads_stripes_shapes():
         "charges": {"data": [{"id": "ch_old"}, "ch_new"]},
         "last_payment_error": {"message": "Declined"},
         "metadata": {"order_id": "7"},
+        "status": "requires_payment_method",
+        "client_secret": "pi_1_secret_x",
     }
     expanded = legacy | {"latest_charge": {"id": "ch_x", "object": "charge"}, "metadata": None}
 
@@ -305,6 +329,9 @@ def test_parse_payment_intent_reads_stripes_shapes():
         charge_id="ch_new",
         failure_message="Declined",
         metadata={"order_id": "7"},
+        status="requires_payment_method",
+        client_secret="pi_1_secret_x",
+        failed=True,
     )
     parsed = parse_payment_intent(expanded)
     assert (parsed.charge_id, parsed.metadata) == ("ch_x", {})

@@ -46,7 +46,7 @@ from backoffice.admin.refunds import REFUND_STATUS_COLOURS
 from backoffice.exports import OrderResource
 from backoffice.models import Order, OrderHistoryEntry, OrderLineItem, Payment, Refund
 from backoffice.money import format_amount
-from backoffice.services.payment import PaymentService
+from backoffice.services.payment import OrderAction, PaymentService, allowed_actions
 
 ORDER_STATUS_LABELS = {
     Order.Status.PENDING: "warning",
@@ -63,6 +63,13 @@ PAYMENT_STATUS_LABELS = {
     Payment.Status.FAILED: "danger",
     Payment.Status.CANCELED: "danger",
     Payment.Status.REFUNDED: "info",
+}
+
+# The order page's buttons and the service action each one runs.
+DETAIL_ACTIONS = {
+    "mark_comp": OrderAction.RECORD_COMP,
+    "record_manual": OrderAction.RECORD_MANUAL,
+    "regenerate_payment_link": OrderAction.REGENERATE_PAYMENT_LINK,
 }
 
 MARK_COMP_DIALOG = {
@@ -474,18 +481,15 @@ class OrderAdmin(LedgerImportExportMixin, ModelAdmin):
 
     def get_actions_detail(self, request: HttpRequest, object_id: int | str) -> list:
         """Show on the order page only the buttons that can apply to this order."""
-        allowed = super().get_actions_detail(request, object_id)
+        permitted = super().get_actions_detail(request, object_id)
         order = self.get_queryset(request).filter(pk=object_id).first()
-        if order is None or order.status != Order.Status.PENDING:
+        if order is None:
             return []
-        applicable = {
-            "mark_comp": order.total == 0,
-            "record_manual": order.balance_due > 0,
-        }
+        applicable = allowed_actions(order)
         return [
             unfold_action
-            for unfold_action in allowed
-            if applicable.get(unfold_action.method.original_function_name, True)
+            for unfold_action in permitted
+            if applicable[DETAIL_ACTIONS[unfold_action.method.original_function_name]].allowed
         ]
 
     # --- Columns and read-only fields ---------------------------------------
@@ -742,7 +746,11 @@ class OrderAdmin(LedgerImportExportMixin, ModelAdmin):
     ) -> HttpResponse:
         """Replace this order's payment link; the old one stops working."""
         order = self._get_order(request, object_id)
-        PaymentService.regenerate_payment_link(order)
+        try:
+            PaymentService.regenerate_payment_link(order, staff_user=request.user)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+            return self._render_dialog(request, self.regenerate_payment_link, form)
         self.log_change(
             request, order, _("Regenerated the payment link; the old link no longer works.")
         )

@@ -9,6 +9,8 @@ from backoffice.models import STRIPE_ACTOR, Order, OrderHistoryEntry
 # Who acted when no staff user did (``actor`` given as text).
 STRIPE = STRIPE_ACTOR
 CHECKOUT = "checkout"
+# A desk write made without a staff user (e.g. from a shell).
+SYSTEM = "system"
 
 
 def record_history(

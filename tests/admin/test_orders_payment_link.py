@@ -1,5 +1,7 @@
 """The Stripe parts of the orders admin: payment link, regenerating it, the attention filter."""
 
+from decimal import Decimal
+
 import pytest
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission
@@ -8,6 +10,7 @@ from django.test import Client
 from django.urls import reverse
 
 from backoffice.models import Order, Payment
+from backoffice.services.payment import PaymentService
 
 pytestmark = pytest.mark.django_db
 
@@ -112,3 +115,18 @@ def test_conference_page_shows_its_webhook_url(admin_client, stripe_conference):
 
     assert reverse("backoffice:stripe_webhook", args=["stripecon"]) in html
     assert 'data-copy-link="webhook-url"' in html
+
+
+def test_a_paid_orders_page_offers_no_new_payment_link(changer_client, make_order):
+    """The button follows ``allowed_actions``; a crafted POST gets the service's refusal."""
+    order = make_order("100.00")
+    PaymentService.record_manual(order, amount=Decimal("100.00"))
+    old_token = order.payment_token
+
+    page = changer_client.get(change_url(order)).content.decode()
+    response = changer_client.post(regenerate_url(order), {"_form_submitted": "True"})
+
+    assert regenerate_url(order) not in page
+    assert "only a pending order&#x27;s payment link can be replaced" in response.content.decode()
+    order.refresh_from_db()
+    assert order.payment_token == old_token

@@ -107,6 +107,9 @@ def test_attendee_pays_and_the_webhook_marks_the_order_paid(
         ).exists()
     )
 
+    # order_paid is sent after the webhook's transaction commits, a moment after
+    # processed_at becomes visible: wait for it too.
+    wait_for(lambda: paid_signals)
     order.refresh_from_db()
     assert order.status == Order.Status.PAID
     assert paid_signals == [order.pk]

@@ -1,8 +1,9 @@
 """PaymentService's Stripe side against localstripe: starting payments and applying outcomes.
 
-(The cash/comp half of ``backoffice/services/payment.py`` is in test_payment.py.)
+(The cash/comp half of ``backoffice/services/payment/`` is in test_payment.py.)
 """
 
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -10,20 +11,29 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 
 from backoffice.models import Conference, Order, Payment, StripeCustomer
+from backoffice.services import payment as payment_services
 from backoffice.services.order_paid import send_due_order_paid
 from backoffice.services.payment import (
     PaymentProviderError,
     PaymentService,
     StripeNotConfigured,
     UnmatchedPaymentError,
-    apply_charge_refund,
-    apply_payment_intent,
 )
 from backoffice.signals import order_paid
-from backoffice.stripe_client import StripeClient
-from tests.stripe_fixtures import CARD_DECLINED, start_localstripe
+from backoffice.stripe_client import StripeClient, parse_charge, parse_payment_intent
+from tests.stripe_fixtures import CARD_DECLINED, refunded_charge, start_localstripe
 
 pytestmark = pytest.mark.django_db
+
+
+def apply_payment_intent(conference, intent, outcome):
+    """Apply Stripe's JSON of an intent, parsed at the boundary as the webhook does."""
+    return payment_services.apply_payment_intent(conference, parse_payment_intent(intent), outcome)
+
+
+def apply_charge_refund(conference, charge):
+    """Apply Stripe's JSON of a refunded charge, parsed at the boundary as the webhook does."""
+    return payment_services.apply_charge_refund(conference, parse_charge(charge))
 
 
 def intent_id_of(client_secret: str) -> str:
@@ -137,7 +147,7 @@ def test_cash_recorded_while_stripe_creates_the_intent_is_not_charged_again(
     def create_while_the_desk_takes_cash(self, order_, *, amount, idempotency_key):
         intent = real_create(self, order_, amount=amount, idempotency_key=idempotency_key)
         if not stale:
-            stale.append(intent["id"])
+            stale.append(intent.id)
             PaymentService.record_manual(Order.objects.get(pk=order_.pk), amount=Decimal("30"))
         return intent
 
@@ -511,7 +521,7 @@ def test_a_retry_that_succeeded_on_the_declined_intent_is_recorded_not_cancelled
         intent = real_retrieve(self, intent_id)
         if intent_id != first:
             return intent
-        return intent | {"status": "succeeded", "amount_received": 10000, "latest_charge": "ch_2"}
+        return replace(intent, status="succeeded", amount=Decimal("100.00"), charge_id="ch_2")
 
     monkeypatch.setattr(StripeClient, "retrieve_payment_intent", retried_with_a_good_card)
 
@@ -799,19 +809,6 @@ def succeeded_intent(order, intent_id, minor, charge_id):
         "amount_received": minor,
         "latest_charge": charge_id,
         "metadata": {"order_id": str(order.pk), "order_reference": order.reference},
-    }
-
-
-def refunded_charge(charge_id, intent_id, minor, refunded_minor):
-    """A ``charge.refunded`` object as Stripe sends it."""
-    return {
-        "id": charge_id,
-        "object": "charge",
-        "payment_intent": intent_id,
-        "currency": "usd",
-        "amount": minor,
-        "amount_captured": minor,
-        "amount_refunded": refunded_minor,
     }
 
 

@@ -1,0 +1,58 @@
+"""Payment workflows: complimentary orders, manual payments and Stripe card payments.
+
+One module per family of entry points: ``desk`` (the clerk's comp and manual
+payments), ``checkout`` (the attendee paying by card, the return page, the
+payment link), ``stripe_sync`` (applying what Stripe reports) and ``ledger``
+(the shared rule and read helpers they all use). ``PaymentService`` is the
+front door the admin, the views and the commands call.
+"""
+
+from backoffice.services.payment import checkout, desk
+from backoffice.services.payment.ledger import (
+    AMOUNT_LIMIT,
+    Allowed,
+    OrderAction,
+    allowed_actions,
+    lock_order,
+    net_received,
+    parse_amount,
+    succeeded_total,
+)
+from backoffice.services.payment.stripe_sync import (
+    PaymentOfAnotherConference,
+    UnmatchedPaymentError,
+    apply_charge_refund,
+    apply_payment_intent,
+)
+from backoffice.stripe_client import PaymentProviderError, StripeNotConfigured
+
+__all__ = [
+    "AMOUNT_LIMIT",
+    "Allowed",
+    "OrderAction",
+    "PaymentOfAnotherConference",
+    "PaymentProviderError",
+    "PaymentService",
+    "StripeNotConfigured",
+    "UnmatchedPaymentError",
+    "allowed_actions",
+    "apply_charge_refund",
+    "apply_payment_intent",
+    "lock_order",
+    "net_received",
+    "parse_amount",
+    "succeeded_total",
+]
+
+
+class PaymentService:
+    """Stateless payment operations on orders; every refusal is a ``ValidationError``.
+
+    Each method is the workflow module's function itself (same signature).
+    """
+
+    record_comp = staticmethod(desk.record_comp)
+    record_manual = staticmethod(desk.record_manual)
+    initiate_payment = staticmethod(checkout.initiate_payment)
+    refresh_from_stripe = staticmethod(checkout.refresh_from_stripe)
+    regenerate_payment_link = staticmethod(checkout.regenerate_payment_link)

@@ -1,0 +1,319 @@
+"""The ledger's shared rule and reads: locking an order, money received, amounts.
+
+Every write locks the order row (``select_for_update``) and re-reads its
+status inside the transaction before checking anything, so two clerks (or a
+clerk and a webhook) acting on one order at once are serialised.
+"""
+
+import logging
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Count, Sum
+
+from backoffice.models import NET_OF_REFUNDS, ZERO, Order, OrderHistoryEntry, Payment
+from backoffice.money import has_valid_precision, quantum
+from backoffice.services.history import record_history
+from backoffice.services.order_paid import STILL_SOLD_STATUSES, send_order_paid
+from backoffice.stripe_client import LEDGER_AMOUNT_LIMIT
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+logger = logging.getLogger(__name__)
+
+# Our card attempt is still open while it is one of these.
+OPEN_STRIPE_STATUSES = (Payment.Status.PENDING, Payment.Status.PROCESSING)
+
+
+def lock_order(order: Order) -> Order:
+    """Re-read the order under a row lock; call inside ``transaction.atomic``."""
+    return (
+        Order.objects.select_for_update(of=("self",))
+        .select_related("conference", "user")
+        .get(pk=order.pk)
+    )
+
+
+def net_received(order: Order) -> Decimal:
+    """Money received on the order net of refunds, read from the ledger (not an annotation).
+
+    The sum of ``amount - refunded_amount`` over SUCCEEDED and REFUNDED payments
+    (a REFUNDED payment nets to zero); see ``backoffice.models.NET_OF_REFUNDS``.
+    """
+    return (
+        Payment.objects.filter(order=order, status=Payment.Status.SUCCEEDED).aggregate(
+            s=Sum(NET_OF_REFUNDS)
+        )["s"]
+        or ZERO
+    )
+
+
+# The former name, kept for callers written before refunds were netted out.
+succeeded_total = net_received
+
+
+# What an order holds, read from its ledger in one query.
+@dataclass(frozen=True)
+class Money:
+    """An order's money: received before refunds (gross), net of refunds, and if any was taken."""
+
+    gross: Decimal
+    net: Decimal
+    taken: bool
+
+
+# Actions that bring money in: the ones that can overpay an order.
+MONEY_IN = frozenset(
+    {
+        OrderHistoryEntry.Action.COMP,
+        OrderHistoryEntry.Action.MANUAL_PAYMENT,
+        OrderHistoryEntry.Action.CARD_PAYMENT,
+    }
+)
+# The prefix of every attention reason about an overpayment (cleared once it is given back).
+OVERPAID = "Overpaid"
+
+
+def money_of(order: Order) -> Money:
+    """The order's money from its SUCCEEDED and REFUNDED payments (see ``NET_OF_REFUNDS``)."""
+    sums = Payment.objects.filter(
+        order=order, status__in=(Payment.Status.SUCCEEDED, Payment.Status.REFUNDED)
+    ).aggregate(gross=Sum("amount"), net=Sum(NET_OF_REFUNDS), taken=Count("id"))
+    return Money(gross=sums["gross"] or ZERO, net=sums["net"] or ZERO, taken=sums["taken"] > 0)
+
+
+def status_from_money(current: str, total: Decimal, money: Money) -> str:
+    """The status an order's money gives it; a cancelled order stays cancelled.
+
+    PENDING until payments (a comp counts) reached the total; after that the
+    money still held decides: at least the total PAID, nothing REFUNDED,
+    anything in between PARTIALLY_REFUNDED.
+    """
+    if current == Order.Status.CANCELLED:
+        return Order.Status.CANCELLED
+    if not money.taken or money.gross < total:
+        return Order.Status.PENDING
+    if money.net >= total:
+        return Order.Status.PAID
+    if money.net <= ZERO:
+        return Order.Status.REFUNDED
+    return Order.Status.PARTIALLY_REFUNDED
+
+
+def _attention_reasons(
+    order: Order, *, before: str, money: Money, action: str, message: str
+) -> list[str]:
+    """The order's attention reasons after this change: one added, or overpaid ones cleared.
+
+    Only a refund clears them: it gave the overpayment back.
+    """
+    money_in, money_out = action in MONEY_IN, action == OrderHistoryEntry.Action.REFUND
+    reasons = [line for line in order.attention_reason.splitlines() if line.strip()]
+    new = ""
+    if money_in and before != Order.Status.PENDING:
+        new = (
+            f"{OVERPAID}: {message} succeeded while the order was "
+            f"{Order.Status(before).label.lower()}; refund it or reconcile."
+        )
+    elif money_in and money.net > order.total:
+        new = (
+            f"{OVERPAID} by {order.format(money.net - order.total)}: {message} arrived "
+            "after other payments; refund the difference."
+        )
+    elif money_out and order.status != Order.Status.CANCELLED and money.net <= order.total:
+        return [line for line in reasons if not line.startswith(OVERPAID)]
+    if new and new not in reasons:
+        reasons.append(new)
+        logger.warning("Order needs attention", extra={"order": order.reference, "reason": new})
+    return reasons
+
+
+def settle_order(
+    order: Order,
+    *,
+    actor: "AbstractBaseUser | str | None",
+    action: OrderHistoryEntry.Action,
+    message: str = "",
+    amount: Decimal | None = None,
+) -> OrderHistoryEntry:
+    """Derive everything that follows from a locked order's money; call at the end of a write.
+
+    The one place that sets ``Order.status`` (from ``status_from_money``), the
+    attention flag (an overpayment, money on a cancelled order; cleared when
+    an overpayment was given back), clears the hold once paid, asks for
+    ``order_paid`` after commit (sent once per order, and only if it is still
+    sold then: see ``backoffice.services.order_paid``), and appends one entry
+    to the order's history.
+    """
+    before = order.status
+    money = money_of(order)
+    order.status = status_from_money(before, order.total, money)
+    old_reasons = [line for line in order.attention_reason.splitlines() if line.strip()]
+    reasons = _attention_reasons(order, before=before, money=money, action=action, message=message)
+    if reasons != old_reasons:
+        order.attention_reason = "\n".join(reasons)
+        order.needs_attention = bool(reasons)
+    if order.status == Order.Status.PAID:
+        order.hold_expires_at = None
+    order.save(
+        update_fields=[
+            "status",
+            "needs_attention",
+            "attention_reason",
+            "hold_expires_at",
+            "updated_at",
+        ]
+    )
+    if order.status in STILL_SOLD_STATUSES and order.paid_notified_at is None:
+        order_id = order.pk
+        transaction.on_commit(lambda: send_order_paid(order_id))
+    return record_history(
+        order,
+        actor=actor,
+        action=action,
+        message=message,
+        amount=amount,
+        status_before=before,
+        status_after=order.status,
+    )
+
+
+def sync_caller_copy(original: Order, locked: Order) -> None:
+    """Copy the fresh state back to the instance the caller passed in."""
+    if original is not locked:
+        original.status = locked.status
+        original.needs_attention = locked.needs_attention
+        original.attention_reason = locked.attention_reason
+        original.hold_expires_at = locked.hold_expires_at
+        original.updated_at = locked.updated_at
+        original.__dict__.pop("paid_sum", None)
+        original.__dict__.pop("balance_sum", None)
+
+
+# The ledger stores 12 digits with 2 decimal places: amounts below 10,000,000,000.
+AMOUNT_LIMIT = LEDGER_AMOUNT_LIMIT
+
+
+def parse_amount(amount: Any, currency: str) -> Decimal:
+    """Validate a money amount for the currency and return it as a Decimal."""
+    if isinstance(amount, float | bool):
+        raise ValidationError("Enter the amount as an exact decimal number, e.g. 50.00.")
+    try:
+        value = Decimal(str(amount).strip()) if not isinstance(amount, Decimal) else amount
+    except (InvalidOperation, ValueError, TypeError):
+        raise ValidationError("Enter a valid amount, e.g. 50.00.") from None
+    if not value.is_finite():
+        raise ValidationError("Enter a valid amount, e.g. 50.00.")
+    if value <= ZERO:
+        raise ValidationError("The payment amount must be greater than zero.")
+    if value >= AMOUNT_LIMIT:
+        raise ValidationError(
+            f"The amount is too large: enter less than {AMOUNT_LIMIT:,} {currency.upper()}."
+        )
+    if not has_valid_precision(value, currency):
+        step = quantum(currency)
+        if step == 1:
+            raise ValidationError(
+                f"{currency} amounts have no decimal places; enter a whole number."
+            )
+        raise ValidationError(
+            f"{currency} amounts have at most {-step.as_tuple().exponent} decimal places."
+        )
+    return value.quantize(quantum(currency))
+
+
+def latest_attempt(order: Order) -> Payment | None:
+    """The order's newest Stripe attempt that is open or declined (its intent may be payable)."""
+    return (
+        Payment.objects.filter(
+            order=order,
+            method=Payment.Method.STRIPE,
+            status__in=(*OPEN_STRIPE_STATUSES, Payment.Status.FAILED),
+        )
+        .exclude(stripe_payment_intent_id="")
+        .order_by("-created_at", "-id")
+        .first()
+    )
+
+
+def open_attempt(order: Order) -> Payment | None:
+    """The order's newest Stripe attempt that is still open, if any."""
+    return (
+        Payment.objects.filter(
+            order=order, method=Payment.Method.STRIPE, status__in=OPEN_STRIPE_STATUSES
+        )
+        .exclude(stripe_payment_intent_id="")
+        .order_by("-created_at", "-id")
+        .first()
+    )
+
+
+class OrderAction(StrEnum):
+    """What staff can do to an order, named by the service verb that does it."""
+
+    RECORD_COMP = "record_comp"
+    RECORD_MANUAL = "record_manual"
+    REGENERATE_PAYMENT_LINK = "regenerate_payment_link"
+
+
+@dataclass(frozen=True)
+class Allowed:
+    """Whether an action applies to an order now, and if not, why (a sentence for staff)."""
+
+    allowed: bool
+    reason: str = ""
+
+    def check(self) -> None:
+        """Raise the reason as a ``ValidationError`` when the action does not apply."""
+        if not self.allowed:
+            raise ValidationError(self.reason)
+
+
+def _unless_pending(order: Order, why: str) -> Allowed:
+    """Refused with ``why`` unless the order is pending."""
+    if order.status == Order.Status.PENDING:
+        return Allowed(True)
+    return Allowed(False, f"{order.reference} is {order.get_status_display().lower()}; {why}")
+
+
+def _comp_allowed(order: Order) -> Allowed:
+    """A comp needs a pending order with a total of zero."""
+    pending = _unless_pending(order, "only pending orders can be comped.")
+    if pending.allowed and order.total > ZERO:
+        return Allowed(
+            False,
+            f"{order.reference} has a total of {order.format(order.total)}; "
+            "only zero-total orders can be comped.",
+        )
+    return pending
+
+
+def _manual_allowed(order: Order) -> Allowed:
+    """A manual payment needs a pending order with a balance due."""
+    pending = _unless_pending(order, "manual payments can only be recorded for pending orders.")
+    if pending.allowed and order.balance_due <= ZERO:
+        return Allowed(
+            False, f"{order.reference} has no balance due; use “Mark comp” for zero-total orders."
+        )
+    return pending
+
+
+def allowed_actions(order: Order) -> dict[OrderAction, Allowed]:
+    """Which of staff's actions apply to the order now, and why not for the others.
+
+    The admin shows its buttons from this; the services check the same answer
+    again on the locked order, so a button shown a moment too long still
+    refuses with the same sentence.
+    """
+    return {
+        OrderAction.RECORD_COMP: _comp_allowed(order),
+        OrderAction.RECORD_MANUAL: _manual_allowed(order),
+        OrderAction.REGENERATE_PAYMENT_LINK: _unless_pending(
+            order, "only a pending order's payment link can be replaced."
+        ),
+    }
