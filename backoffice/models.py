@@ -287,6 +287,12 @@ class Payment(models.Model):
             models.Index(fields=["-created_at", "-id"], name="payment_created_idx"),
             models.Index(fields=["method", "status"], name="payment_method_status_idx"),
             models.Index(fields=["channel"], name="payment_channel_idx", condition=~Q(channel="")),
+            # A form's key reused on another order is refused: found without a scan.
+            models.Index(
+                fields=["idempotency_key"],
+                name="payment_idempotency_key_idx",
+                condition=~Q(idempotency_key=""),
+            ),
             # Finance pastes charge ids and payment references into the ledger's search;
             # charge.refunded events without an intent id are matched on the charge.
             models.Index(
@@ -473,6 +479,7 @@ class OrderHistoryEntry(models.Model):
         REFUND = "refund", "Refund"
         CANCEL = "cancel", "Cancelled"
         PAYMENT_LINK = "payment_link", "Payment link"
+        ATTENTION_RESOLVED = "attention_resolved", "Attention resolved"
         OTHER = "other", "Other"
 
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="history")

@@ -1,5 +1,7 @@
 """Forms behind the order actions: they check syntax only; the service decides."""
 
+import re
+import secrets
 from decimal import Decimal
 from typing import Any
 
@@ -7,9 +9,13 @@ from django import forms
 from django.http import Http404, HttpRequest
 from django.utils.translation import gettext_lazy as _
 from unfold.forms import BaseDialogForm
-from unfold.widgets import UnfoldAdminTextareaWidget, UnfoldAdminTextInputWidget
+from unfold.widgets import (
+    UnfoldAdminSelectWidget,
+    UnfoldAdminTextareaWidget,
+    UnfoldAdminTextInputWidget,
+)
 
-from backoffice.models import MONEY, Order, StripeEvent
+from backoffice.models import MONEY, Order, Payment, StripeEvent
 from backoffice.money import quantum
 from backoffice.request_logging import redact
 
@@ -68,8 +74,21 @@ class RegeneratePaymentLinkForm(OrderActionForm):
     """Confirmation for replacing an order's payment link (no fields of its own)."""
 
 
+# A form's one-time key: what ``secrets.token_urlsafe`` makes (URL-safe base64), 16 to 64 long.
+FORM_KEY = re.compile(r"[A-Za-z0-9_-]{16,64}")
+
+
+def new_form_key() -> str:
+    """A fresh one-time key for a form shown to a clerk (32 URL-safe characters)."""
+    return secrets.token_urlsafe(24)
+
+
 class RecordManualPaymentForm(OrderActionForm):
-    """Amount, reference and note of a payment taken off-platform (cash, wire)."""
+    """Amount, channel, reference and note of a payment taken off-platform (cash, wire).
+
+    It carries a one-time key made when it is shown: the same form posted
+    twice (a double click, a resubmit) records one payment.
+    """
 
     amount = forms.DecimalField(
         label=_("Amount"),
@@ -77,6 +96,17 @@ class RecordManualPaymentForm(OrderActionForm):
         max_digits=MONEY["max_digits"],
         widget=UnfoldAdminTextInputWidget(attrs={"inputmode": "decimal", "autofocus": True}),
         help_text=_("At most the balance due. A partial payment leaves the order pending."),
+    )
+    channel = forms.ChoiceField(
+        label=_("Paid by"),
+        choices=[("", _("Choose how it was paid…")), *Payment.Channel.choices],
+        widget=UnfoldAdminSelectWidget,
+        error_messages={
+            "required": _(
+                "Choose how the money was paid: cash, bank transfer, cheque, card terminal "
+                "or other."
+            )
+        },
     )
     reference = forms.CharField(
         label=_("Reference"),
@@ -90,6 +120,8 @@ class RecordManualPaymentForm(OrderActionForm):
         required=False,
         widget=UnfoldAdminTextareaWidget(attrs={"rows": 3}),
     )
+    # Checked in ``clean``: a hidden field's own errors would not be shown.
+    idempotency_key = forms.CharField(required=False, widget=forms.HiddenInput)
 
     def __init__(
         self,
@@ -104,6 +136,16 @@ class RecordManualPaymentForm(OrderActionForm):
             balance: Decimal = self.order.balance_due.quantize(quantum(currency))
             self.fields["amount"].initial = balance
             self.fields["amount"].widget.attrs["suffix"] = currency
+        self.fields["idempotency_key"].initial = new_form_key()
+
+    def clean(self) -> dict[str, Any]:
+        """Refuse a form without its one-time key, or with one it could not have been given."""
+        cleaned = super().clean()
+        if not FORM_KEY.fullmatch(cleaned.get("idempotency_key", "")):
+            raise forms.ValidationError(
+                _("This form is incomplete or was altered; close it and open it again.")
+            )
+        return cleaned
 
 
 class ReprocessStripeEventForm(BaseDialogForm):
@@ -118,3 +160,16 @@ class ReprocessStripeEventForm(BaseDialogForm):
         event = StripeEvent.objects.filter(pk=object_id).first() if object_id else None
         last_error = redact(event.last_error) if event else ""
         return {"event": event, "last_error": last_error, "errors": self.non_field_errors()}
+
+
+class ResolveAttentionForm(OrderActionForm):
+    """The clerk's note on how an order's attention flag was dealt with."""
+
+    form_before_template = "admin/backoffice/order/attention_summary.html"
+
+    note = forms.CharField(
+        label=_("What was done"),
+        widget=UnfoldAdminTextareaWidget(attrs={"rows": 3, "autofocus": True}),
+        help_text=_("Shown in the order's timeline, e.g. “Refunded 30.00 by bank transfer”."),
+        error_messages={"required": _("Say what was done about it: a note is required.")},
+    )

@@ -40,6 +40,7 @@ from backoffice.admin.forms import (
     OrderActionForm,
     RecordManualPaymentForm,
     RegeneratePaymentLinkForm,
+    ResolveAttentionForm,
 )
 from backoffice.admin.permissions import action
 from backoffice.admin.refunds import REFUND_STATUS_COLOURS
@@ -70,6 +71,7 @@ DETAIL_ACTIONS = {
     "mark_comp": OrderAction.RECORD_COMP,
     "record_manual": OrderAction.RECORD_MANUAL,
     "regenerate_payment_link": OrderAction.REGENERATE_PAYMENT_LINK,
+    "resolve_attention": OrderAction.RESOLVE_ATTENTION,
 }
 
 MARK_COMP_DIALOG = {
@@ -100,6 +102,18 @@ RECORD_MANUAL_DIALOG = {
     ),
     "form_class": RecordManualPaymentForm,
     "form_submit_text": _("Record payment"),
+}
+
+
+RESOLVE_ATTENTION_DIALOG = {
+    "title": _("Resolve attention"),
+    "description": _(
+        "Clears the order's Needs attention flag once its cause was dealt with (the "
+        "difference refunded, the attendee contacted). Your note goes in the order's "
+        "timeline. New money arriving later raises the flag again."
+    ),
+    "form_class": ResolveAttentionForm,
+    "form_submit_text": _("Resolve"),
 }
 
 
@@ -374,7 +388,7 @@ class OrderAdmin(LedgerImportExportMixin, ModelAdmin):
     show_full_result_count = False
     inlines = (OrderLineItemInline, PaymentHistoryInline, OrderHistoryInline)
     actions = ("mark_comp_selected", "record_manual_selected")
-    actions_detail = ("record_manual", "mark_comp", "regenerate_payment_link")
+    actions_detail = ("record_manual", "mark_comp", "regenerate_payment_link", "resolve_attention")
     fieldsets = (
         (
             None,
@@ -418,6 +432,9 @@ class OrderAdmin(LedgerImportExportMixin, ModelAdmin):
         "paid_display",
         "balance_display",
         "payment_link",
+        # Only the ledger's rule raises the flag, and "Resolve attention" clears it.
+        "needs_attention",
+        "attention_reason",
     )
 
     class Media:
@@ -449,6 +466,10 @@ class OrderAdmin(LedgerImportExportMixin, ModelAdmin):
 
     def has_regenerate_payment_link_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         """Whether the user may replace an order's payment link (those who may change orders)."""
+        return request.user.has_perm("backoffice.change_order")
+
+    def has_resolve_attention_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """Whether the user may clear an order's attention flag (those who may change orders)."""
         return request.user.has_perm("backoffice.change_order")
 
     def changelist_view(
@@ -698,21 +719,41 @@ class OrderAdmin(LedgerImportExportMixin, ModelAdmin):
     def _apply_record_manual(
         self, request: HttpRequest, order: Order, form: RecordManualPaymentForm
     ) -> bool:
-        """Call the service with the form's data; on refusal put its message on the form."""
-        amount: Decimal = form.cleaned_data["amount"]
-        reference: str = form.cleaned_data["reference"]
+        """Call the service with the form's data; on refusal put its message on the form.
+
+        The same form posted again (its one-time key) records nothing more: the
+        clerk is told the payment is already recorded.
+        """
+        data = form.cleaned_data
         try:
-            payment = PaymentService.record_manual(
+            payment, created = PaymentService.record_manual_once(
                 order,
-                amount=amount,
-                reference=reference,
-                note=form.cleaned_data["note"],
+                amount=data["amount"],
+                reference=data["reference"],
+                note=data["note"],
+                channel=data["channel"],
+                idempotency_key=data["idempotency_key"],
                 staff_user=request.user,
             )
         except ValidationError as exc:
             form.add_error(None, exc)
             return False
         paid = order.format(payment.amount)
+        if not created:
+            self.message_user(
+                request,
+                _(
+                    "%(amount)s (%(channel)s) on %(reference)s was already recorded from this "
+                    "form; it was not recorded twice."
+                )
+                % {
+                    "amount": paid,
+                    "channel": payment.get_channel_display(),
+                    "reference": order.reference,
+                },
+                messages.INFO,
+            )
+            return True
         log_message = _("Recorded manual payment of %(amount)s") % {"amount": paid}
         if payment.reference:
             log_message += _(" (reference %(reference)s)") % {"reference": payment.reference}
@@ -758,6 +799,34 @@ class OrderAdmin(LedgerImportExportMixin, ModelAdmin):
             request,
             _("%(reference)s has a new payment link; the old link no longer works.")
             % {"reference": order.reference},
+            messages.SUCCESS,
+        )
+        return self._close_dialog(request, order)
+
+    # --- Actions: Resolve attention ----------------------------------------
+
+    @action(
+        description=_("Resolve attention"),
+        permissions=["resolve_attention"],
+        icon="task_alt",
+        dialog=RESOLVE_ATTENTION_DIALOG,
+    )
+    def resolve_attention(
+        self, request: HttpRequest, form: ResolveAttentionForm, object_id: str
+    ) -> HttpResponse:
+        """Clear this order's attention flag with the clerk's note (dialog on the order page)."""
+        order = self._get_order(request, object_id)
+        try:
+            PaymentService.resolve_attention(
+                order, note=form.cleaned_data["note"], staff_user=request.user
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+            return self._render_dialog(request, self.resolve_attention, form)
+        self.log_change(request, order, _("Resolved the attention flag."))
+        self.message_user(
+            request,
+            _("%(reference)s no longer needs attention.") % {"reference": order.reference},
             messages.SUCCESS,
         )
         return self._close_dialog(request, order)

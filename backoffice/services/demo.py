@@ -172,19 +172,25 @@ def _pay(rng: random.Random, order: Order, kind: str, staff: AbstractBaseUser) -
         PaymentService.record_manual(
             order,
             amount=amount,
-            reference=f"CASH-{rng.randint(1000, 9999)}",
-            note="Deposit taken at the registration desk.",
+            channel=Payment.Channel.CARD_TERMINAL,
+            reference=f"TERM-{rng.randint(1000, 9999)}",
+            note="Deposit taken on the card terminal at the registration desk.",
             staff_user=staff,
         )
     elif kind == "paid_manual":
         if rng.random() < 0.4:
             first = (order.total / 2).quantize(Decimal("0.01"))
             PaymentService.record_manual(
-                order, amount=first, reference=f"WIRE-{rng.randint(10000, 99999)}", staff_user=staff
+                order,
+                amount=first,
+                channel=Payment.Channel.BANK_TRANSFER,
+                reference=f"WIRE-{rng.randint(10000, 99999)}",
+                staff_user=staff,
             )
             PaymentService.record_manual(
                 order,
                 amount=order.total - first,
+                channel=Payment.Channel.BANK_TRANSFER,
                 reference=f"WIRE-{rng.randint(10000, 99999)}",
                 note="Second instalment.",
                 staff_user=staff,
@@ -193,6 +199,7 @@ def _pay(rng: random.Random, order: Order, kind: str, staff: AbstractBaseUser) -
             PaymentService.record_manual(
                 order,
                 amount=order.total,
+                channel=Payment.Channel.CASH,
                 reference=f"CASH-{rng.randint(1000, 9999)}",
                 note="Paid in cash at the door.",
                 staff_user=staff,

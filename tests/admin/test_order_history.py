@@ -16,6 +16,7 @@ from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext
 from django.urls import NoReverseMatch, reverse
 
+from backoffice.admin.forms import new_form_key
 from backoffice.models import Order, OrderHistoryEntry, Payment
 from backoffice.services.history import CHECKOUT, STRIPE, record_history
 from backoffice.services.payment import PaymentService
@@ -120,7 +121,14 @@ def test_history_page_shows_the_timeline_beside_the_admin_log(admin_client, paid
 
 def test_history_page_shows_the_admin_log_too(admin_client, desk_client, make_order):
     order = make_order("100.00")
-    form = {"_form_submitted": "True", "amount": "10.00", "reference": "R-9", "note": ""}
+    form = {
+        "_form_submitted": "True",
+        "amount": "10.00",
+        "channel": "cash",
+        "reference": "R-9",
+        "note": "",
+        "idempotency_key": new_form_key(),
+    }
     desk_client.post(reverse("admin:backoffice_order_record_manual", args=[order.pk]), form)
 
     html = page_text(admin_client.get(history_url(order)))
@@ -273,7 +281,7 @@ def test_saving_the_order_page_keeps_the_timeline_and_ignores_forged_entries(
     order = paid_by_card_then_desk
     data = order_form_data(admin_client.get(change_url(order)).content.decode())
     assert data["history-TOTAL_FORMS"] == "3"
-    data["attention_reason"] = "Call the attendee"
+    data["billing_name"] = "Ada King"
     data["history-0-message"] = "edited"  # a read-only column: not a form field
     data["history-0-DELETE"] = "on"
     data["history-TOTAL_FORMS"] = "4"  # and one entry added by hand
@@ -283,7 +291,7 @@ def test_saving_the_order_page_keeps_the_timeline_and_ignores_forged_entries(
 
     assert response.status_code == 302, response.content.decode()[:2000]
     order.refresh_from_db()
-    assert order.attention_reason == "Call the attendee"
+    assert order.billing_name == "Ada King"
     assert list(order.history.values_list("message", flat=True)) == [
         "Card payment started",
         "payment_intent.succeeded",

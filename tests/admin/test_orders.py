@@ -12,6 +12,7 @@ from django.test import Client, RequestFactory
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from backoffice.admin.forms import new_form_key
 from backoffice.models import Conference, Order, Payment
 from backoffice.services.payment import PaymentService
 from tests.ledger_factories import make_staff
@@ -38,9 +39,18 @@ def messages_of(response) -> list[str]:
     return [str(m) for m in get_messages(response.wsgi_request)]
 
 
-def manual_form(amount: str, reference: str = "", note: str = "") -> dict[str, str]:
-    """POST data of the record-manual dialog form."""
-    return {"_form_submitted": "True", "amount": amount, "reference": reference, "note": note}
+def manual_form(
+    amount: str, reference: str = "", note: str = "", *, channel: str = "cash", key: str = ""
+) -> dict[str, str]:
+    """POST data of the record-manual dialog form, as freshly opened (a new one-time key)."""
+    return {
+        "_form_submitted": "True",
+        "amount": amount,
+        "channel": channel,
+        "reference": reference,
+        "note": note,
+        "idempotency_key": key or new_form_key(),
+    }
 
 
 # --- The list ------------------------------------------------------------------------

@@ -108,6 +108,7 @@ def use_the_admin(page: Page, order: Order, free_order: Order, violations: Viola
     amount = page.get_by_label("Amount")
     expect(amount).to_be_visible()
     amount.fill("40.00")
+    page.get_by_label("Paid by").select_option(label="Cash")
     page.get_by_label("Reference").fill("CSP-CHECK")
     page.get_by_role("button", name="Record payment").click()
     expect(page.get_by_text("Recorded 40.00 USD")).to_be_visible()

@@ -184,6 +184,7 @@ def test_record_manual_payment_refuses_an_amount_above_the_balance(
     amount = open_record_manual_dialog(page)
     expect(amount).to_have_value("120.00")  # pre-filled with the balance due
     amount.fill("500.00")
+    page.get_by_label("Paid by").select_option(label="Cash")
     page.get_by_label("Reference").fill("CASH-TOO-MUCH")
     page.get_by_role("button", name="Record payment").click()
 
@@ -209,6 +210,7 @@ def test_record_partial_then_full_manual_payment_shows_both_in_history(
 
     amount = open_record_manual_dialog(page)
     amount.fill("50.00")
+    page.get_by_label("Paid by").select_option(label="Cash")
     page.get_by_label("Reference").fill("CASH-0042")
     page.get_by_label("Note").fill("Paid at the door")
     page.get_by_role("button", name="Record payment").click()
@@ -221,6 +223,7 @@ def test_record_partial_then_full_manual_payment_shows_both_in_history(
 
     amount = open_record_manual_dialog(page)
     expect(amount).to_have_value("70.00")
+    page.get_by_label("Paid by").select_option(label="Bank transfer")
     page.get_by_label("Reference").fill("WIRE-7781")
     page.get_by_role("button", name="Record payment").click()
 
@@ -241,10 +244,27 @@ def test_record_partial_then_full_manual_payment_shows_both_in_history(
     order.refresh_from_db()
     assert order.status == Order.Status.PAID
     payments = list(order.payments.order_by("created_at", "id"))
-    assert [(p.amount, p.reference, p.created_by) for p in payments] == [
-        (Decimal("50.00"), "CASH-0042", front_desk_user),
-        (Decimal("70.00"), "WIRE-7781", front_desk_user),
+    assert [(p.amount, p.channel, p.reference, p.created_by) for p in payments] == [
+        (Decimal("50.00"), Payment.Channel.CASH, "CASH-0042", front_desk_user),
+        (Decimal("70.00"), Payment.Channel.BANK_TRANSFER, "WIRE-7781", front_desk_user),
     ]
+
+
+def test_a_double_clicked_manual_payment_is_recorded_once(
+    page: Page, login, front_desk_user, make_order
+) -> None:
+    order = make_order("120.00")
+    login(front_desk_user)
+    page.goto(order_url(order))
+
+    amount = open_record_manual_dialog(page)
+    amount.fill("50.00")
+    page.get_by_label("Paid by").select_option(label="Card terminal")
+    page.get_by_role("button", name="Record payment").dblclick()
+
+    expect(order_field(page, "Balance due")).to_contain_text("70.00 USD")
+    payment = order.payments.get()
+    assert (payment.amount, payment.channel) == (Decimal("50.00"), Payment.Channel.CARD_TERMINAL)
 
 
 def test_staff_without_the_permissions_sees_no_payment_buttons(

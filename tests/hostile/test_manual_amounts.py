@@ -15,7 +15,8 @@ from django.urls import reverse
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from backoffice.models import Order
+from backoffice.admin.forms import new_form_key
+from backoffice.models import Order, Payment
 from backoffice.money import has_valid_precision
 from backoffice.services.payment import PaymentService, net_received
 from tests.hostile.invariants import assert_ledger_invariants, ledger_rows, rolled_back
@@ -106,7 +107,9 @@ def test_record_manual_refuses_or_records_exactly(orders, amounts, which):
             expected = acceptable(text, order)
             before = ledger_rows()
             try:
-                payment = PaymentService.record_manual(order, amount=text)
+                payment = PaymentService.record_manual(
+                    order, amount=text, channel=Payment.Channel.CASH
+                )
             except ValidationError as exc:
                 event("refused")
                 assert expected is None, f"{text!r} was refused: {exc.messages}"
@@ -116,7 +119,7 @@ def test_record_manual_refuses_or_records_exactly(orders, amounts, which):
                 event("recorded")
                 assert expected is not None, f"{text!r} was recorded as {payment.amount}"
                 payment.refresh_from_db()
-                assert payment.amount == expected
+                assert (payment.amount, payment.channel) == (expected, Payment.Channel.CASH)
             assert_manual_ledger(order)
 
 
@@ -127,6 +130,16 @@ def desk_client(client):
         make_staff("desk", "backoffice.view_order", "backoffice.record_manual_payment")
     )
     return client
+
+
+def dialog_form(amount: str) -> dict[str, str]:
+    """The dialog's POST data as a freshly opened form sends it: a channel and a one-time key."""
+    return {
+        "_form_submitted": "True",
+        "amount": amount,
+        "channel": "cash",
+        "idempotency_key": new_form_key(),
+    }
 
 
 @PROPERTY_SETTINGS
@@ -140,7 +153,7 @@ def test_record_manual_dialog_answers_a_form_error_or_records_exactly(
         expected = acceptable(text, order)
         before = ledger_rows()
 
-        response = desk_client.post(url, {"_form_submitted": "True", "amount": text})
+        response = desk_client.post(url, dialog_form(text))
 
         event(f"status {response.status_code}")
         assert response.status_code in (200, 302)
@@ -150,7 +163,8 @@ def test_record_manual_dialog_answers_a_form_error_or_records_exactly(
             assert 'aria-invalid="true"' in html or "errornote" in html  # an error is shown
         else:
             assert expected is not None, f"{text!r} was recorded"
-            assert order.payments.get().amount == expected
+            payment = order.payments.get()
+            assert (payment.amount, payment.channel) == (expected, Payment.Channel.CASH)
         assert_manual_ledger(order)
 
 
@@ -159,7 +173,7 @@ def test_the_dialog_records_a_valid_amount(desk_client, orders):
     order = orders[0]
     url = reverse("admin:backoffice_order_record_manual", args=[order.pk])
 
-    response = desk_client.post(url, {"_form_submitted": "True", "amount": "100.00"})
+    response = desk_client.post(url, dialog_form("100.00"))
 
     assert response.status_code == 302
     order.refresh_from_db()

@@ -5,8 +5,8 @@ Every scenario talks to the module's ``load_server`` (tests/load/server.py) on
 checks the ledger by SQL afterwards. Each prints a one-line summary (shown at
 the end of every run by tests/load/conftest.py, and with ``-s``).
 
-Not here yet, they come with issue 10: the same form submitted twice
-(double-submit protection) and two clerks refunding the same payment (refunds).
+Issue 10 adds the same form submitted twice (double-submit protection, at the
+end); two clerks refunding the same payment comes with refunds.
 """
 
 import copy
@@ -28,6 +28,7 @@ from django.contrib.auth.models import Group
 from django.db.models import Count, Q
 from django.urls import reverse
 
+from backoffice.admin.forms import new_form_key
 from backoffice.models import Conference, Order, Payment, StripeEvent
 from backoffice.services.payment import PaymentService
 from backoffice.services.staff_groups import FRONT_DESK, create_staff_groups
@@ -112,9 +113,16 @@ def record_manual_path(order: Order) -> str:
     return reverse("admin:backoffice_order_record_manual", args=[order.pk])
 
 
-def manual_form(order: Order) -> dict[str, str]:
-    """The Record manual payment dialog's form, for the order's whole total."""
-    return {"_form_submitted": "True", "amount": str(order.total), "reference": "", "note": ""}
+def manual_form(order: Order, key: str = "") -> dict[str, str]:
+    """The Record manual payment dialog's form for the order's whole total, freshly opened."""
+    return {
+        "_form_submitted": "True",
+        "amount": str(order.total),
+        "channel": "cash",
+        "reference": "",
+        "note": "",
+        "idempotency_key": key or new_form_key(),
+    }
 
 
 # --- Sending like Stripe ------------------------------------------------------------------
@@ -542,5 +550,83 @@ def test_clerk_racing_the_card_webhook_keeps_both_payments_and_flags_overpaid(
             assert desk_seen == "refused", summary
             assert manual == 0 and not order.needs_attention, summary
         assert load_server.order_paid_counts([order.pk]) == {order.pk: 1}, summary
+    report(summary)
+    assert tally.server_errors == 0, summary
+
+
+# --- The same form submitted twice (issue 10) ---------------------------------------------
+
+SAME_FORM_SENDERS = 3  # one browser sending the same form this many times at once
+
+
+def test_the_same_form_submitted_twice_records_one_payment_per_form(
+    load_server: Server, make_order
+) -> None:
+    """A double click at the same moment, then resubmits in sequence: one payment per form.
+
+    Rounds of one form (one key) POSTed by several threads of the clerk's
+    session at once, for the whole total; then two forms of 40.00 on an 80.00
+    order, each posted twice in a row: two payments, the order paid once.
+    """
+    clerk = front_desk_clerk(load_server, "doubleclick")
+    tally = Tally()
+    started = time.monotonic()
+    raced = [make_order("80.00") for _ in range(4)]
+    sent: dict[int, list[str]] = {}  # order pk -> the keys of the forms sent for it
+    for order in raced:
+        barrier = threading.Barrier(SAME_FORM_SENDERS)
+        form = manual_form(order)
+        sent[order.pk] = [form["idempotency_key"]]
+        deadline = time.monotonic() + 60
+
+        def send(_: int, order: Order = order, form=form, barrier=barrier, deadline=deadline):
+            barrier.wait(timeout=30)
+            return deliver(
+                lambda: clerk.post_form(record_manual_path(order), form),
+                tally,
+                retry=False,
+                deadline=deadline,
+            )
+
+        with ThreadPoolExecutor(max_workers=SAME_FORM_SENDERS) as pool:
+            answers = [r.status_code if r else 0 for r in pool.map(send, range(SAME_FORM_SENDERS))]
+        assert answers == [302] * SAME_FORM_SENDERS, answers
+
+    in_sequence = make_order("80.00")
+    part = {"amount": "40.00"}
+    forms = [manual_form(in_sequence) | part, manual_form(in_sequence) | part]
+    sent[in_sequence.pk] = [form["idempotency_key"] for form in forms]
+    for form in forms:
+        for _ in range(2):
+            response = deliver(
+                lambda form=form: clerk.post_form(record_manual_path(in_sequence), form),
+                tally,
+                retry=False,
+                deadline=time.monotonic() + 60,
+            )
+            assert response is not None and response.status_code == 302, response
+
+    orders = [*raced, in_sequence]
+    summary = (
+        f"same form submitted twice: {tally.requests} requests {dict(tally.statuses)}, "
+        f"{len(raced)} forms raced by {SAME_FORM_SENDERS} threads, 2 forms resubmitted, "
+        f"{time.monotonic() - started:.1f}s"
+    )
+    recorded: dict[int, list[str]] = {order.pk: [] for order in orders}
+    for order_id, key in Payment.objects.filter(order__in=orders).values_list(
+        "order_id", "idempotency_key"
+    ):
+        recorded[order_id].append(key)
+    # One payment per form sent, each with its form's key.
+    assert {pk: sorted(keys) for pk, keys in recorded.items()} == {
+        pk: sorted(keys) for pk, keys in sent.items()
+    }, summary
+    for order in orders:
+        order.refresh_from_db()
+        assert order.status == Order.Status.PAID, summary
+        assert order.history.count() == len(sent[order.pk]), summary  # one entry per payment
+    assert load_server.order_paid_counts([o.pk for o in orders]) == dict.fromkeys(
+        (o.pk for o in orders), 1
+    ), summary
     report(summary)
     assert tally.server_errors == 0, summary

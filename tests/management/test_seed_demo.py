@@ -49,6 +49,23 @@ def test_seed_demo_fills_an_empty_database_with_orders_in_every_state(debug_on):
     assert "PyCon Demo 2026" in output
 
 
+def test_seed_demo_records_manual_payments_with_the_channel_they_were_made_through(debug_on):
+    seed()
+
+    manual = Payment.objects.filter(method=Payment.Method.MANUAL)
+    channels = {
+        prefix: set(manual.filter(reference__startswith=prefix).values_list("channel", flat=True))
+        for prefix in ("CASH-", "WIRE-", "TERM-")
+    }
+    assert channels == {
+        "CASH-": {Payment.Channel.CASH},
+        "WIRE-": {Payment.Channel.BANK_TRANSFER},
+        "TERM-": {Payment.Channel.CARD_TERMINAL},
+    }
+    assert not manual.exclude(reference__regex=r"^(CASH|WIRE|TERM)-").exists()
+    assert not Payment.objects.exclude(method=Payment.Method.MANUAL).exclude(channel="").exists()
+
+
 def test_seed_demo_creates_and_prints_the_demo_accounts(debug_on):
     output = seed()
 

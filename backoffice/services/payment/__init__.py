@@ -16,6 +16,7 @@ from backoffice.services.payment.ledger import (
     lock_order,
     net_received,
     parse_amount,
+    resolve_attention,
     succeeded_total,
 )
 from backoffice.services.payment.stripe_sync import (
@@ -41,6 +42,7 @@ __all__ = [
     "lock_order",
     "net_received",
     "parse_amount",
+    "resolve_attention",
     "succeeded_total",
 ]
 
@@ -53,6 +55,8 @@ class PaymentService:
 
     record_comp = staticmethod(desk.record_comp)
     record_manual = staticmethod(desk.record_manual)
+    record_manual_once = staticmethod(desk.record_manual_once)
     initiate_payment = staticmethod(checkout.initiate_payment)
     refresh_from_stripe = staticmethod(checkout.refresh_from_stripe)
     regenerate_payment_link = staticmethod(checkout.regenerate_payment_link)
+    resolve_attention = staticmethod(resolve_attention)

@@ -17,7 +17,7 @@ from django.db.models import Count, Sum
 
 from backoffice.models import NET_OF_REFUNDS, ZERO, Order, OrderHistoryEntry, Payment
 from backoffice.money import has_valid_precision, quantum
-from backoffice.services.history import record_history
+from backoffice.services.history import SYSTEM, record_history
 from backoffice.services.order_paid import STILL_SOLD_STATUSES, send_order_paid
 from backoffice.stripe_client import LEDGER_AMOUNT_LIMIT
 
@@ -259,6 +259,7 @@ class OrderAction(StrEnum):
     RECORD_COMP = "record_comp"
     RECORD_MANUAL = "record_manual"
     REGENERATE_PAYMENT_LINK = "regenerate_payment_link"
+    RESOLVE_ATTENTION = "resolve_attention"
 
 
 @dataclass(frozen=True)
@@ -316,4 +317,45 @@ def allowed_actions(order: Order) -> dict[OrderAction, Allowed]:
         OrderAction.REGENERATE_PAYMENT_LINK: _unless_pending(
             order, "only a pending order's payment link can be replaced."
         ),
+        OrderAction.RESOLVE_ATTENTION: (
+            Allowed(True)
+            if order.needs_attention
+            else Allowed(False, f"{order.reference} does not need attention.")
+        ),
     }
+
+
+def resolve_attention(
+    order: Order, *, note: str, staff_user: "AbstractBaseUser | None"
+) -> OrderHistoryEntry:
+    """Clear a flagged order's attention flag, with the clerk's note in its history.
+
+    The flag stays cleared until the money changes again in a way that raises
+    it (a new overpayment, money on a cancelled order): ``_attention_reasons``
+    starts from the reasons the order holds, so later writes do not restore
+    the ones resolved here.
+    """
+    text = note.strip()
+    if not text:
+        raise ValidationError("Say what was done about it: a note is required.")
+    with transaction.atomic():
+        locked = lock_order(order)
+        allowed_actions(locked)[OrderAction.RESOLVE_ATTENTION].check()
+        resolved = "; ".join(line for line in locked.attention_reason.splitlines() if line.strip())
+        locked.needs_attention = False
+        locked.attention_reason = ""
+        locked.save(update_fields=["needs_attention", "attention_reason", "updated_at"])
+        entry = record_history(
+            locked,
+            actor=staff_user or SYSTEM,
+            action=OrderHistoryEntry.Action.ATTENTION_RESOLVED,
+            message=f"{text} (flagged: {resolved})" if resolved else text,
+            status_before=locked.status,
+            status_after=locked.status,
+        )
+    sync_caller_copy(order, locked)
+    logger.info(
+        "Attention resolved",
+        extra={"order": locked.reference, "staff_user": getattr(staff_user, "pk", None)},
+    )
+    return entry
