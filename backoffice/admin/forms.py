@@ -118,3 +118,14 @@ class ReprocessStripeEventForm(BaseDialogForm):
         event = StripeEvent.objects.filter(pk=object_id).first() if object_id else None
         last_error = redact(event.last_error) if event else ""
         return {"event": event, "last_error": last_error, "errors": self.non_field_errors()}
+
+
+class CancelOrderForm(OrderActionForm):
+    """The reason for cancelling one order (the order page) or a batch (the orders list)."""
+
+    reason = forms.CharField(
+        label=_("Reason"),
+        max_length=500,
+        widget=UnfoldAdminTextareaWidget(attrs={"rows": 2, "autofocus": True}),
+        help_text=_("Kept on the order's timeline, e.g. “Hold expired, no reply to reminders”."),
+    )

@@ -247,6 +247,7 @@ def test_allowed_actions_of_a_pending_order_with_a_balance(make_order):
         "only zero-total orders can be comped.",
         "record_manual": "",
         "regenerate_payment_link": "",
+        "cancel_order": "",
     }
 
 
@@ -269,6 +270,8 @@ def test_allowed_actions_of_a_paid_order_say_why_not(make_order):
         "manual payments can only be recorded for pending orders.",
         "regenerate_payment_link": f"{order.reference} is paid; "
         "only a pending order's payment link can be replaced.",
+        "cancel_order": f"{order.reference} is paid; only a pending order with no money "
+        "received can be cancelled (refund its payments instead).",
     }
 
 
