@@ -153,7 +153,7 @@ def cancel_outdated_attempt(
         )
     except (PaymentProviderError, StripeNotConfigured) as exc:
         logger.warning(
-            "Could not cancel an outdated card payment attempt at Stripe",
+            "Could not cancel the card payment attempt at Stripe",
             extra={
                 "order": attempt.order.reference,
                 "intent": attempt.stripe_payment_intent_id,

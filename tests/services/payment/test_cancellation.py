@@ -231,7 +231,7 @@ def test_stripe_down_keeps_the_cancel_and_leaves_the_attempt_for_the_webhook(
     with caplog.at_level(logging.WARNING), django_capture_on_commit_callbacks(execute=True):
         PaymentService.cancel_order(card_order, reason="No show", staff_user=staff_user)
 
-    assert "Could not cancel an outdated card payment attempt at Stripe" in caplog.text
+    assert "Could not cancel the card payment attempt at Stripe" in caplog.text
     attempt.refresh_from_db()
     assert attempt.status == Payment.Status.PENDING
     card_order.refresh_from_db()
