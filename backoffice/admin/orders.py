@@ -106,6 +106,17 @@ CANCEL_ORDER_DIALOG = {
     "form_submit_text": _("Cancel order"),
 }
 
+# The same form for a selection from the list, on a page of its own.
+CANCEL_ORDERS_PAGE = {
+    **CANCEL_ORDER_DIALOG,
+    "title": _("Cancel orders"),
+    "description": _(
+        "Cancels each selected order that is pending and holds no money, with the reason "
+        "below; the others are left as they are and listed with why."
+    ),
+    "form_submit_text": _("Cancel orders"),
+}
+
 # How many of the selected orders the bulk cancel page names before "and N more".
 BULK_PREVIEW = 20
 
@@ -877,7 +888,7 @@ class OrderAdmin(LedgerImportExportMixin, ModelAdmin):
             "subtitle": None,
             "opts": self.opts,
             "form": form,
-            "dialog": CANCEL_ORDER_DIALOG,
+            "dialog": CANCEL_ORDERS_PAGE,
             "references": references,
             "count": count,
             "more": count - len(references),
