@@ -11,10 +11,10 @@ from playwright.sync_api import Page, expect
 from backoffice.models import Order, OrderHistoryEntry
 from backoffice.services.payment import PaymentService
 from tests.e2e.test_staff_orders import (
-    HTMX_WIRED,
     ORDERS_URL,
     admin_message,
     exactly,
+    open_order_dialog,
     order_field,
     order_row,
     order_url,
@@ -31,13 +31,7 @@ def test_clerk_cancels_an_order_from_its_page_with_a_reason(
     login(front_desk_user)
     page.goto(order_url(order))
 
-    page.wait_for_function(HTMX_WIRED, arg="a[hx-get$='/cancel_order/']")
-    page.get_by_role("link", name="Cancel order").or_(
-        page.get_by_role("button", name="Cancel order")
-    ).first.click()
-    reason = page.get_by_label("Reason")
-    expect(reason).to_be_visible()
-    page.wait_for_function(HTMX_WIRED, arg="#dialog form[hx-post]")
+    reason = open_order_dialog(page, "Cancel order", "cancel_order", "Reason")
     reason.fill("Hold expired; no reply to two reminders")
     page.locator("#dialog").get_by_role("button", name="Cancel order").click()
 
