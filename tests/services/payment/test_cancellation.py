@@ -1,12 +1,13 @@
 """Cancelling an order: only a pending one holding no money; its card attempt dies at Stripe."""
 
 import logging
+import threading
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from backoffice.models import Order, OrderHistoryEntry, Payment
@@ -28,6 +29,7 @@ from tests.stripe_fixtures import build_event, free_port, post_event
 
 pytestmark = pytest.mark.django_db
 Action = OrderHistoryEntry.Action
+ROUNDS = 6  # orders raced on, one cancel against one cash payment each
 
 
 def entries(order: Order) -> list[OrderHistoryEntry]:
@@ -300,3 +302,51 @@ def test_with_hold_finds_pending_orders_by_their_hold(make_order, staff_user):
     assert set(with_hold(orders, HoldState.EXPIRED)) == {expired, paid_late}
     assert set(with_hold(orders, HoldState.ACTIVE)) == {active}
     assert set(with_hold(orders, HoldState.NONE)) == {no_hold}  # the cancelled one is not pending
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_clerk_cancelling_while_another_takes_the_cash_never_does_both(make_order, staff_user):
+    """Under the order's row lock one of the two wins; the other is refused with a reason."""
+    if connection.vendor != "postgresql":
+        pytest.skip("row-lock race test needs PostgreSQL (SQLite serialises all writers)")
+    orders = [make_order("100.00") for _ in range(ROUNDS)]
+    outcomes: list[tuple[str, str]] = []
+    lock = threading.Lock()
+
+    def act(order: Order, what: str, barrier: threading.Barrier) -> None:
+        try:
+            barrier.wait()
+            stale = Order.objects.get(pk=order.pk)  # read before the other committed
+            if what == "cancel":
+                PaymentService.cancel_order(stale, reason="No show", staff_user=staff_user)
+            else:
+                PaymentService.record_manual(stale, amount=Decimal("100.00"))
+            result = "ok"
+        except ValidationError:
+            result = "refused"
+        finally:
+            connections.close_all()
+        with lock:
+            outcomes.append((what, result))
+
+    for order in orders:
+        barrier = threading.Barrier(2)
+        threads = [
+            threading.Thread(target=act, args=(order, what, barrier)) for what in ("cancel", "cash")
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+
+    assert len(outcomes) == 2 * ROUNDS
+    assert sum(result == "ok" for _, result in outcomes) == ROUNDS
+    for order in orders:
+        order.refresh_from_db()
+        payments = Payment.objects.filter(order=order, status=Payment.Status.SUCCEEDED)
+        if order.status == Order.Status.CANCELLED:
+            assert not payments.exists()
+        else:
+            assert order.status == Order.Status.PAID and payments.count() == 1
+        assert not order.needs_attention
