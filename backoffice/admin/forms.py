@@ -173,3 +173,14 @@ class ResolveAttentionForm(OrderActionForm):
         help_text=_("Shown in the order's timeline, e.g. “Refunded 30.00 by bank transfer”."),
         error_messages={"required": _("Say what was done about it: a note is required.")},
     )
+
+
+class CancelOrderForm(OrderActionForm):
+    """The reason for cancelling one order (the order page) or a batch (the orders list)."""
+
+    reason = forms.CharField(
+        label=_("Reason"),
+        max_length=500,
+        widget=UnfoldAdminTextareaWidget(attrs={"rows": 2, "autofocus": True}),
+        help_text=_("Kept on the order's timeline, e.g. “Hold expired, no reply to reminders”."),
+    )

@@ -1,7 +1,7 @@
 """Orders in the admin: the list, the order page with its payment history, and the desk actions.
 
-The actions ("Mark comp", "Record manual payment") call one ``PaymentService``
-method per order and turn its ``ValidationError`` into a form error or a
+The actions ("Mark comp", "Record manual payment", "Cancel order") call one
+``PaymentService`` method per order and turn its ``ValidationError`` into a form error or a
 message; they hold no business rule of their own.
 """
 
@@ -26,6 +26,7 @@ from unfold.admin import ModelAdmin, TabularInline
 from unfold.contrib.filters.admin import (
     BooleanRadioFilter,
     ChoicesDropdownFilter,
+    RadioFilter,
     RelatedDropdownFilter,
 )
 from unfold.decorators import display
@@ -36,6 +37,7 @@ from backoffice.admin.date_filters import InclusiveDateRangeFilter
 from backoffice.admin.dialogs import close_dialog, render_dialog
 from backoffice.admin.exporting import LedgerImportExportMixin
 from backoffice.admin.forms import (
+    CancelOrderForm,
     MarkCompForm,
     OrderActionForm,
     RecordManualPaymentForm,
@@ -48,6 +50,7 @@ from backoffice.exports import OrderResource
 from backoffice.models import Order, OrderHistoryEntry, OrderLineItem, Payment, Refund
 from backoffice.money import format_amount
 from backoffice.services.payment import OrderAction, PaymentService, allowed_actions
+from backoffice.services.payment.cancellation import HoldState, with_hold
 
 ORDER_STATUS_LABELS = {
     Order.Status.PENDING: "warning",
@@ -72,6 +75,7 @@ DETAIL_ACTIONS = {
     "record_manual": OrderAction.RECORD_MANUAL,
     "regenerate_payment_link": OrderAction.REGENERATE_PAYMENT_LINK,
     "resolve_attention": OrderAction.RESOLVE_ATTENTION,
+    "cancel_order": OrderAction.CANCEL,
 }
 
 MARK_COMP_DIALOG = {
@@ -93,6 +97,30 @@ REGENERATE_LINK_DIALOG = {
     "form_class": RegeneratePaymentLinkForm,
     "form_submit_text": _("Regenerate link"),
 }
+
+CANCEL_ORDER_DIALOG = {
+    "title": _("Cancel order"),
+    "description": _(
+        "Cancels a pending order that holds no money: its payment link then shows the "
+        "order as cancelled and takes no payment. An order holding money must be refunded first."
+    ),
+    "form_class": CancelOrderForm,
+    "form_submit_text": _("Cancel order"),
+}
+
+# The same form for a selection from the list, on a page of its own.
+CANCEL_ORDERS_PAGE = {
+    **CANCEL_ORDER_DIALOG,
+    "title": _("Cancel orders"),
+    "description": _(
+        "Cancels each selected order that is pending and holds no money, with the reason "
+        "below; the others are left as they are and listed with why."
+    ),
+    "form_submit_text": _("Cancel orders"),
+}
+
+# How many of the selected orders the bulk cancel page names before "and N more".
+BULK_PREVIEW = 20
 
 RECORD_MANUAL_DIALOG = {
     "title": _("Record manual payment"),
@@ -140,6 +168,28 @@ def _can_view_order(request: HttpRequest) -> bool:
     return request.user.has_perm("backoffice.view_order") or request.user.has_perm(
         "backoffice.change_order"
     )
+
+
+class HoldFilter(RadioFilter):
+    """Pending orders by their hold: expired (ready to cancel), still active, or none set."""
+
+    title = _("hold")
+    parameter_name = "hold"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        """The hold states a pending order can be in."""
+        return [
+            (HoldState.EXPIRED, _("Expired (pending)")),
+            (HoldState.ACTIVE, _("Active (pending)")),
+            (HoldState.NONE, _("None (pending)")),
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Order]) -> QuerySet[Order]:
+        """Keep the pending orders in the chosen hold state; all orders when none is chosen."""
+        value = self.value()
+        if value not in set(HoldState):
+            return queryset
+        return with_hold(queryset, HoldState(value))
 
 
 class ReadOnlyOrderInline(TabularInline):
@@ -378,6 +428,7 @@ class OrderAdmin(LedgerImportExportMixin, ModelAdmin):
         ("conference", RelatedDropdownFilter),
         ("created_at", InclusiveDateRangeFilter),
         ("needs_attention", BooleanRadioFilter),
+        HoldFilter,
     )
     list_filter_submit = True
     search_fields = ("reference", "billing_name", "billing_email", "user__email")
@@ -387,8 +438,14 @@ class OrderAdmin(LedgerImportExportMixin, ModelAdmin):
     # Counting every order on each page load is the slow part of a huge list.
     show_full_result_count = False
     inlines = (OrderLineItemInline, PaymentHistoryInline, OrderHistoryInline)
-    actions = ("mark_comp_selected", "record_manual_selected")
-    actions_detail = ("record_manual", "mark_comp", "regenerate_payment_link", "resolve_attention")
+    actions = ("mark_comp_selected", "record_manual_selected", "cancel_selected")
+    actions_detail = (
+        "record_manual",
+        "mark_comp",
+        "regenerate_payment_link",
+        "cancel_order",
+        "resolve_attention",
+    )
     fieldsets = (
         (
             None,
@@ -471,6 +528,10 @@ class OrderAdmin(LedgerImportExportMixin, ModelAdmin):
     def has_resolve_attention_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         """Whether the user may clear an order's attention flag (those who may change orders)."""
         return request.user.has_perm("backoffice.change_order")
+
+    def has_cancel_order_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """Whether the user may cancel orders."""
+        return request.user.has_perm("backoffice.cancel_order")
 
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
@@ -617,21 +678,14 @@ class OrderAdmin(LedgerImportExportMixin, ModelAdmin):
             "%(count)d orders were marked comp.",
             comped,
         ) % {"count": comped}
-        if not skipped:
-            self.message_user(request, summary, messages.SUCCESS)
-            return
         skipped_intro = ngettext(
             "%(count)d order was skipped:",
             "%(count)d orders were skipped:",
             len(skipped),
         ) % {"count": len(skipped)}
-        message = format_html(
-            "{} {}<ul class='list-disc ms-5 mt-1'>{}</ul>",
-            summary,
-            skipped_intro,
-            format_html_join("", "<li>{}</li>", ((reason,) for reason in skipped)),
+        self._report_bulk(
+            request, summary, done=comped, skipped_intro=skipped_intro, skipped=skipped
         )
-        self.message_user(request, message, messages.WARNING if comped else messages.ERROR)
 
     @action(
         description=_("Mark comp"),
@@ -831,7 +885,112 @@ class OrderAdmin(LedgerImportExportMixin, ModelAdmin):
         )
         return self._close_dialog(request, order)
 
+    # --- Actions: Cancel order ----------------------------------------------
+
+    @action(
+        description=_("Cancel order"),
+        permissions=["cancel_order"],
+        icon="cancel",
+        dialog=CANCEL_ORDER_DIALOG,
+    )
+    def cancel_order(
+        self, request: HttpRequest, form: CancelOrderForm, object_id: str
+    ) -> HttpResponse:
+        """Cancel this order, giving a reason (dialog on the order page)."""
+        order = self._get_order(request, object_id)
+        reason: str = form.cleaned_data["reason"]
+        try:
+            PaymentService.cancel_order(order, reason=reason, staff_user=request.user)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+            return self._render_dialog(request, self.cancel_order, form)
+        self.log_change(request, order, _("Cancelled: %(reason)s") % {"reason": reason})
+        self.message_user(
+            request,
+            _("%(reference)s was cancelled.") % {"reference": order.reference},
+            messages.SUCCESS,
+        )
+        return self._close_dialog(request, order)
+
+    @action(description=_("Cancel orders"), permissions=["cancel_order"], icon="cancel")
+    def cancel_selected(
+        self, request: HttpRequest, queryset: QuerySet[Order]
+    ) -> HttpResponse | None:
+        """Ask for one reason, then cancel each selected order on its own and report each refusal.
+
+        The reason page posts back through this action with the same selection
+        (``select_across`` included), so it works on a filtered list across pages.
+        """
+        orders = queryset.select_related("conference", "user").order_by("pk")
+        submitted = "_form_submitted" in request.POST
+        form = CancelOrderForm(request, None, data=request.POST if submitted else None)
+        if not (submitted and form.is_valid()):
+            return self._cancel_selected_page(request, orders, form)
+        reason: str = form.cleaned_data["reason"]
+        cancelled = 0
+        skipped: list[str] = []
+        for order in orders:
+            try:
+                PaymentService.cancel_order(order, reason=reason, staff_user=request.user)
+            except ValidationError as exc:
+                skipped.append(" ".join(exc.messages))
+                continue
+            cancelled += 1
+            self.log_change(request, order, _("Cancelled: %(reason)s") % {"reason": reason})
+        summary = ngettext(
+            "Cancelled %(count)d order.", "Cancelled %(count)d orders.", cancelled
+        ) % {"count": cancelled}
+        skipped_intro = ngettext(
+            "%(count)d order was not cancelled:",
+            "%(count)d orders were not cancelled:",
+            len(skipped),
+        ) % {"count": len(skipped)}
+        self._report_bulk(
+            request, summary, done=cancelled, skipped_intro=skipped_intro, skipped=skipped
+        )
+        return None
+
+    def _cancel_selected_page(
+        self, request: HttpRequest, orders: QuerySet[Order], form: CancelOrderForm
+    ) -> TemplateResponse:
+        """The page asking for the batch's reason, posting back the same selection."""
+        count = orders.count()
+        references = [order.reference for order in orders[:BULK_PREVIEW]]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": ngettext("Cancel %(count)d order", "Cancel %(count)d orders", count)
+            % {"count": count},
+            "subtitle": None,
+            "opts": self.opts,
+            "form": form,
+            "dialog": CANCEL_ORDERS_PAGE,
+            "references": references,
+            "count": count,
+            "more": count - len(references),
+            "action_name": "cancel_selected",
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
+            "select_across": request.POST.get("select_across", "0"),
+            "media": self.media + form.media,
+        }
+        return TemplateResponse(request, "admin/backoffice/order/cancel_selected.html", context)
+
     # --- Plumbing shared by the dialogs ------------------------------------
+
+    def _report_bulk(
+        self, request: HttpRequest, summary: str, *, done: int, skipped_intro: str, skipped: list
+    ) -> None:
+        """One message for a bulk action: what was done, then each order skipped and why."""
+        if not skipped:
+            self.message_user(request, summary, messages.SUCCESS)
+            return
+        message = format_html(
+            "{} {}<ul class='list-disc ms-5 mt-1'>{}</ul>",
+            summary,
+            skipped_intro,
+            format_html_join("", "<li>{}</li>", ((reason,) for reason in skipped)),
+        )
+        self.message_user(request, message, messages.WARNING if done else messages.ERROR)
 
     def _get_order(self, request: HttpRequest, object_id: str) -> Order:
         """The order of a detail action, or 404 (``@action`` has checked the permissions)."""

@@ -6,7 +6,7 @@ moved into the past afterwards so the lists look lived-in.
 
 import random
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
@@ -59,12 +59,18 @@ LAST_NAMES = (
 # How many orders of each kind the demo gets.
 PLAN = {
     "comp_pending": 6,  # zero total, waiting for "Mark comp"
-    "unpaid": 8,  # nothing paid yet
+    "unpaid": 6,  # nothing paid yet, hold still active
+    "hold_expired": 3,  # nothing paid and the hold has passed: to cancel
     "partial": 6,  # part paid at the desk
     "paid_manual": 8,  # paid in full at the desk (some in two instalments)
     "paid_comp": 3,  # already comped
-    "cancelled": 4,
+    "cancelled": 4,  # cancelled at the desk
 }
+CANCEL_REASONS = (
+    "Attendee cannot travel.",
+    "Duplicate registration.",
+    "Hold expired; no reply to reminders.",
+)
 
 
 @dataclass
@@ -129,9 +135,10 @@ def _create_order(
     conference: Conference,
     attendee: AbstractBaseUser,
     kind: str,
-    created_at,
+    created_at: datetime,
+    now: datetime,
 ) -> Order:
-    """Create one pending order with its line items (cancelled ones are cancelled here)."""
+    """Create one pending order with its line items; unpaid ones get a hold (some expired)."""
     items = _line_items(rng, kind)
     subtotal = sum((quantity * price for _, quantity, price in items), ZERO)
     discount = ZERO
@@ -140,13 +147,12 @@ def _create_order(
     order = Order.objects.create(
         conference=conference,
         user=attendee,
-        status=Order.Status.CANCELLED if kind == "cancelled" else Order.Status.PENDING,
         subtotal=subtotal,
         discount_amount=discount,
         total=subtotal - discount,
         billing_name=attendee.get_full_name(),
         billing_email=attendee.email,
-        hold_expires_at=created_at + timedelta(days=14) if kind == "unpaid" else None,
+        hold_expires_at=_hold(rng, kind, now),
     )
     OrderLineItem.objects.bulk_create(
         OrderLineItem(
@@ -162,9 +168,20 @@ def _create_order(
     return order
 
 
+def _hold(rng: random.Random, kind: str, now: datetime) -> datetime | None:
+    """When an unpaid order's hold ends: ahead for "unpaid", passed for "hold_expired"."""
+    if kind == "unpaid":
+        return now + timedelta(days=rng.randint(1, 14), hours=rng.randint(0, 23))
+    if kind == "hold_expired":
+        return now - timedelta(days=rng.randint(1, 10), hours=rng.randint(0, 23))
+    return None
+
+
 def _pay(rng: random.Random, order: Order, kind: str, staff: AbstractBaseUser) -> None:
-    """Record the order's payments through the payment service."""
-    if kind == "paid_comp":
+    """Record the order's payments (or its cancellation) through the payment service."""
+    if kind == "cancelled":
+        PaymentService.cancel_order(order, reason=rng.choice(CANCEL_REASONS), staff_user=staff)
+    elif kind == "paid_comp":
         PaymentService.record_comp(order, staff_user=staff)
     elif kind == "partial":
         share = Decimal(rng.choice(("0.25", "0.40", "0.50")))
@@ -230,7 +247,7 @@ def seed_demo_data(*, passwords: dict[str, str] | None = None, seed: int = 2026)
                 last_name=last,
             )  # no password: attendees do not log in to the back office
             created_at = now - timedelta(days=rng.randint(1, 60), minutes=rng.randint(0, 1439))
-            order = _create_order(rng, conference, attendee, kind, created_at)
+            order = _create_order(rng, conference, attendee, kind, created_at, now)
             _pay(rng, order, kind, desk_user)
             paid_at = min(created_at + timedelta(days=rng.randint(0, 5)), now)
             Payment.objects.filter(order=order).update(created_at=paid_at, updated_at=paid_at)

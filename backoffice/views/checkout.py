@@ -16,6 +16,7 @@ from django.views.decorators.http import require_safe
 
 from backoffice.models import ZERO, Order, Payment
 from backoffice.services.payment import PaymentProviderError, PaymentService, StripeNotConfigured
+from backoffice.services.payment.cancellation import cancelled_at
 
 PAID_STATUSES = (Order.Status.PAID, Order.Status.REFUNDED, Order.Status.PARTIALLY_REFUNDED)
 
@@ -50,6 +51,7 @@ def _status_page(request: HttpRequest, order: Order) -> HttpResponse | None:
         ).order_by("created_at", "id")
         return render(request, "checkout/paid.html", context)
     if order.status == Order.Status.CANCELLED:
+        context["cancelled_at"] = cancelled_at(order)
         return render(request, "checkout/cancelled.html", context)
     conference = order.conference
     if not (conference.stripe_publishable_key and conference.stripe_secret_key):
@@ -93,8 +95,14 @@ def pay(request: HttpRequest, token: str) -> HttpResponse:
 @never_cache
 @require_safe
 def pay_complete(request: HttpRequest, token: str) -> HttpResponse:
-    """Stripe's return URL: ask Stripe for the attempt's state, record it, go back to the order."""
+    """Stripe's return URL: ask Stripe for the attempt's state, record it, go back to the order.
+
+    A cancelled order is only shown as cancelled: Stripe is not asked (a payment
+    made on it anyway reaches the ledger by webhook, flagged for staff).
+    """
     order = _get_order(token)
+    if order.status == Order.Status.CANCELLED:
+        return _status_page(request, order)
     try:
         payment = PaymentService.refresh_from_stripe(
             order, payment_intent_id=request.GET.get("payment_intent", "")

@@ -157,21 +157,24 @@ HTMX_WIRED = (
 )
 
 
-def open_record_manual_dialog(page: Page) -> Locator:
-    """Click the order page's "Record manual payment" button; return the form's Amount field.
+def open_order_dialog(page: Page, button: str, path: str, field: str) -> Locator:
+    """Click an order page's dialog button (e.g. "Record manual payment"); return a form field.
 
     Waits until htmx has wired the button and, once loaded, the dialog's form, as a
     person does without noticing: clicking a few milliseconds earlier follows the plain
     link or posts the form natively, which is what made this flow flaky under load.
     """
-    page.wait_for_function(HTMX_WIRED, arg="a[hx-get$='/record_manual/']")
-    page.get_by_role("link", name="Record manual payment").or_(
-        page.get_by_role("button", name="Record manual payment")
-    ).first.click()
-    amount = page.get_by_label("Amount")
-    expect(amount).to_be_visible()
+    page.wait_for_function(HTMX_WIRED, arg=f"a[hx-get$='/{path}/']")
+    page.get_by_role("link", name=button).or_(page.get_by_role("button", name=button)).first.click()
+    first_field = page.get_by_label(field)
+    expect(first_field).to_be_visible()
     page.wait_for_function(HTMX_WIRED, arg="#dialog form[hx-post]")
-    return amount
+    return first_field
+
+
+def open_record_manual_dialog(page: Page) -> Locator:
+    """Click the order page's "Record manual payment" button; return the form's Amount field."""
+    return open_order_dialog(page, "Record manual payment", "record_manual", "Amount")
 
 
 def test_record_manual_payment_refuses_an_amount_above_the_balance(

@@ -7,8 +7,9 @@ from django.contrib.auth import authenticate, get_user_model
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from backoffice.models import Conference, Order, Payment
-from backoffice.services.payment import succeeded_total
+from backoffice.models import Conference, Order, OrderHistoryEntry, Payment
+from backoffice.services.payment import OrderAction, allowed_actions, succeeded_total
+from backoffice.services.payment.cancellation import HoldState, with_hold
 
 pytestmark = pytest.mark.django_db
 
@@ -118,3 +119,18 @@ def test_seed_demo_with_force_runs_without_debug_and_random_passwords(settings):
     assert "demo-admin-pass" not in output
     password = output.split("username: admin")[1].split("password: ")[1].split()[0]
     assert authenticate(username="admin", password=password) is not None
+
+
+def test_seed_demo_has_expired_holds_to_cancel_and_cancels_through_the_service(debug_on):
+    seed()
+
+    expired = with_hold(Order.objects.all(), HoldState.EXPIRED)
+    assert expired.count() >= 2, "a newcomer can try the Hold filter and the bulk cancel"
+    assert all(allowed_actions(order)[OrderAction.CANCEL].allowed for order in expired)
+    assert with_hold(Order.objects.all(), HoldState.ACTIVE).exists()
+    cancelled = Order.objects.filter(status=Order.Status.CANCELLED)
+    assert cancelled.exists()
+    for order in cancelled:
+        entry = order.history.get(action=OrderHistoryEntry.Action.CANCEL)
+        assert entry.actor.username == "desk" and entry.message
+        assert order.hold_expires_at is None

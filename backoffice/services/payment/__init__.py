@@ -2,12 +2,13 @@
 
 One module per family of entry points: ``desk`` (the clerk's comp and manual
 payments), ``checkout`` (the attendee paying by card, the return page, the
-payment link), ``stripe_sync`` (applying what Stripe reports) and ``ledger``
-(the shared rule and read helpers they all use). ``PaymentService`` is the
+payment link), ``cancellation`` (cancelling orders that hold no money),
+``stripe_sync`` (applying what Stripe reports) and ``ledger`` (the shared rule
+and read helpers they all use). ``PaymentService`` is the
 front door the admin, the views and the commands call.
 """
 
-from backoffice.services.payment import checkout, desk
+from backoffice.services.payment import cancellation, checkout, desk
 from backoffice.services.payment.ledger import (
     AMOUNT_LIMIT,
     Allowed,
@@ -60,3 +61,4 @@ class PaymentService:
     refresh_from_stripe = staticmethod(checkout.refresh_from_stripe)
     regenerate_payment_link = staticmethod(checkout.regenerate_payment_link)
     resolve_attention = staticmethod(resolve_attention)
+    cancel_order = staticmethod(cancellation.cancel_order)

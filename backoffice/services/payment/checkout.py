@@ -131,15 +131,21 @@ def _record_new_attempt(
     return payment, None
 
 
-def cancel_outdated_attempt(attempt: Payment, *, actor: "AbstractBaseUser | str") -> None:
-    """After a manual payment commits: cancel the order's open card attempt, best effort.
+def cancel_outdated_attempt(
+    attempt: Payment,
+    *,
+    actor: "AbstractBaseUser | str",
+    reason: str = "Cancelled: a manual payment changed the balance due.",
+) -> None:
+    """After a desk write commits: cancel the order's card attempt at Stripe, best effort.
 
-    Its intent is for the old balance; a pay page still open on it could charge
-    that amount. When Stripe cannot be reached (or refuses, e.g. the attendee
-    is paying right now) the cash stays recorded and the attempt stays open:
-    the next pay page load replaces it, since its amount no longer matches the
-    balance, and a payment made on it meanwhile is recorded and flagged as
-    overpaid for staff.
+    After a manual payment its intent is for the old balance; after the order
+    was cancelled nothing is due. Either way a pay page still open on it could
+    charge it. When Stripe cannot be reached (or refuses, e.g. the attendee is
+    paying right now) the desk write stays recorded and the attempt stays as it
+    is: the next pay page load replaces it (its amount no longer matches the
+    balance) or shows the order cancelled, the webhook or re-sync settles it,
+    and a payment made on it meanwhile is recorded and flagged for staff.
     """
     try:
         StripeClient(attempt.order.conference).cancel_payment_intent(
@@ -147,15 +153,16 @@ def cancel_outdated_attempt(attempt: Payment, *, actor: "AbstractBaseUser | str"
         )
     except (PaymentProviderError, StripeNotConfigured) as exc:
         logger.warning(
-            "Could not cancel the card payment attempt of an order paid in part at the desk",
+            "Could not cancel the card payment attempt at Stripe",
             extra={
                 "order": attempt.order.reference,
                 "intent": attempt.stripe_payment_intent_id,
+                "reason": reason,
                 "error": str(exc),
             },
         )
         return
-    _retire_attempt(attempt, "Cancelled: a manual payment changed the balance due.", actor=actor)
+    _retire_attempt(attempt, reason, actor=actor)
 
 
 def _retire_attempt(attempt: Payment, reason: str, *, actor: "AbstractBaseUser | str") -> None:

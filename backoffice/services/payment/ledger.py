@@ -143,22 +143,26 @@ def settle_order(
 ) -> OrderHistoryEntry:
     """Derive everything that follows from a locked order's money; call at the end of a write.
 
-    The one place that sets ``Order.status`` (from ``status_from_money``), the
+    The one place that sets ``Order.status`` (from ``status_from_money``; the
+    action ``CANCEL`` makes it CANCELLED, which the money then never undoes), the
     attention flag (an overpayment, money on a cancelled order; cleared when
-    an overpayment was given back), clears the hold once paid, asks for
+    an overpayment was given back), clears the hold once paid or cancelled, asks for
     ``order_paid`` after commit (sent once per order, and only if it is still
     sold then: see ``backoffice.services.order_paid``), and appends one entry
     to the order's history.
     """
     before = order.status
     money = money_of(order)
-    order.status = status_from_money(before, order.total, money)
+    # A cancel is the one status not derived from money; the rule keeps it from then on.
+    cancelling = action == OrderHistoryEntry.Action.CANCEL
+    current = Order.Status.CANCELLED if cancelling else before
+    order.status = status_from_money(current, order.total, money)
     old_reasons = [line for line in order.attention_reason.splitlines() if line.strip()]
     reasons = _attention_reasons(order, before=before, money=money, action=action, message=message)
     if reasons != old_reasons:
         order.attention_reason = "\n".join(reasons)
         order.needs_attention = bool(reasons)
-    if order.status == Order.Status.PAID:
+    if order.status in (Order.Status.PAID, Order.Status.CANCELLED):
         order.hold_expires_at = None
     order.save(
         update_fields=[
@@ -260,6 +264,7 @@ class OrderAction(StrEnum):
     RECORD_MANUAL = "record_manual"
     REGENERATE_PAYMENT_LINK = "regenerate_payment_link"
     RESOLVE_ATTENTION = "resolve_attention"
+    CANCEL = "cancel_order"
 
 
 @dataclass(frozen=True)
@@ -304,6 +309,34 @@ def _manual_allowed(order: Order) -> Allowed:
     return pending
 
 
+def _cancel_allowed(order: Order) -> Allowed:
+    """A cancel needs a pending order that holds no money and has no card payment in flight."""
+    if order.status == Order.Status.CANCELLED:
+        return Allowed(False, f"{order.reference} is already cancelled.")
+    if order.status != Order.Status.PENDING:
+        return Allowed(
+            False,
+            f"{order.reference} is {order.get_status_display().lower()}; only a pending order "
+            "with no money received can be cancelled (refund its payments instead).",
+        )
+    held = net_received(order)
+    if held > ZERO:
+        return Allowed(False, f"{order.reference} holds {order.format(held)}; refund it first.")
+    processing = (
+        Payment.objects.filter(
+            order=order, method=Payment.Method.STRIPE, status=Payment.Status.PROCESSING
+        ).aggregate(s=Sum("amount"))["s"]
+        or ZERO
+    )
+    if processing > ZERO:
+        return Allowed(
+            False,
+            f"{order.reference} has a card payment of {order.format(processing)} being "
+            "processed; wait until it succeeds, then refund it first.",
+        )
+    return Allowed(True)
+
+
 def allowed_actions(order: Order) -> dict[OrderAction, Allowed]:
     """Which of staff's actions apply to the order now, and why not for the others.
 
@@ -322,6 +355,7 @@ def allowed_actions(order: Order) -> dict[OrderAction, Allowed]:
             if order.needs_attention
             else Allowed(False, f"{order.reference} does not need attention.")
         ),
+        OrderAction.CANCEL: _cancel_allowed(order),
     }
 
 

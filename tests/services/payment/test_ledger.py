@@ -248,6 +248,7 @@ def test_allowed_actions_of_a_pending_order_with_a_balance(make_order):
         "record_manual": "",
         "regenerate_payment_link": "",
         "resolve_attention": f"{order.reference} does not need attention.",
+        "cancel_order": "",
     }
 
 
@@ -271,6 +272,8 @@ def test_allowed_actions_of_a_paid_order_say_why_not(make_order):
         "regenerate_payment_link": f"{order.reference} is paid; "
         "only a pending order's payment link can be replaced.",
         "resolve_attention": f"{order.reference} does not need attention.",
+        "cancel_order": f"{order.reference} is paid; only a pending order with no money "
+        "received can be cancelled (refund its payments instead).",
     }
 
 
