@@ -1,13 +1,13 @@
 """Payment workflows: complimentary orders, manual payments and Stripe card payments.
 
 One module per family of entry points: ``desk`` (the clerk's comp and manual
-payments), ``checkout`` (the attendee paying by card, the return page, the
-payment link), ``stripe_sync`` (applying what Stripe reports) and ``ledger``
-(the shared rule and read helpers they all use). ``PaymentService`` is the
+payments), ``refunds`` (money given back), ``checkout`` (the attendee paying by
+card, the return page, the payment link), ``stripe_sync`` (applying what Stripe
+reports) and ``ledger`` (the shared rule and read helpers they all use). ``PaymentService`` is the
 front door the admin, the views and the commands call.
 """
 
-from backoffice.services.payment import checkout, desk
+from backoffice.services.payment import checkout, desk, refunds
 from backoffice.services.payment.ledger import (
     AMOUNT_LIMIT,
     Allowed,
@@ -18,10 +18,14 @@ from backoffice.services.payment.ledger import (
     parse_amount,
     succeeded_total,
 )
+from backoffice.services.payment.refunds import (
+    apply_charge_refund,
+    apply_refund_answer,
+    apply_stripe_refund,
+)
 from backoffice.services.payment.stripe_sync import (
     PaymentOfAnotherConference,
     UnmatchedPaymentError,
-    apply_charge_refund,
     apply_payment_intent,
 )
 from backoffice.stripe_client import PaymentProviderError, StripeNotConfigured
@@ -38,6 +42,8 @@ __all__ = [
     "allowed_actions",
     "apply_charge_refund",
     "apply_payment_intent",
+    "apply_refund_answer",
+    "apply_stripe_refund",
     "lock_order",
     "net_received",
     "parse_amount",
@@ -56,3 +62,4 @@ class PaymentService:
     initiate_payment = staticmethod(checkout.initiate_payment)
     refresh_from_stripe = staticmethod(checkout.refresh_from_stripe)
     regenerate_payment_link = staticmethod(checkout.regenerate_payment_link)
+    refund = staticmethod(refunds.refund)

@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Count, Sum
+from django.db.models import Count, F, Q, Sum
+from django.db.models.functions import Coalesce
 
-from backoffice.models import NET_OF_REFUNDS, ZERO, Order, OrderHistoryEntry, Payment
+from backoffice.models import NET_OF_REFUNDS, ZERO, Order, OrderHistoryEntry, Payment, Refund
 from backoffice.money import has_valid_precision, quantum
 from backoffice.services.history import record_history
 from backoffice.services.order_paid import STILL_SOLD_STATUSES, send_order_paid
@@ -199,8 +200,11 @@ def sync_caller_copy(original: Order, locked: Order) -> None:
 AMOUNT_LIMIT = LEDGER_AMOUNT_LIMIT
 
 
-def parse_amount(amount: Any, currency: str) -> Decimal:
-    """Validate a money amount for the currency and return it as a Decimal."""
+def parse_amount(amount: Any, currency: str, *, what: str = "payment") -> Decimal:
+    """Validate a money amount for the currency and return it as a Decimal.
+
+    ``what`` names the amount in the refusal for zero or less ("payment", "refund").
+    """
     if isinstance(amount, float | bool):
         raise ValidationError("Enter the amount as an exact decimal number, e.g. 50.00.")
     try:
@@ -210,7 +214,7 @@ def parse_amount(amount: Any, currency: str) -> Decimal:
     if not value.is_finite():
         raise ValidationError("Enter a valid amount, e.g. 50.00.")
     if value <= ZERO:
-        raise ValidationError("The payment amount must be greater than zero.")
+        raise ValidationError(f"The {what} amount must be greater than zero.")
     if value >= AMOUNT_LIMIT:
         raise ValidationError(
             f"The amount is too large: enter less than {AMOUNT_LIMIT:,} {currency.upper()}."
@@ -259,6 +263,7 @@ class OrderAction(StrEnum):
     RECORD_COMP = "record_comp"
     RECORD_MANUAL = "record_manual"
     REGENERATE_PAYMENT_LINK = "regenerate_payment_link"
+    REFUND = "refund"
 
 
 @dataclass(frozen=True)
@@ -303,6 +308,36 @@ def _manual_allowed(order: Order) -> Allowed:
     return pending
 
 
+# Refunds that hold part of a payment: given back, or on their way back.
+HOLDING_REFUND_STATUSES = (Refund.Status.SUCCEEDED, Refund.Status.PENDING)
+
+
+def refundable_rest(payment: Payment) -> Decimal:
+    """What is left to refund on a payment: its amount less its succeeded and pending refunds."""
+    held = payment.refunds.filter(status__in=HOLDING_REFUND_STATUSES).aggregate(s=Sum("amount"))
+    return payment.amount - (held["s"] or ZERO)
+
+
+def refundable_payments(order: Order) -> list[tuple[Payment, Decimal]]:
+    """The order's payments that can be refunded now, oldest first, each with its rest."""
+    held = Sum("refunds__amount", filter=Q(refunds__status__in=HOLDING_REFUND_STATUSES))
+    payments = (
+        Payment.objects.filter(order=order, status=Payment.Status.SUCCEEDED)
+        .exclude(method=Payment.Method.COMP)
+        .annotate(rest=F("amount") - Coalesce(held, ZERO))
+        .filter(rest__gt=ZERO)
+        .order_by("created_at", "id")
+    )
+    return [(payment, payment.rest) for payment in payments]
+
+
+def _refund_allowed(order: Order) -> Allowed:
+    """A refund needs a succeeded, non-comp payment with something left to refund."""
+    if refundable_payments(order):
+        return Allowed(True)
+    return Allowed(False, f"{order.reference} has no payment with anything left to refund.")
+
+
 def allowed_actions(order: Order) -> dict[OrderAction, Allowed]:
     """Which of staff's actions apply to the order now, and why not for the others.
 
@@ -316,4 +351,5 @@ def allowed_actions(order: Order) -> dict[OrderAction, Allowed]:
         OrderAction.REGENERATE_PAYMENT_LINK: _unless_pending(
             order, "only a pending order's payment link can be replaced."
         ),
+        OrderAction.REFUND: _refund_allowed(order),
     }

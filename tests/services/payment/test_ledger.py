@@ -247,6 +247,7 @@ def test_allowed_actions_of_a_pending_order_with_a_balance(make_order):
         "only zero-total orders can be comped.",
         "record_manual": "",
         "regenerate_payment_link": "",
+        "refund": f"{order.reference} has no payment with anything left to refund.",
     }
 
 
@@ -269,6 +270,7 @@ def test_allowed_actions_of_a_paid_order_say_why_not(make_order):
         "manual payments can only be recorded for pending orders.",
         "regenerate_payment_link": f"{order.reference} is paid; "
         "only a pending order's payment link can be replaced.",
+        "refund": "",
     }
 
 
