@@ -16,6 +16,7 @@ from backoffice.services.payment.ledger import (
     lock_order,
     net_received,
     parse_amount,
+    refundable_payments,
     succeeded_total,
 )
 from backoffice.services.payment.refunds import (
@@ -47,6 +48,7 @@ __all__ = [
     "lock_order",
     "net_received",
     "parse_amount",
+    "refundable_payments",
     "succeeded_total",
 ]
 
