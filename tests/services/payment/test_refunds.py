@@ -1,9 +1,11 @@
 """PaymentService.refund against localstripe, and the refunds Stripe reports, applied once."""
 
+import threading
 from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import connection, connections
 
 from backoffice.exports import PaymentResource
 from backoffice.models import Order, OrderHistoryEntry, Payment, Refund
@@ -465,3 +467,81 @@ def test_a_charge_total_arriving_before_the_api_answer_settles_our_pending_row(
     assert (refund.status, refund.stripe_refund_id) == (Refund.Status.SUCCEEDED, answer["id"])
     card_payment.refresh_from_db()
     assert card_payment.refunded_amount == Decimal("25.00")
+
+
+# --- Two clerks at once (PostgreSQL row locks) ------------------------------------------
+
+THREADS = 6
+
+
+def race(clerks: int, refund_once) -> list[str]:
+    """Run ``refund_once`` in ``clerks`` threads released together; 'ok' or 'refused' each."""
+    barrier = threading.Barrier(clerks)
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def clerk() -> None:
+        try:
+            barrier.wait()
+            refund_once()
+            result = "ok"
+        except ValidationError:
+            result = "refused"
+        finally:
+            connections.close_all()
+        with lock:
+            outcomes.append(result)
+
+    threads = [threading.Thread(target=clerk) for _ in range(clerks)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return sorted(outcomes)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_clerks_refunding_a_cash_payment_at_once_never_refund_more_than_it_holds(make_order):
+    if connection.vendor != "postgresql":
+        pytest.skip("row-lock race test needs PostgreSQL (SQLite serialises all writers)")
+    order = make_order("100.00")
+    payment = PaymentService.record_manual(order, amount=Decimal("100.00"))
+
+    outcomes = race(
+        THREADS,
+        lambda: PaymentService.refund(
+            Payment.objects.get(pk=payment.pk), amount="40.00", reason=Refund.Reason.OTHER
+        ),
+    )
+
+    assert outcomes == ["ok", "ok"] + ["refused"] * (THREADS - 2)  # 40 + 40 fit, 120 would not
+    payment.refresh_from_db()
+    assert payment.refunded_amount == Decimal("80.00")
+    assert Refund.objects.filter(payment=payment).count() == 2
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_clerks_refunding_a_card_payment_at_once_send_stripe_one_refund(
+    stripe_conference, make_order, localstripe
+):
+    if connection.vendor != "postgresql":
+        pytest.skip("row-lock race test needs PostgreSQL (SQLite serialises all writers)")
+    order = make_order("100.00", conference=stripe_conference)
+    secret = PaymentService.initiate_payment(order)
+    localstripe.confirm_payment_intent(secret.split("_secret_")[0])
+    PaymentService.refresh_from_stripe(order)
+    payment = Payment.objects.get(order=order)
+
+    outcomes = race(
+        THREADS,
+        lambda: PaymentService.refund(
+            Payment.objects.get(pk=payment.pk), amount="100.00", reason=Refund.Reason.OTHER
+        ),
+    )
+
+    assert outcomes == ["ok"] + ["refused"] * (THREADS - 1)
+    assert [r["amount"] for r in stripe_refunds(localstripe, payment)] == [10000]
+    payment.refresh_from_db()
+    assert (payment.status, payment.refunded_amount) == (Payment.Status.REFUNDED, Decimal("100"))
