@@ -272,7 +272,8 @@ class PaymentHistoryInline(ReadOnlyOrderInline):
             return "—"
         return format_html_join(
             "",
-            '<div class="whitespace-nowrap">−{} {} {}{} · {} · {}</div>',
+            # Amount and status stay together; the rest wraps so the table fits the page.
+            '<div><span class="whitespace-nowrap">−{} {}</span> {}{} · {} · {}</div>',
             rows,
         )
 
