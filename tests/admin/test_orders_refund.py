@@ -11,6 +11,7 @@ from django.urls import reverse
 from backoffice.models import Order, OrderHistoryEntry, Payment, Refund
 from backoffice.services.payment import PaymentService
 from tests.ledger_factories import make_staff
+from tests.stripe_fixtures import pay_by_card
 
 pytestmark = pytest.mark.django_db
 NBSP = "\u00a0"
@@ -165,10 +166,7 @@ def test_a_card_refund_from_the_dialog_goes_through_stripe(
     finance_client, stripe_conference, make_order, localstripe
 ):
     order = make_order("100.00", conference=stripe_conference)
-    secret = PaymentService.initiate_payment(order)
-    localstripe.confirm_payment_intent(secret.split("_secret_")[0])
-    PaymentService.refresh_from_stripe(order)
-    payment = Payment.objects.get(order=order)
+    payment = pay_by_card(order, localstripe)
 
     dialog = page(finance_client, refund_url(order))
     response = finance_client.post(refund_url(order), refund_form(payment, "25.00"))

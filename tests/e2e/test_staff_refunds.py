@@ -6,9 +6,9 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from backoffice.models import Order, Payment, Refund
-from backoffice.services.payment import PaymentService
 from tests.e2e.conftest import describe_violations, serious_axe_violations
 from tests.e2e.test_staff_orders import HTMX_WIRED, admin_message, exactly, order_field, order_url
+from tests.stripe_fixtures import pay_by_card
 
 pytestmark = pytest.mark.e2e
 
@@ -17,10 +17,7 @@ pytestmark = pytest.mark.e2e
 def card_paid_order(stripe_conference, make_order, localstripe) -> Order:
     """A 120.00 order paid in full by card at localstripe (the return page applied it)."""
     order = make_order("120.00", conference=stripe_conference)
-    secret = PaymentService.initiate_payment(order)
-    localstripe.confirm_payment_intent(secret.split("_secret_")[0])
-    PaymentService.refresh_from_stripe(order)
-    assert Order.objects.get(pk=order.pk).status == Order.Status.PAID
+    pay_by_card(order, localstripe)
     return order
 
 

@@ -24,7 +24,7 @@ from backoffice.services.payment.refunds import UNREACHABLE_NOTE
 from backoffice.stripe_client import parse_charge, parse_payment_intent, parse_refund
 from tests.ledger_factories import make_refund
 from tests.services.test_exports import amounts_collected
-from tests.stripe_fixtures import start_localstripe, succeeded_intent
+from tests.stripe_fixtures import pay_by_card, start_localstripe, succeeded_intent
 
 pytestmark = pytest.mark.django_db
 S = Order.Status
@@ -45,13 +45,7 @@ def stripe_refunds(localstripe, payment: Payment) -> list[dict]:
 @pytest.fixture
 def card_payment(stripe_conference, make_order, localstripe) -> Payment:
     """A 100.00 order paid in full by card through localstripe (the return page applied it)."""
-    order = make_order("100.00", conference=stripe_conference)
-    secret = PaymentService.initiate_payment(order)
-    localstripe.confirm_payment_intent(secret.split("_secret_")[0])
-    PaymentService.refresh_from_stripe(order)
-    payment = Payment.objects.get(order=order)
-    assert payment.status == Payment.Status.SUCCEEDED
-    return payment
+    return pay_by_card(make_order("100.00", conference=stripe_conference), localstripe)
 
 
 @pytest.fixture
@@ -528,11 +522,7 @@ def test_clerks_refunding_a_card_payment_at_once_send_stripe_one_refund(
 ):
     if connection.vendor != "postgresql":
         pytest.skip("row-lock race test needs PostgreSQL (SQLite serialises all writers)")
-    order = make_order("100.00", conference=stripe_conference)
-    secret = PaymentService.initiate_payment(order)
-    localstripe.confirm_payment_intent(secret.split("_secret_")[0])
-    PaymentService.refresh_from_stripe(order)
-    payment = Payment.objects.get(order=order)
+    payment = pay_by_card(make_order("100.00", conference=stripe_conference), localstripe)
 
     outcomes = race(
         THREADS,
