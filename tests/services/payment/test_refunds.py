@@ -535,3 +535,18 @@ def test_clerks_refunding_a_card_payment_at_once_send_stripe_one_refund(
     assert [r["amount"] for r in stripe_refunds(localstripe, payment)] == [10000]
     payment.refresh_from_db()
     assert (payment.status, payment.refunded_amount) == (Payment.Status.REFUNDED, Decimal("100"))
+
+
+def test_a_refund_stripe_refuses_is_failed_and_explained(card_payment, staff_user):
+    """E.g. the conference moved to another Stripe account: Stripe knows no such payment."""
+    Payment.objects.filter(pk=card_payment.pk).update(stripe_payment_intent_id="pi_elsewhere")
+
+    with pytest.raises(ValidationError, match="Stripe could not refund the payment") as refused:
+        PaymentService.refund(card_payment, amount="10.00", reason="other", staff_user=staff_user)
+
+    assert "Nothing was refunded." in refused.value.messages[0]
+    [refund] = Refund.objects.filter(payment=card_payment)
+    assert refund.status == Refund.Status.FAILED
+    assert "Nothing was refunded." in refund.note
+    card_payment.refresh_from_db()
+    assert card_payment.refunded_amount == 0
