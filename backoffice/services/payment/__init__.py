@@ -1,10 +1,11 @@
 """Payment workflows: complimentary orders, manual payments and Stripe card payments.
 
 One module per family of entry points: ``desk`` (the clerk's comp and manual
-payments), ``refunds`` (money given back), ``checkout`` (the attendee paying by
-card, the return page, the payment link), ``stripe_sync`` (applying what Stripe
-reports) and ``ledger`` (the shared rule and read helpers they all use). ``PaymentService`` is the
-front door the admin, the views and the commands call.
+payments), ``refunds`` (the clerk's refunds), ``checkout`` (the attendee paying
+by card, the return page, the payment link), ``stripe_sync`` and
+``refund_sync`` (applying what Stripe reports) and ``ledger`` (the shared rule
+and read helpers they all use). ``PaymentService`` is the front door the
+admin, the views and the commands call.
 """
 
 from backoffice.services.payment import checkout, desk, refunds
@@ -19,11 +20,8 @@ from backoffice.services.payment.ledger import (
     refundable_payments,
     succeeded_total,
 )
-from backoffice.services.payment.refunds import (
-    apply_charge_refund,
-    apply_refund_answer,
-    apply_stripe_refund,
-)
+from backoffice.services.payment.refund_sync import apply_charge_refund, apply_stripe_refund
+from backoffice.services.payment.refunds import apply_refund_answer
 from backoffice.services.payment.stripe_sync import (
     PaymentOfAnotherConference,
     UnmatchedPaymentError,
