@@ -550,3 +550,17 @@ def test_a_refund_stripe_refuses_is_failed_and_explained(card_payment, staff_use
     assert "Nothing was refunded." in refund.note
     card_payment.refresh_from_db()
     assert card_payment.refunded_amount == 0
+
+
+def test_a_card_refund_without_stripe_keys_is_refused_before_anything_is_saved(
+    conference, make_order
+):
+    """A card payment Stripe reported to a conference whose secret key was removed since."""
+    order = make_order("100.00")
+    intent = parse_payment_intent(succeeded_intent(order, "pi_keyless"))
+    payment = apply_payment_intent(conference, intent, Payment.Status.SUCCEEDED)
+
+    with pytest.raises(ValidationError, match="has no Stripe secret key"):
+        PaymentService.refund(payment, amount="10.00", reason=Refund.Reason.OTHER)
+
+    assert not Refund.objects.exists()
