@@ -39,6 +39,10 @@ class PaymentProviderError(Exception):
     """Stripe could not be reached or refused a request; the message is safe to show."""
 
 
+class StripeUnreachable(PaymentProviderError):
+    """Stripe could not be reached (connection error, time-out): it may or may not have acted."""
+
+
 class PaymentIntentMissing(PaymentProviderError):
     """Stripe does not know the PaymentIntent (e.g. the conference changed Stripe accounts)."""
 
@@ -58,7 +62,7 @@ def _translate_stripe_errors(action: str) -> Iterator[None]:
         yield
     except stripe.APIConnectionError as exc:
         logger.warning("Stripe unreachable while trying to %s: %s", action, exc)
-        raise PaymentProviderError(
+        raise StripeUnreachable(
             f"Could not reach Stripe to {action}. Please try again in a few minutes."
         ) from exc
     except stripe.StripeError as exc:
@@ -243,6 +247,40 @@ class StripeClient:
             )
         )
 
+    def create_refund(
+        self,
+        *,
+        payment_intent_id: str,
+        charge_id: str,
+        amount: Decimal,
+        metadata: Mapping[str, str],
+        idempotency_key: str,
+    ) -> "StripeRefund":
+        """Refund ``amount`` of a payment (by its intent, else its charge).
+
+        Our reason travels in ``metadata`` (valid for real Stripe): Stripe's own
+        ``reason`` parameter knows none of ours (event_cancelled, other), and
+        localstripe refuses it, so it is never sent.
+        """
+        params: dict[str, Any] = {
+            "amount": to_stripe_amount(amount, self.currency),
+            "metadata": dict(metadata),
+        }
+        if payment_intent_id:
+            params["payment_intent"] = payment_intent_id
+        else:
+            params["charge"] = charge_id
+        answer = self._call(
+            "refund the payment",
+            lambda: self._client.v1.refunds.create(params, {"idempotency_key": idempotency_key}),
+        )
+        try:
+            return parse_refund(answer, where="Stripe's answer")
+        except MalformedStripeEvent as exc:
+            raise PaymentProviderError(
+                f"Stripe answered with a refund we cannot read: {exc}"
+            ) from exc
+
 
 def _answered_intent(obj: dict[str, Any]) -> "StripePaymentIntent":
     """A PaymentIntent from an API answer, typed; an unreadable one is a provider error."""
@@ -379,6 +417,21 @@ class StripeCharge:
     currency: str  # upper-case
     amount_captured: Decimal  # captured (else charged), in the currency's units
     amount_refunded: Decimal
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    # The charge's own list of refunds (``refunds.data``); None when it lists none.
+    refunds: "tuple[StripeRefund, ...] | None" = None
+
+
+@dataclass(frozen=True)
+class StripeRefund:
+    """The fields of a Refund that the ledger acts on, checked and typed."""
+
+    id: str
+    currency: str  # upper-case
+    amount: Decimal
+    status: str  # Stripe's: pending, requires_action, succeeded, failed, canceled
+    charge_id: str = ""
+    payment_intent_id: str = ""
     metadata: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -526,7 +579,42 @@ def parse_charge(obj: Any, where: str = "data.object") -> StripeCharge:
         amount_captured=charge.first_amount(("amount_captured", "amount"), currency),
         amount_refunded=charge.minor_amount("amount_refunded", currency) or Decimal(0),
         metadata=charge.metadata(),
+        refunds=_charge_refunds(charge),
     )
+
+
+def parse_refund(obj: Any, where: str = "data.object") -> StripeRefund:
+    """Check a Refund from Stripe (an event's object, a charge's list, an API answer) and type it.
+
+    Raises ``MalformedStripeEvent`` naming the field, its value and why.
+    """
+    refund = _Fields(obj, where)
+    currency = refund.currency()
+    amount = refund.minor_amount("amount", currency)
+    if not amount:
+        raise refund.refuse("amount", "not an amount above zero")
+    return StripeRefund(
+        id=refund.object_id("id", required=True),
+        currency=currency,
+        amount=amount,
+        status=refund.text("status"),
+        charge_id=refund.object_id("charge"),
+        payment_intent_id=refund.object_id("payment_intent"),
+        metadata=refund.metadata(),
+    )
+
+
+def _charge_refunds(charge: _Fields) -> tuple[StripeRefund, ...] | None:
+    """The refunds listed on a Charge (``refunds.data``), or None when the charge lists none."""
+    listed = charge.nested("refunds")
+    if listed is None:
+        return None
+    data = listed.obj.get("data")
+    if data is None:
+        return None
+    if not isinstance(data, list):
+        raise listed.refuse("data", "not a list of refunds")
+    return tuple(parse_refund(item, f"{listed.where}.data[{i}]") for i, item in enumerate(data))
 
 
 def event_object(event: Mapping[str, Any]) -> Any:

@@ -18,9 +18,11 @@ from backoffice.stripe_client import (
     StripeClient,
     StripeNotConfigured,
     StripePaymentIntent,
+    StripeRefund,
     from_stripe_amount,
     parse_charge,
     parse_payment_intent,
+    parse_refund,
     to_stripe_amount,
     verify_webhook,
 )
@@ -364,3 +366,64 @@ def test_parse_payment_intent_names_the_field_and_a_short_value(obj, message):
 def test_parse_charge_prefixes_fields_with_where_they_came_from():
     with pytest.raises(MalformedStripeEvent, match=r"^the Charge\.amount_refunded is -5,"):
         parse_charge({"id": "ch_1", "currency": "usd", "amount_refunded": -5}, "the Charge")
+
+
+# --- Refunds ------------------------------------------------------------------------
+
+
+def test_parse_refund_types_a_refund():
+    refund = parse_refund(
+        {
+            "id": "re_1",
+            "object": "refund",
+            "amount": 1234,
+            "currency": "usd",
+            "status": "pending",
+            "charge": "ch_1",
+            "payment_intent": "pi_1",
+            "metadata": {"refund_id": "7"},
+        }
+    )
+
+    assert refund == StripeRefund(
+        id="re_1",
+        currency="USD",
+        amount=Decimal("12.34"),
+        status="pending",
+        charge_id="ch_1",
+        payment_intent_id="pi_1",
+        metadata={"refund_id": "7"},
+    )
+
+
+@pytest.mark.parametrize("amount", [0, None, -1, "12"])
+def test_parse_refund_refuses_an_amount_that_is_not_above_zero(amount):
+    with pytest.raises(MalformedStripeEvent, match="data.object.amount"):
+        parse_refund({"id": "re_1", "amount": amount, "currency": "usd"})
+
+
+def test_a_charges_refund_list_is_typed_and_its_absence_is_none():
+    listed = parse_charge(
+        {
+            "id": "ch_1",
+            "currency": "usd",
+            "amount": 5000,
+            "amount_refunded": 1000,
+            "refunds": {"data": [{"id": "re_1", "amount": 1000, "currency": "usd"}]},
+        }
+    )
+    bare = parse_charge({"id": "ch_2", "currency": "usd", "amount": 5000})
+
+    assert [refund.id for refund in listed.refunds] == ["re_1"]
+    assert bare.refunds is None
+
+
+def test_a_malformed_refund_list_names_the_field():
+    with pytest.raises(MalformedStripeEvent, match=r"data.object.refunds.data\[0\].amount"):
+        parse_charge(
+            {
+                "id": "ch_1",
+                "currency": "usd",
+                "refunds": {"data": [{"id": "re_1", "amount": "x", "currency": "usd"}]},
+            }
+        )

@@ -126,8 +126,9 @@ class ConferenceAdmin(ModelAdmin):
                     "Leave blank to take payments only at the desk. In Stripe's dashboard, "
                     "add a webhook endpoint at the URL below for the events "
                     "payment_intent.succeeded, payment_intent.payment_failed, "
-                    "payment_intent.processing, payment_intent.canceled and charge.refunded, "
-                    "and paste its signing secret (whsec_…) here. Secrets are stored "
+                    "payment_intent.processing, payment_intent.canceled, charge.refunded, "
+                    "charge.refund.updated, refund.created and refund.updated, and paste "
+                    "its signing secret (whsec_…) here. Secrets are stored "
                     "encrypted and never shown again, only their last 4 characters."
                 ),
             },

@@ -7,6 +7,8 @@ from typing import Any
 
 from django import forms
 from django.http import Http404, HttpRequest
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
 from unfold.forms import BaseDialogForm
 from unfold.widgets import (
@@ -15,9 +17,10 @@ from unfold.widgets import (
     UnfoldAdminTextInputWidget,
 )
 
-from backoffice.models import MONEY, Order, Payment, StripeEvent
+from backoffice.models import MONEY, Order, Payment, Refund, StripeEvent
 from backoffice.money import quantum
 from backoffice.request_logging import redact
+from backoffice.services.payment import refundable_payments
 
 
 def load_order(object_id: int | str | None) -> Order | None:
@@ -74,6 +77,24 @@ class RegeneratePaymentLinkForm(OrderActionForm):
     """Confirmation for replacing an order's payment link (no fields of its own)."""
 
 
+def amount_field(help_text: str) -> forms.DecimalField:
+    """A money amount the clerk types; its decimal places depend on the currency."""
+    return forms.DecimalField(
+        label=_("Amount"),
+        # The ledger's size; decimal places depend on the currency: the service checks them.
+        max_digits=MONEY["max_digits"],
+        widget=UnfoldAdminTextInputWidget(attrs={"inputmode": "decimal", "autofocus": True}),
+        help_text=help_text,
+    )
+
+
+def note_field() -> forms.CharField:
+    """An optional free-text note about the action."""
+    return forms.CharField(
+        label=_("Note"), required=False, widget=UnfoldAdminTextareaWidget(attrs={"rows": 3})
+    )
+
+
 # A form's one-time key: what ``secrets.token_urlsafe`` makes (URL-safe base64), 16 to 64 long.
 FORM_KEY = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
@@ -90,13 +111,7 @@ class RecordManualPaymentForm(OrderActionForm):
     twice (a double click, a resubmit) records one payment.
     """
 
-    amount = forms.DecimalField(
-        label=_("Amount"),
-        # The ledger's size; decimal places depend on the currency: the service checks them.
-        max_digits=MONEY["max_digits"],
-        widget=UnfoldAdminTextInputWidget(attrs={"inputmode": "decimal", "autofocus": True}),
-        help_text=_("At most the balance due. A partial payment leaves the order pending."),
-    )
+    amount = amount_field(_("At most the balance due. A partial payment leaves the order pending."))
     channel = forms.ChoiceField(
         label=_("Paid by"),
         choices=[("", _("Choose how it was paid…")), *Payment.Channel.choices],
@@ -115,11 +130,7 @@ class RecordManualPaymentForm(OrderActionForm):
         widget=UnfoldAdminTextInputWidget,
         help_text=_("Receipt number, bank transfer id…"),
     )
-    note = forms.CharField(
-        label=_("Note"),
-        required=False,
-        widget=UnfoldAdminTextareaWidget(attrs={"rows": 3}),
-    )
+    note = note_field()
     # Checked in ``clean``: a hidden field's own errors would not be shown.
     idempotency_key = forms.CharField(required=False, widget=forms.HiddenInput)
 
@@ -184,3 +195,68 @@ class CancelOrderForm(OrderActionForm):
         widget=UnfoldAdminTextareaWidget(attrs={"rows": 2, "autofocus": True}),
         help_text=_("Kept on the order's timeline, e.g. “Hold expired, no reply to reminders”."),
     )
+
+
+def describe_refundable(order: Order, payment: Payment, rest: Decimal) -> str:
+    """A payment as the clerk picks it: method, date, amount and what is left to refund."""
+    when = date_format(timezone.localtime(payment.created_at), "DATE_FORMAT")
+    return str(
+        _("%(method)s, %(date)s, %(amount)s (%(rest)s left to refund)")
+        % {
+            "method": payment.get_method_display(),
+            "date": when,
+            "amount": order.format(payment.amount),
+            "rest": order.format(rest),
+        }
+    )
+
+
+class RefundForm(OrderActionForm):
+    """Which payment, how much, why; and how the money went back for a manual payment."""
+
+    payment = forms.TypedChoiceField(
+        label=_("Payment"),
+        coerce=int,
+        widget=UnfoldAdminSelectWidget,
+        help_text=_("Only payments with something left to refund are listed."),
+    )
+    amount = amount_field(_("At most what is left to refund on that payment."))
+    reason = forms.ChoiceField(
+        label=_("Reason"),
+        choices=Refund.Reason.choices,
+        initial=Refund.Reason.REQUESTED_BY_CUSTOMER,
+        widget=UnfoldAdminSelectWidget,
+    )
+    channel = forms.ChoiceField(
+        label=_("Paid back by"),
+        choices=[("", _("Same as the payment")), *Payment.Channel.choices],
+        required=False,
+        widget=UnfoldAdminSelectWidget,
+        help_text=_("Manual payments only: how the money went back. Card refunds go to the card."),
+    )
+    note = note_field()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.order is None:
+            return
+        refundable = refundable_payments(self.order)
+        self.payments = {payment.pk: payment for payment, _rest in refundable}
+        self.fields["payment"].choices = [
+            (payment.pk, describe_refundable(self.order, payment, rest))
+            for payment, rest in refundable
+        ]
+        if refundable:
+            first, rest = refundable[0]
+            self.fields["payment"].initial = first.pk
+            self.fields["amount"].initial = rest.quantize(quantum(self.order.currency))
+        self.fields["amount"].widget.attrs["suffix"] = self.order.currency
+        if all(payment.method == Payment.Method.STRIPE for payment, _rest in refundable):
+            del self.fields["channel"]
+
+    def clean_payment(self) -> Payment:
+        """The chosen payment, which must be one of this order's refundable ones."""
+        payment = self.payments.get(self.cleaned_data["payment"])
+        if payment is None:
+            raise forms.ValidationError(_("Choose one of the payments listed."))
+        return payment

@@ -41,6 +41,7 @@ from backoffice.admin.forms import (
     MarkCompForm,
     OrderActionForm,
     RecordManualPaymentForm,
+    RefundForm,
     RegeneratePaymentLinkForm,
     ResolveAttentionForm,
 )
@@ -76,6 +77,7 @@ DETAIL_ACTIONS = {
     "regenerate_payment_link": OrderAction.REGENERATE_PAYMENT_LINK,
     "resolve_attention": OrderAction.RESOLVE_ATTENTION,
     "cancel_order": OrderAction.CANCEL,
+    "refund": OrderAction.REFUND,
 }
 
 MARK_COMP_DIALOG = {
@@ -130,6 +132,17 @@ RECORD_MANUAL_DIALOG = {
     ),
     "form_class": RecordManualPaymentForm,
     "form_submit_text": _("Record payment"),
+}
+
+REFUND_DIALOG = {
+    "title": _("Refund"),
+    "description": _(
+        "Give money back on one payment. A card payment is refunded through Stripe "
+        "(to the attendee's card); for a manual payment, record how you paid it back. "
+        "The order's status follows the money it still holds."
+    ),
+    "form_class": RefundForm,
+    "form_submit_text": _("Refund"),
 }
 
 
@@ -323,7 +336,8 @@ class PaymentHistoryInline(ReadOnlyOrderInline):
             return "—"
         return format_html_join(
             "",
-            '<div class="whitespace-nowrap">−{} {} {}{} · {} · {}</div>',
+            # Amount and status stay together; the rest wraps so the table fits the page.
+            '<div><span class="whitespace-nowrap">−{} {}</span> {}{} · {} · {}</div>',
             rows,
         )
 
@@ -443,6 +457,7 @@ class OrderAdmin(LedgerImportExportMixin, ModelAdmin):
         "record_manual",
         "mark_comp",
         "regenerate_payment_link",
+        "refund",
         "cancel_order",
         "resolve_attention",
     )
@@ -520,6 +535,10 @@ class OrderAdmin(LedgerImportExportMixin, ModelAdmin):
     def has_record_manual_payment_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         """Whether the user may record payments taken off-platform."""
         return request.user.has_perm("backoffice.record_manual_payment")
+
+    def has_refund_payment_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """Whether the user may give money back (Finance)."""
+        return request.user.has_perm("backoffice.refund_payment")
 
     def has_regenerate_payment_link_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         """Whether the user may replace an order's payment link (those who may change orders)."""
@@ -827,6 +846,57 @@ class OrderAdmin(LedgerImportExportMixin, ModelAdmin):
             messages.SUCCESS,
         )
         return True
+
+    # --- Actions: Refund -----------------------------------------------------
+
+    @action(
+        description=_("Refund"),
+        permissions=["refund_payment"],
+        icon="undo",
+        dialog=REFUND_DIALOG,
+    )
+    def refund(self, request: HttpRequest, form: RefundForm, object_id: str) -> HttpResponse:
+        """Refund part or all of one of this order's payments (dialog on the order page)."""
+        order = self._get_order(request, object_id)
+        payment: Payment = form.cleaned_data["payment"]
+        try:
+            refund = PaymentService.refund(
+                payment,
+                amount=form.cleaned_data["amount"],
+                reason=form.cleaned_data["reason"],
+                note=form.cleaned_data["note"],
+                staff_user=request.user,
+                channel=form.cleaned_data.get("channel", ""),
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+            return self._render_dialog(request, self.refund, form)
+        amount = order.format(refund.amount)
+        self.log_change(
+            request,
+            order,
+            _("Refunded %(amount)s (%(reason)s).")
+            % {"amount": amount, "reason": refund.get_reason_display().lower()},
+        )
+        order.refresh_from_db()
+        if refund.status == Refund.Status.SUCCEEDED:
+            message = _("Refunded %(amount)s on %(reference)s; the order is now %(status)s.")
+        else:
+            message = _(
+                "Asked Stripe to refund %(amount)s on %(reference)s; it shows as pending "
+                "until Stripe confirms it."
+            )
+        self.message_user(
+            request,
+            message
+            % {
+                "amount": amount,
+                "reference": order.reference,
+                "status": order.get_status_display().lower(),
+            },
+            messages.SUCCESS,
+        )
+        return self._close_dialog(request, order)
 
     # --- Actions: Regenerate payment link -----------------------------------
 

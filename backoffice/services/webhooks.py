@@ -25,12 +25,14 @@ from backoffice.services.payment import (
     UnmatchedPaymentError,
     apply_charge_refund,
     apply_payment_intent,
+    apply_stripe_refund,
 )
 from backoffice.stripe_client import (
     MalformedStripeEvent,
     event_object,
     parse_charge,
     parse_payment_intent,
+    parse_refund,
 )
 
 logger = logging.getLogger(__name__)
@@ -125,6 +127,11 @@ def _charge_refunded(conference: Conference, obj: Any) -> object:
     return apply_charge_refund(conference, parse_charge(obj))
 
 
+def _refund_reported(conference: Conference, obj: Any) -> object:
+    """The handler of ``refund.created``, ``refund.updated`` and ``charge.refund.updated``."""
+    return apply_stripe_refund(conference, parse_refund(obj))
+
+
 # The allow-list: every other event type is stored and acknowledged, nothing more.
 # Each handler gets the event's unchecked ``data.object`` and parses it first.
 HANDLERS: dict[str, Callable[[Conference, Any], object]] = {
@@ -133,6 +140,9 @@ HANDLERS: dict[str, Callable[[Conference, Any], object]] = {
     "payment_intent.payment_failed": _intent_outcome(Payment.Status.FAILED),
     "payment_intent.canceled": _intent_outcome(Payment.Status.CANCELED),
     "charge.refunded": _charge_refunded,
+    "charge.refund.updated": _refund_reported,
+    "refund.created": _refund_reported,
+    "refund.updated": _refund_reported,
 }
 
 

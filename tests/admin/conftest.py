@@ -47,3 +47,17 @@ def viewer_client(viewer_user) -> Client:
     client = Client()
     client.force_login(viewer_user)
     return client
+
+
+@pytest.fixture
+def finance_user(db):
+    """Finance staff: may view orders and refund payments."""
+    return _staff_with("finance", "view_order", "refund_payment")
+
+
+@pytest.fixture
+def finance_client(finance_user) -> Client:
+    """A client logged in as finance staff."""
+    client = Client()
+    client.force_login(finance_user)
+    return client

@@ -697,6 +697,7 @@ def test_every_admin_action_needs_the_view_permission_of_its_model(rf, admin_use
         "Order.record_manual",
         "Order.record_manual_selected",
         "Order.regenerate_payment_link",
+        "Order.refund",
         "StripeEvent.reprocess",
         "StripeEvent.reprocess_selected",
     } <= set(checked)

@@ -4,8 +4,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from django.db import transaction
+from django.db.models import Sum
 
-from backoffice.models import Order, Payment
+from backoffice.models import Order, Payment, Refund
 from backoffice.money import has_valid_precision
 from backoffice.services.payment import net_received
 
@@ -39,6 +40,8 @@ def ledger_rows() -> tuple[list, list]:
 def assert_ledger_invariants() -> None:
     """What holds after any input: amounts in the currency's precision, statuses from money.
 
+    A payment's refunded amount is the sum of its succeeded refunds.
+
     A pending order holds less than its total, a paid one at least its total, an
     overpaid one is flagged for staff, and no Stripe payment is counted twice.
     """
@@ -46,6 +49,8 @@ def assert_ledger_invariants() -> None:
         held = net_received(order)
         for payment in order.payments.all():
             assert payment.amount >= 0 and 0 <= payment.refunded_amount <= payment.amount
+            succeeded = payment.refunds.filter(status=Refund.Status.SUCCEEDED)
+            assert payment.refunded_amount == (succeeded.aggregate(s=Sum("amount"))["s"] or 0)
             assert has_valid_precision(payment.amount, order.currency), payment.amount
         if order.status == Order.Status.PENDING:
             assert held < order.total

@@ -5,8 +5,8 @@ Every scenario talks to the module's ``load_server`` (tests/load/server.py) on
 checks the ledger by SQL afterwards. Each prints a one-line summary (shown at
 the end of every run by tests/load/conftest.py, and with ``-s``).
 
-Issue 10 adds the same form submitted twice (double-submit protection, at the
-end); two clerks refunding the same payment comes with refunds.
+Issue 10 adds, at the end, the same form submitted twice (double-submit
+protection) and clerks refunding the same payment at once.
 """
 
 import copy
@@ -31,7 +31,7 @@ from django.urls import reverse
 from backoffice.admin.forms import new_form_key
 from backoffice.models import Conference, Order, Payment, StripeEvent
 from backoffice.services.payment import PaymentService
-from backoffice.services.staff_groups import FRONT_DESK, create_staff_groups
+from backoffice.services.staff_groups import FINANCE, FRONT_DESK, create_staff_groups
 from tests.load.server import AdminSession, Server, report
 from tests.stripe_fixtures import LocalStripe, build_event
 
@@ -628,5 +628,80 @@ def test_the_same_form_submitted_twice_records_one_payment_per_form(
     assert load_server.order_paid_counts([o.pk for o in orders]) == dict.fromkeys(
         (o.pk for o in orders), 1
     ), summary
+
+
+# --- Two clerks refunding the same payment (issue 10) -------------------------------------
+
+
+def finance_clerk(server: Server, username: str) -> AdminSession:
+    """A Finance staff member (its group's permissions only), logged in to the admin."""
+    create_staff_groups()
+    user = get_user_model().objects.create_user(
+        username, f"{username}@example.com", CLERK_PASSWORD, is_staff=True
+    )
+    user.groups.add(Group.objects.get(name=FINANCE))
+    return server.admin_session(username, CLERK_PASSWORD)
+
+
+# Why a late clerk's refund is refused: the rest is taken, or the payment is no longer listed.
+REFUSED_REFUND = ("left to refund on this payment", "only succeeded payments", "valid choice")
+
+
+def refund_outcome(response: requests.Response | None) -> str:
+    """What the clerk saw: 'refunded', 'refused' (the dialog again, with why) or other."""
+    if response is None:
+        return "no answer"
+    if response.status_code == 302:
+        return "refunded"
+    if response.status_code == 200 and any(why in response.text for why in REFUSED_REFUND):
+        return "refused"
+    return f"HTTP {response.status_code}"
+
+
+def test_clerks_refunding_the_same_payment_never_refund_more_than_it_holds(
+    load_server: Server, make_order
+) -> None:
+    rounds = 3
+    clerks = [finance_clerk(load_server, f"finance{i}") for i in range(CLERKS)]
+    tally = Tally()
+    outcomes: Counter = Counter()
+    started = time.monotonic()
+    for _ in range(rounds):
+        order = make_order("80.00")
+        payment = PaymentService.record_manual(order, amount=order.total)
+        path = reverse("admin:backoffice_order_refund", args=[order.pk])
+        form = {
+            "_form_submitted": "True",
+            "payment": str(payment.pk),
+            "amount": str(payment.amount),  # each clerk asks for the whole rest
+            "reason": "requested_by_customer",
+            "channel": "cash",
+            "note": "",
+        }
+        barrier = threading.Barrier(CLERKS)
+        deadline = time.monotonic() + 60
+
+        def give_back(
+            clerk: AdminSession, path=path, form=form, barrier=barrier, deadline=deadline
+        ) -> str:
+            barrier.wait(timeout=30)
+            response = deliver(
+                lambda: clerk.post_form(path, form), tally, retry=False, deadline=deadline
+            )
+            return refund_outcome(response)
+
+        with ThreadPoolExecutor(max_workers=CLERKS) as pool:
+            answers = Counter(pool.map(give_back, clerks))
+        outcomes.update(answers)
+        summary = (
+            f"clerks refunding one payment: {tally.requests} requests {dict(tally.statuses)}, "
+            f"outcomes {dict(outcomes)}, {time.monotonic() - started:.1f}s"
+        )
+        assert answers == {"refunded": 1, "refused": CLERKS - 1}, summary
+        payment.refresh_from_db()
+        assert payment.refunds.count() == 1, summary
+        assert payment.refunded_amount == payment.amount, summary
+        assert payment.status == Payment.Status.REFUNDED, summary
+        assert Order.objects.get(pk=order.pk).status == Order.Status.REFUNDED, summary
     report(summary)
     assert tally.server_errors == 0, summary

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
-from backoffice.models import Order, Payment, StripeEvent
+from backoffice.models import Order, OrderHistoryEntry, Payment, Refund, StripeEvent
 from backoffice.services.payment import PaymentService
 from tests.stripe_fixtures import (
     CARD_DECLINED,
@@ -726,3 +726,90 @@ def test_postgresql_refuses_nul_in_jsonb_which_is_why_it_is_replaced(signed_conf
         StripeEvent.objects.create(
             stripe_event_id="evt_nul", conference=signed_conference, type="x", payload={"a": "\0"}
         )
+
+
+# --- Refund events (localstripe sends none: built from its real objects, signed here) ---
+
+
+def refund_started_here(order, staff_user, amount: str = "40.00"):
+    """A card refund made by the service against localstripe; returns the Refund row."""
+    payment = Payment.objects.get(order=order)
+    return PaymentService.refund(
+        payment, amount=Decimal(amount), reason=Refund.Reason.OTHER, staff_user=staff_user
+    )
+
+
+def test_refund_events_duplicated_and_out_of_order_never_count_twice(
+    client, stripe_conference, paid_intent, localstripe, staff_user
+):
+    order, intent = paid_intent
+    post_event(client, stripe_conference, build_event("payment_intent.succeeded", intent))
+    refund = refund_started_here(order, staff_user)
+    made = localstripe.api("GET", f"/v1/refunds/{refund.stripe_refund_id}")
+    charge = localstripe.api("GET", f"/v1/charges/{made['charge']}")
+    updated = build_event("refund.updated", made)
+    events = [
+        updated,
+        build_event("charge.refunded", charge),
+        build_event("charge.refund.updated", made),
+        updated,  # the same delivery again
+        build_event("refund.created", made | {"status": "pending"}),  # the oldest, arrives last
+    ]
+
+    answers = [post_event(client, stripe_conference, event).status_code for event in events]
+
+    assert answers == [200] * 5
+    [row] = Refund.objects.filter(payment__order=order)
+    assert (row.pk, row.status) == (refund.pk, Refund.Status.SUCCEEDED)
+    payment = Payment.objects.get(order=order)
+    assert payment.refunded_amount == Decimal("40.00")
+    order.refresh_from_db()
+    assert order.status == Order.Status.PARTIALLY_REFUNDED
+    assert not StripeEvent.objects.exclude(last_error="").exists()
+
+
+def test_a_dashboard_refund_event_shows_on_the_timeline_by_stripe(
+    client, admin_client, stripe_conference, paid_intent, localstripe
+):
+    order, intent = paid_intent
+    post_event(client, stripe_conference, build_event("payment_intent.succeeded", intent))
+    made = localstripe.api("POST", "/v1/refunds", payment_intent=intent["id"], amount=10000)
+
+    response = post_event(client, stripe_conference, build_event("refund.created", made))
+
+    assert response.status_code == 200
+    row = Refund.objects.get(stripe_refund_id=made["id"])
+    assert (row.status, row.amount, row.created_by) == (
+        Refund.Status.SUCCEEDED,
+        Decimal("100.00"),
+        None,
+    )
+    order.refresh_from_db()
+    assert order.status == Order.Status.REFUNDED
+    entry = OrderHistoryEntry.objects.filter(order=order).order_by("created_at", "id").last()
+    assert (entry.action, entry.actor_name) == (OrderHistoryEntry.Action.REFUND, "Stripe")
+    page = admin_client.get(reverse("admin:backoffice_order_change", args=[order.pk]))
+    timeline = page.content.decode()
+    assert made["id"] in timeline
+    assert "Stripe" in timeline
+
+
+def test_a_malformed_refund_event_is_stored_unapplied(client, stripe_conference, paid_intent):
+    order, intent = paid_intent
+    post_event(client, stripe_conference, build_event("payment_intent.succeeded", intent))
+    bad = {
+        "id": "re_bad",
+        "object": "refund",
+        "amount": "lots",
+        "currency": "usd",
+        "payment_intent": intent["id"],
+        "status": "succeeded",
+    }
+
+    response = post_event(client, stripe_conference, build_event("refund.updated", bad, "evt_bad"))
+
+    assert response.status_code == 200
+    stored = StripeEvent.objects.get(stripe_event_id="evt_bad")
+    assert stored.processed_at is None
+    assert "data.object.amount" in stored.last_error
+    assert not Refund.objects.exists()

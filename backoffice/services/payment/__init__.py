@@ -1,14 +1,14 @@
 """Payment workflows: complimentary orders, manual payments and Stripe card payments.
 
 One module per family of entry points: ``desk`` (the clerk's comp and manual
-payments), ``checkout`` (the attendee paying by card, the return page, the
-payment link), ``cancellation`` (cancelling orders that hold no money),
-``stripe_sync`` (applying what Stripe reports) and ``ledger`` (the shared rule
-and read helpers they all use). ``PaymentService`` is the
-front door the admin, the views and the commands call.
+payments), ``refunds`` (the clerk's refunds), ``checkout`` (the attendee paying
+by card, the return page, the payment link), ``cancellation`` (cancelling
+orders that hold no money), ``stripe_sync`` and ``refund_sync`` (applying what
+Stripe reports) and ``ledger`` (the shared rule and read helpers they all use).
+``PaymentService`` is the front door the admin, the views and the commands call.
 """
 
-from backoffice.services.payment import cancellation, checkout, desk
+from backoffice.services.payment import cancellation, checkout, desk, refunds
 from backoffice.services.payment.ledger import (
     AMOUNT_LIMIT,
     Allowed,
@@ -17,13 +17,15 @@ from backoffice.services.payment.ledger import (
     lock_order,
     net_received,
     parse_amount,
+    refundable_payments,
     resolve_attention,
     succeeded_total,
 )
+from backoffice.services.payment.refund_sync import apply_charge_refund, apply_stripe_refund
+from backoffice.services.payment.refunds import apply_refund_answer
 from backoffice.services.payment.stripe_sync import (
     PaymentOfAnotherConference,
     UnmatchedPaymentError,
-    apply_charge_refund,
     apply_payment_intent,
 )
 from backoffice.stripe_client import PaymentProviderError, StripeNotConfigured
@@ -40,10 +42,13 @@ __all__ = [
     "allowed_actions",
     "apply_charge_refund",
     "apply_payment_intent",
+    "apply_refund_answer",
+    "apply_stripe_refund",
     "lock_order",
     "net_received",
     "parse_amount",
     "resolve_attention",
+    "refundable_payments",
     "succeeded_total",
 ]
 
@@ -62,3 +67,4 @@ class PaymentService:
     regenerate_payment_link = staticmethod(checkout.regenerate_payment_link)
     resolve_attention = staticmethod(resolve_attention)
     cancel_order = staticmethod(cancellation.cancel_order)
+    refund = staticmethod(refunds.refund)

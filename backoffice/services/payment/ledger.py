@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Count, Sum
+from django.db.models import Count, F, Q, Sum
+from django.db.models.functions import Coalesce
 
-from backoffice.models import NET_OF_REFUNDS, ZERO, Order, OrderHistoryEntry, Payment
+from backoffice.models import NET_OF_REFUNDS, ZERO, Order, OrderHistoryEntry, Payment, Refund
 from backoffice.money import has_valid_precision, quantum
 from backoffice.services.history import SYSTEM, record_history
 from backoffice.services.order_paid import STILL_SOLD_STATUSES, send_order_paid
@@ -203,8 +204,11 @@ def sync_caller_copy(original: Order, locked: Order) -> None:
 AMOUNT_LIMIT = LEDGER_AMOUNT_LIMIT
 
 
-def parse_amount(amount: Any, currency: str) -> Decimal:
-    """Validate a money amount for the currency and return it as a Decimal."""
+def parse_amount(amount: Any, currency: str, *, what: str = "payment") -> Decimal:
+    """Validate a money amount for the currency and return it as a Decimal.
+
+    ``what`` names the amount in the refusal for zero or less ("payment", "refund").
+    """
     if isinstance(amount, float | bool):
         raise ValidationError("Enter the amount as an exact decimal number, e.g. 50.00.")
     try:
@@ -214,7 +218,7 @@ def parse_amount(amount: Any, currency: str) -> Decimal:
     if not value.is_finite():
         raise ValidationError("Enter a valid amount, e.g. 50.00.")
     if value <= ZERO:
-        raise ValidationError("The payment amount must be greater than zero.")
+        raise ValidationError(f"The {what} amount must be greater than zero.")
     if value >= AMOUNT_LIMIT:
         raise ValidationError(
             f"The amount is too large: enter less than {AMOUNT_LIMIT:,} {currency.upper()}."
@@ -265,6 +269,7 @@ class OrderAction(StrEnum):
     REGENERATE_PAYMENT_LINK = "regenerate_payment_link"
     RESOLVE_ATTENTION = "resolve_attention"
     CANCEL = "cancel_order"
+    REFUND = "refund"
 
 
 @dataclass(frozen=True)
@@ -337,6 +342,36 @@ def _cancel_allowed(order: Order) -> Allowed:
     return Allowed(True)
 
 
+# Refunds that hold part of a payment: given back, or on their way back.
+HOLDING_REFUND_STATUSES = (Refund.Status.SUCCEEDED, Refund.Status.PENDING)
+
+
+def refundable_rest(payment: Payment) -> Decimal:
+    """What is left to refund on a payment: its amount less its succeeded and pending refunds."""
+    held = payment.refunds.filter(status__in=HOLDING_REFUND_STATUSES).aggregate(s=Sum("amount"))
+    return payment.amount - (held["s"] or ZERO)
+
+
+def refundable_payments(order: Order) -> list[tuple[Payment, Decimal]]:
+    """The order's payments that can be refunded now, oldest first, each with its rest."""
+    held = Sum("refunds__amount", filter=Q(refunds__status__in=HOLDING_REFUND_STATUSES))
+    payments = (
+        Payment.objects.filter(order=order, status=Payment.Status.SUCCEEDED)
+        .exclude(method=Payment.Method.COMP)
+        .annotate(rest=F("amount") - Coalesce(held, ZERO))
+        .filter(rest__gt=ZERO)
+        .order_by("created_at", "id")
+    )
+    return [(payment, payment.rest) for payment in payments]
+
+
+def _refund_allowed(order: Order) -> Allowed:
+    """A refund needs a succeeded, non-comp payment with something left to refund."""
+    if refundable_payments(order):
+        return Allowed(True)
+    return Allowed(False, f"{order.reference} has no payment with anything left to refund.")
+
+
 def allowed_actions(order: Order) -> dict[OrderAction, Allowed]:
     """Which of staff's actions apply to the order now, and why not for the others.
 
@@ -356,6 +391,7 @@ def allowed_actions(order: Order) -> dict[OrderAction, Allowed]:
             else Allowed(False, f"{order.reference} does not need attention.")
         ),
         OrderAction.CANCEL: _cancel_allowed(order),
+        OrderAction.REFUND: _refund_allowed(order),
     }
 
 

@@ -1,4 +1,6 @@
-"""Applying what Stripe reports to the ledger: PaymentIntent outcomes and refunded charges.
+"""Applying what Stripe reports to the ledger: PaymentIntent outcomes.
+
+(Refunds, reported or started here, are applied in ``refunds``.)
 
 Used by the webhook and by the checkout return page alike; every outcome is
 applied idempotently under the order's row lock.
@@ -10,7 +12,7 @@ from decimal import Decimal
 
 from django.db import transaction
 
-from backoffice.models import ZERO, Conference, Order, OrderHistoryEntry, Payment
+from backoffice.models import Conference, Order, OrderHistoryEntry, Payment
 from backoffice.services.history import STRIPE
 from backoffice.services.payment.ledger import lock_order, settle_order
 from backoffice.stripe_client import (
@@ -148,6 +150,17 @@ def _card_payment(order: Order, intent_id: str, amount: Decimal) -> str:
     return f"Stripe payment {intent_id} of {order.format(amount)}"
 
 
+def settle_card_payment(order: Order, intent_id: str, amount: Decimal, *, actor: str) -> None:
+    """Settle a locked order after a card payment was recorded on it (one history entry)."""
+    settle_order(
+        order,
+        actor=actor,
+        action=OrderHistoryEntry.Action.CARD_PAYMENT,
+        message=_card_payment(order, intent_id, amount),
+        amount=amount,
+    )
+
+
 def apply_payment_intent(
     conference: Conference,
     intent: StripePaymentIntent,
@@ -177,13 +190,7 @@ def apply_payment_intent(
         payment = Payment.objects.filter(order=locked, stripe_payment_intent_id=intent.id).first()
         if outcome == Payment.Status.SUCCEEDED:
             if _record_succeeded(locked, payment, intent):
-                settle_order(
-                    locked,
-                    actor=actor,
-                    action=OrderHistoryEntry.Action.CARD_PAYMENT,
-                    message=_card_payment(locked, intent.id, intent.amount),
-                    amount=intent.amount,
-                )
+                settle_card_payment(locked, intent.id, intent.amount, actor=actor)
             return Payment.objects.get(order=locked, stripe_payment_intent_id=intent.id)
         if payment is not None:
             _apply_attempt_update(locked, payment, intent, outcome, actor=actor)
@@ -235,69 +242,6 @@ def _check_refunded_charge(conference: Conference, charge: StripeCharge) -> Paym
             f"{payment.order.reference} is in {payment.order.currency}."
         )
     return payment
-
-
-def apply_charge_refund(
-    conference: Conference, charge: StripeCharge, *, actor: str = STRIPE
-) -> Payment | None:
-    """Apply a refunded Stripe charge: full refund -> REFUNDED, partial -> amount kept visible.
-
-    The order's status then follows the money it still holds (``settle_order``).
-    An older event with a smaller refunded amount changes nothing. A refund
-    arriving before the payment's success records both, as one change.
-    """
-    payment = _check_refunded_charge(conference, charge)
-    if payment is None:
-        return None
-    with transaction.atomic():
-        order = lock_order(payment.order)
-        payment = Payment.objects.get(pk=payment.pk)
-        succeeded = False
-        if payment.status not in (Payment.Status.SUCCEEDED, Payment.Status.REFUNDED):
-            # The refund arrived before "succeeded": the charge itself proves the money was taken.
-            taken = StripePaymentIntent(
-                id=charge.payment_intent_id or payment.stripe_payment_intent_id,
-                currency=charge.currency,
-                amount=charge.amount_captured,
-                charge_id=charge.id,
-            )
-            succeeded = _record_succeeded(order, payment, taken)
-            payment.refresh_from_db()
-        given_back = _record_refunded_amount(payment, charge)
-        if not given_back and not succeeded:
-            return payment  # an older or duplicate refund event
-        refunded = payment.refunded_amount
-        what = _card_payment(order, payment.stripe_payment_intent_id, payment.amount)
-        refund_text = f"refunded {order.format(refunded)} in total (charge {charge.id})"
-        settle_order(
-            order,
-            actor=actor,
-            action=(
-                OrderHistoryEntry.Action.CARD_PAYMENT
-                if succeeded
-                else OrderHistoryEntry.Action.REFUND
-            ),
-            message=f"{what}, {refund_text}" if given_back else what,
-            amount=payment.amount if succeeded else given_back,
-        )
-    logger.info(
-        "Stripe refund applied",
-        extra={"order": order.reference, "charge": charge.id, "refunded": str(refunded)},
-    )
-    return payment
-
-
-def _record_refunded_amount(payment: Payment, charge: StripeCharge) -> Decimal:
-    """Raise a payment's refunded amount to the charge's; return how much more was given back."""
-    refunded = min(charge.amount_refunded, payment.amount)
-    given_back = max(refunded - payment.refunded_amount, ZERO)
-    if given_back:
-        payment.refunded_amount = refunded
-        if refunded >= payment.amount:
-            payment.status = Payment.Status.REFUNDED
-        payment.stripe_charge_id = payment.stripe_charge_id or charge.id
-        payment.save(update_fields=["refunded_amount", "status", "stripe_charge_id", "updated_at"])
-    return given_back
 
 
 def _refunded_payment(intent_id: str, charge_id: str) -> Payment | None:

@@ -249,6 +249,7 @@ def test_allowed_actions_of_a_pending_order_with_a_balance(make_order):
         "regenerate_payment_link": "",
         "resolve_attention": f"{order.reference} does not need attention.",
         "cancel_order": "",
+        "refund": f"{order.reference} has no payment with anything left to refund.",
     }
 
 
@@ -274,6 +275,7 @@ def test_allowed_actions_of_a_paid_order_say_why_not(make_order):
         "resolve_attention": f"{order.reference} does not need attention.",
         "cancel_order": f"{order.reference} is paid; only a pending order with no money "
         "received can be cancelled (refund its payments instead).",
+        "refund": "",
     }
 
 

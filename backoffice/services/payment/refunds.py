@@ -1,0 +1,310 @@
+"""Money given back by a clerk (card and manual), and moving a refund row to its outcome.
+
+Every refund is a ``Refund`` row; ``Payment.refunded_amount`` is the sum of a
+payment's SUCCEEDED refunds, updated in the transaction that makes one
+succeed, and the order's status then follows its money (``settle_order``).
+
+A card refund is started here in three steps: a PENDING row is committed
+under the order lock (so a second clerk sees the amount as taken), Stripe is
+called outside any transaction with an idempotency key tied to that row, and
+its answer is applied under the lock by the same code as the webhooks. If
+Stripe cannot be reached, the row is marked FAILED ("nothing was refunded")
+and the clerk is told to try again: no row stays pending forever. Should
+Stripe have refunded after all, its webhook names the row in the refund's
+metadata (``refund_id``) and settles it as succeeded (see ``refund_sync``,
+which applies what Stripe reports through ``settle_refund`` here).
+"""
+
+import logging
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Sum
+
+from backoffice.models import ZERO, Order, OrderHistoryEntry, Payment, Refund
+from backoffice.services.history import STRIPE, SYSTEM
+from backoffice.services.payment.ledger import (
+    lock_order,
+    parse_amount,
+    refundable_rest,
+    settle_order,
+)
+from backoffice.stripe_client import (
+    PaymentProviderError,
+    StripeClient,
+    StripeNotConfigured,
+    StripeRefund,
+    StripeUnreachable,
+)
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+logger = logging.getLogger(__name__)
+
+# The note on a refund row Stripe could not be asked for.
+UNREACHABLE_NOTE = "Stripe could not be reached; nothing was refunded."
+
+# Which status a refund may move to from each. A refund never goes back to
+# pending; FAILED may still become SUCCEEDED: a call that could not reach
+# Stripe is marked failed, and Stripe's webhook says if it refunded after all.
+REFUND_TRANSITIONS: dict[str, frozenset[str]] = {
+    Refund.Status.PENDING: frozenset(
+        {Refund.Status.SUCCEEDED, Refund.Status.FAILED, Refund.Status.CANCELED}
+    ),
+    Refund.Status.FAILED: frozenset({Refund.Status.SUCCEEDED}),
+    Refund.Status.SUCCEEDED: frozenset(),
+    Refund.Status.CANCELED: frozenset(),
+}
+
+# Stripe's refund statuses as ours; anything else (requires_action, …) is pending.
+STRIPE_REFUND_STATUSES = {
+    "succeeded": Refund.Status.SUCCEEDED,
+    "failed": Refund.Status.FAILED,
+    "canceled": Refund.Status.CANCELED,
+}
+
+
+def refund_outcome(refund: StripeRefund) -> str:
+    """Our status for what Stripe says of a refund."""
+    return STRIPE_REFUND_STATUSES.get(refund.status, Refund.Status.PENDING)
+
+
+# --- The clerk's refund ---------------------------------------------------------
+
+
+def _check_refund(order: Order, payment: Payment, amount: Any, reason: str) -> Decimal:
+    """The amount as a Decimal, or a ``ValidationError`` saying why the refund is refused."""
+    value = parse_amount(amount, order.currency, what="refund")
+    if reason not in Refund.Reason.values:
+        raise ValidationError(f"Choose a refund reason ({', '.join(Refund.Reason.values)}).")
+    if payment.method == Payment.Method.COMP:
+        raise ValidationError("A complimentary payment took no money; there is nothing to refund.")
+    if payment.status != Payment.Status.SUCCEEDED:
+        raise ValidationError(
+            f"This payment is {payment.get_status_display().lower()}; "
+            "only succeeded payments can be refunded."
+        )
+    rest = refundable_rest(payment)
+    if value > rest:
+        raise ValidationError(
+            f"The amount {order.format(value)} is more than the {order.format(rest)} "
+            "left to refund on this payment."
+        )
+    return value
+
+
+def _manual_channel(payment: Payment, channel: str) -> str:
+    """The channel a manual refund went back through: the one given, else the payment's."""
+    chosen = channel or payment.channel or Payment.Channel.OTHER
+    if chosen not in Payment.Channel.values:
+        raise ValidationError(
+            f"Choose how the money went back ({', '.join(Payment.Channel.values)})."
+        )
+    return chosen
+
+
+def _stripe_client(order: Order) -> StripeClient:
+    """The conference's Stripe client; a missing key is a refusal the clerk can read."""
+    try:
+        return StripeClient(order.conference)
+    except StripeNotConfigured as exc:
+        raise ValidationError(str(exc)) from exc
+
+
+def refund_message(order: Order, payment: Payment, row: Refund) -> str:
+    """How a refund reads in the order's history."""
+    if payment.method == Payment.Method.STRIPE:
+        what = f"Stripe payment {payment.stripe_payment_intent_id or payment.stripe_charge_id}"
+    else:
+        what = f"{payment.get_method_display().lower()} payment"
+    text = f"Refund of {order.format(row.amount)} on {what} ({row.get_reason_display().lower()})"
+    if row.channel:
+        text += f", paid back by {row.get_channel_display().lower()}"
+    if row.stripe_refund_id:
+        text += f", Stripe refund {row.stripe_refund_id}"
+    return f"{text}. {row.note}".strip() if row.note else f"{text}."
+
+
+def refund(
+    payment: Payment,
+    *,
+    amount: Decimal,
+    reason: str,
+    note: str = "",
+    staff_user: "AbstractBaseUser | None" = None,
+    channel: str = "",
+) -> Refund:
+    """Give back ``amount`` of a succeeded payment: through Stripe for a card, at once for cash.
+
+    ``channel`` (a ``Payment.Channel``) is how a manual refund was paid back;
+    it defaults to the payment's own channel. Refuses with ``ValidationError``
+    (nothing saved, nothing sent) what cannot be refunded; a Stripe refusal or
+    outage is a ``ValidationError`` too, with the row kept as FAILED.
+    """
+    actor = staff_user or SYSTEM
+    with transaction.atomic():
+        order = lock_order(payment.order)
+        locked = Payment.objects.get(pk=payment.pk)
+        value = _check_refund(order, locked, amount, reason)
+        fields = {"payment": locked, "amount": value, "reason": reason, "note": note.strip()}
+        if locked.method != Payment.Method.STRIPE:
+            row = Refund.objects.create(
+                **fields,
+                status=Refund.Status.SUCCEEDED,
+                channel=_manual_channel(locked, channel),
+                created_by=staff_user,
+            )
+            _refund_succeeded(order, locked, row, actor=actor)
+            _copy_payment(payment, locked)
+            return row
+        client = _stripe_client(order)
+        row = Refund.objects.create(**fields, status=Refund.Status.PENDING, created_by=staff_user)
+    answer = _ask_stripe(client, order, locked, row, actor=actor)
+    result = apply_refund_answer(row, answer, actor=actor)
+    _copy_payment(payment, Payment.objects.get(pk=payment.pk))
+    return result
+
+
+def _ask_stripe(
+    client: StripeClient,
+    order: Order,
+    payment: Payment,
+    row: Refund,
+    *,
+    actor: "AbstractBaseUser | str",
+) -> StripeRefund:
+    """Ask Stripe for the refund (outside any transaction); on failure mark the row FAILED."""
+    try:
+        return client.create_refund(
+            payment_intent_id=payment.stripe_payment_intent_id,
+            charge_id=payment.stripe_charge_id,
+            amount=row.amount,
+            metadata={
+                "refund_id": str(row.pk),
+                "order_id": str(order.pk),
+                "order_reference": order.reference,
+                "conference": order.conference.slug,
+                "reason": row.reason,
+            },
+            # Tied to the row: stripe-python's own retries of this call refund once.
+            idempotency_key=f"refund-{row.pk}",
+        )
+    except PaymentProviderError as exc:
+        unreachable = isinstance(exc, StripeUnreachable)
+        why = UNREACHABLE_NOTE if unreachable else f"{exc} Nothing was refunded."
+        _fail_started_refund(row, why, actor=actor)
+        if unreachable:
+            raise ValidationError(f"{UNREACHABLE_NOTE} Try again in a few minutes.") from exc
+        raise ValidationError(why) from exc
+
+
+def _fail_started_refund(row: Refund, why: str, *, actor: "AbstractBaseUser | str") -> None:
+    """Mark a refund Stripe did not make as FAILED (unless a webhook settled it meanwhile)."""
+    with transaction.atomic():
+        order = lock_order(row.payment.order)
+        payment = Payment.objects.get(pk=row.payment_id)
+        locked = Refund.objects.get(pk=row.pk)
+        settle_refund(order, payment, locked, Refund.Status.FAILED, actor=actor, note=why)
+
+
+def apply_refund_answer(
+    row: Refund, answer: StripeRefund, *, actor: "AbstractBaseUser | str" = STRIPE
+) -> Refund:
+    """Apply what Stripe answered about a refund started here, under the order's lock."""
+    with transaction.atomic():
+        order = lock_order(row.payment.order)
+        payment = Payment.objects.get(pk=row.payment_id)
+        locked = Refund.objects.get(pk=row.pk)
+        settle_refund(
+            order, payment, locked, refund_outcome(answer), actor=actor, stripe_refund_id=answer.id
+        )
+    return locked
+
+
+def _copy_payment(payment: Payment, fresh: Payment) -> None:
+    """Copy a payment's refunded amount and status back to the caller's instance."""
+    if payment is not fresh:
+        payment.refunded_amount = fresh.refunded_amount
+        payment.status = fresh.status
+
+
+# --- Moving a refund row (shared by the clerk's path and the webhooks) ----------
+
+
+def sync_refunded_amount(payment: Payment) -> Decimal:
+    """Set a locked payment's refunded amount to its SUCCEEDED refunds; return the increase."""
+    succeeded = payment.refunds.filter(status=Refund.Status.SUCCEEDED).aggregate(s=Sum("amount"))
+    total = succeeded["s"] or ZERO
+    increase = total - payment.refunded_amount
+    if increase:
+        payment.refunded_amount = total
+        if total >= payment.amount and payment.status == Payment.Status.SUCCEEDED:
+            payment.status = Payment.Status.REFUNDED
+        payment.save(update_fields=["refunded_amount", "status", "updated_at"])
+    return increase
+
+
+def move_refund(
+    refund: Refund, outcome: str, *, stripe_refund_id: str = "", note: str = ""
+) -> bool:
+    """Give a locked refund row Stripe's id and move it to ``outcome`` if it may; True if moved."""
+    fields = []
+    if stripe_refund_id and not refund.stripe_refund_id:
+        refund.stripe_refund_id = stripe_refund_id
+        fields.append("stripe_refund_id")
+    moved = outcome in REFUND_TRANSITIONS[refund.status]
+    if moved:
+        refund.status = outcome
+        fields.append("status")
+        if note:
+            refund.note = f"{refund.note}\n{note}".strip()
+            fields.append("note")
+    elif outcome != refund.status:
+        logger.info(
+            "Ignoring out-of-order refund update",
+            extra={"refund": refund.pk, "status": refund.status, "outcome": outcome},
+        )
+    if fields:
+        refund.save(update_fields=[*fields, "updated_at"])
+    return moved
+
+
+def _refund_succeeded(
+    order: Order, payment: Payment, row: Refund, *, actor: "AbstractBaseUser | str"
+) -> None:
+    """A locked payment's refund has succeeded: count it, settle the order, write its history."""
+    sync_refunded_amount(payment)
+    settle_order(
+        order,
+        actor=actor,
+        action=OrderHistoryEntry.Action.REFUND,
+        message=refund_message(order, payment, row),
+        amount=row.amount,
+    )
+
+
+def settle_refund(
+    order: Order,
+    payment: Payment,
+    row: Refund,
+    outcome: str,
+    *,
+    actor: "AbstractBaseUser | str",
+    stripe_refund_id: str = "",
+    note: str = "",
+) -> None:
+    """Move a locked refund row and, if it moved, settle the order and write its history."""
+    if not move_refund(row, outcome, stripe_refund_id=stripe_refund_id, note=note):
+        return
+    if outcome == Refund.Status.SUCCEEDED:
+        _refund_succeeded(order, payment, row, actor=actor)
+    else:
+        settle_order(
+            order,
+            actor=actor,
+            action=OrderHistoryEntry.Action.OTHER,
+            message=f"{refund_message(order, payment, row)} The refund {row.status}.",
+        )
