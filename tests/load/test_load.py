@@ -612,6 +612,7 @@ def test_the_same_form_submitted_twice_records_one_payment_per_form(
         f"{len(raced)} forms raced by {SAME_FORM_SENDERS} threads, 2 forms resubmitted, "
         f"{time.monotonic() - started:.1f}s"
     )
+    report(summary)
     recorded: dict[int, list[str]] = {order.pk: [] for order in orders}
     for order_id, key in Payment.objects.filter(order__in=orders).values_list(
         "order_id", "idempotency_key"
