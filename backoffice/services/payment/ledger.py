@@ -361,9 +361,25 @@ def refundable_rest(payment: Payment) -> Decimal:
     return payment.amount - (held["s"] or ZERO)
 
 
+# The note on a card refund row whose request got no answer: Stripe may have made it.
+UNANSWERED_NOTE = (
+    "Stripe did not answer; it may have refunded. Kept pending until Stripe says; "
+    "refunding this payment again re-sends the same request."
+)
+
+
 def refundable_payments(order: Order) -> list[tuple[Payment, Decimal]]:
-    """The order's payments that can be refunded now, oldest first, each with its rest."""
-    held = Sum("refunds__amount", filter=Q(refunds__status__in=HOLDING_REFUND_STATUSES))
+    """The order's payments that can be refunded now, oldest first, each with its rest.
+
+    A refund Stripe did not answer is offered again (refunding its payment
+    re-sends it first with its own key, see ``refunds.refund``), so a whole
+    payment's unanswered refund can still be retried from the order page.
+    """
+    held = Sum(
+        "refunds__amount",
+        filter=Q(refunds__status__in=HOLDING_REFUND_STATUSES)
+        & ~Q(refunds__note__contains=UNANSWERED_NOTE),
+    )
     payments = (
         Payment.objects.filter(order=order, status=Payment.Status.SUCCEEDED)
         .exclude(method=Payment.Method.COMP)

@@ -29,6 +29,7 @@ from django.db.models import Sum
 from backoffice.models import ZERO, Order, OrderHistoryEntry, Payment, Refund
 from backoffice.services.history import STRIPE, SYSTEM
 from backoffice.services.payment.ledger import (
+    UNANSWERED_NOTE,
     lock_order,
     parse_amount,
     refundable_rest,
@@ -47,11 +48,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# The note on a refund row whose request got no answer: Stripe may have made it.
-UNANSWERED_NOTE = (
-    "Stripe did not answer; it may have refunded. Kept pending until Stripe says; "
-    "refunding this payment again re-sends the same request."
-)
 
 # Which status a refund may move to from each. A refund never goes back to
 # pending; FAILED may still become SUCCEEDED: Stripe's answer to one request

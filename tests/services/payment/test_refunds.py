@@ -24,7 +24,7 @@ from backoffice.services.payment import (
     apply_refund_answer,
     apply_stripe_refund,
 )
-from backoffice.services.payment.ledger import refundable_rest
+from backoffice.services.payment.ledger import refundable_payments, refundable_rest
 from backoffice.services.payment.refunds import UNANSWERED_NOTE
 from backoffice.stripe_client import parse_charge, parse_payment_intent, parse_refund
 from tests.ledger_factories import make_refund
@@ -693,3 +693,31 @@ def test_a_refund_whose_answer_was_lost_is_not_made_twice_when_the_clerk_retries
     assert card_payment.refunded_amount == Decimal("40.00")
     assert Order.objects.get(pk=card_payment.order_id).status == S.PARTIALLY_REFUNDED
     assert [e.action for e in entries(card_payment.order)].count(Action.REFUND) == 1
+
+
+def test_a_whole_refund_stripe_did_not_answer_can_be_retried_from_the_order(
+    card_payment, staff_user, settings, tmp_path, localstripe
+):
+    """Its pending row holds all of the payment, yet the Refund action still offers it."""
+    with start_localstripe(tmp_path) as doomed:
+        settings.STRIPE_API_BASE = doomed.url
+    with pytest.raises(ValidationError, match="Stripe did not answer"):
+        PaymentService.refund(
+            card_payment, amount="100.00", reason=Refund.Reason.OTHER, staff_user=staff_user
+        )
+    order = Order.objects.get(pk=card_payment.order_id)
+
+    assert allowed_actions(order)[OrderAction.REFUND].allowed
+    assert refundable_payments(order) == [(card_payment, Decimal("100.00"))]
+
+    settings.STRIPE_API_BASE = localstripe.url  # Stripe is back
+    again = PaymentService.refund(
+        card_payment, amount="100.00", reason=Refund.Reason.OTHER, staff_user=staff_user
+    )
+
+    assert again.status == Refund.Status.SUCCEEDED
+    assert Refund.objects.filter(payment=card_payment).count() == 1
+    assert [r["amount"] for r in stripe_refunds(localstripe, card_payment)] == [10000]
+    order.refresh_from_db()
+    assert order.status == S.REFUNDED
+    assert not allowed_actions(order)[OrderAction.REFUND].allowed
