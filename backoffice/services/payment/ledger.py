@@ -6,7 +6,7 @@ clerk and a webhook) acting on one order at once are serialised.
 """
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -141,8 +141,13 @@ def settle_order(
     action: OrderHistoryEntry.Action,
     message: str = "",
     amount: Decimal | None = None,
+    refunded_with_payment: Decimal = ZERO,
 ) -> OrderHistoryEntry:
     """Derive everything that follows from a locked order's money; call at the end of a write.
+
+    ``refunded_with_payment``: what this write gave back of a payment it also
+    took (a refund Stripe reported before the payment's success); it counts
+    towards paying a pending order, unlike money given back before this write.
 
     The one place that sets ``Order.status`` (from ``status_from_money``; the
     action ``CANCEL`` makes it CANCELLED, which the money then never undoes), the
@@ -154,6 +159,10 @@ def settle_order(
     """
     before = order.status
     money = money_of(order)
+    if before == Order.Status.PENDING:
+        # A pending order was never paid in full: money already given back (a
+        # part payment refunded) does not count towards paying it, only what it holds.
+        money = replace(money, gross=money.net + refunded_with_payment)
     # A cancel is the one status not derived from money; the rule keeps it from then on.
     cancelling = action == OrderHistoryEntry.Action.CANCEL
     current = Order.Status.CANCELLED if cancelling else before
@@ -352,9 +361,25 @@ def refundable_rest(payment: Payment) -> Decimal:
     return payment.amount - (held["s"] or ZERO)
 
 
+# The note on a card refund row whose request got no answer: Stripe may have made it.
+UNANSWERED_NOTE = (
+    "Stripe did not answer; it may have refunded. Kept pending until Stripe says; "
+    "refunding this payment again re-sends the same request."
+)
+
+
 def refundable_payments(order: Order) -> list[tuple[Payment, Decimal]]:
-    """The order's payments that can be refunded now, oldest first, each with its rest."""
-    held = Sum("refunds__amount", filter=Q(refunds__status__in=HOLDING_REFUND_STATUSES))
+    """The order's payments that can be refunded now, oldest first, each with its rest.
+
+    A refund Stripe did not answer is offered again (refunding its payment
+    re-sends it first with its own key, see ``refunds.refund``), so a whole
+    payment's unanswered refund can still be retried from the order page.
+    """
+    held = Sum(
+        "refunds__amount",
+        filter=Q(refunds__status__in=HOLDING_REFUND_STATUSES)
+        & ~Q(refunds__note__contains=UNANSWERED_NOTE),
+    )
     payments = (
         Payment.objects.filter(order=order, status=Payment.Status.SUCCEEDED)
         .exclude(method=Payment.Method.COMP)

@@ -241,6 +241,7 @@ def apply_charge_refund(
             ),
             message=f"{what}, {refund_text}" if given_back else what,
             amount=payment.amount if succeeded else given_back,
+            refunded_with_payment=refunded if succeeded else ZERO,
         )
     logger.info(
         "Stripe refund applied",

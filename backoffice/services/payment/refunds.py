@@ -8,11 +8,14 @@ A card refund is started here in three steps: a PENDING row is committed
 under the order lock (so a second clerk sees the amount as taken), Stripe is
 called outside any transaction with an idempotency key tied to that row, and
 its answer is applied under the lock by the same code as the webhooks. If
-Stripe cannot be reached, the row is marked FAILED ("nothing was refunded")
-and the clerk is told to try again: no row stays pending forever. Should
-Stripe have refunded after all, its webhook names the row in the refund's
-metadata (``refund_id``) and settles it as succeeded (see ``refund_sync``,
-which applies what Stripe reports through ``settle_refund`` here).
+Stripe does not answer (a connection error or a time-out, which cannot tell
+"never sent" from "sent, answer lost"), the row stays PENDING, holding its
+amount, so a clerk's retry cannot refund it a second time under a new key:
+refunding that payment again re-sends the same request with the row's key
+(Stripe answers it with the first result, or makes it now), and should Stripe
+have refunded, its webhook names the row in the refund's metadata
+(``refund_id``) and settles it (see ``refund_sync``, which applies what Stripe
+reports through ``settle_refund`` here).
 """
 
 import logging
@@ -26,6 +29,7 @@ from django.db.models import Sum
 from backoffice.models import ZERO, Order, OrderHistoryEntry, Payment, Refund
 from backoffice.services.history import STRIPE, SYSTEM
 from backoffice.services.payment.ledger import (
+    UNANSWERED_NOTE,
     lock_order,
     parse_amount,
     refundable_rest,
@@ -44,12 +48,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# The note on a refund row Stripe could not be asked for.
-UNREACHABLE_NOTE = "Stripe could not be reached; nothing was refunded."
 
 # Which status a refund may move to from each. A refund never goes back to
-# pending; FAILED may still become SUCCEEDED: a call that could not reach
-# Stripe is marked failed, and Stripe's webhook says if it refunded after all.
+# pending; FAILED may still become SUCCEEDED: Stripe's answer to one request
+# may arrive after a refusal of a concurrent one with the same key.
 REFUND_TRANSITIONS: dict[str, frozenset[str]] = {
     Refund.Status.PENDING: frozenset(
         {Refund.Status.SUCCEEDED, Refund.Status.FAILED, Refund.Status.CANCELED}
@@ -141,10 +143,17 @@ def refund(
 
     ``channel`` (a ``Payment.Channel``) is how a manual refund was paid back;
     it defaults to the payment's own channel. Refuses with ``ValidationError``
-    (nothing saved, nothing sent) what cannot be refunded; a Stripe refusal or
-    outage is a ``ValidationError`` too, with the row kept as FAILED.
+    (nothing saved, nothing sent) what cannot be refunded; a Stripe refusal is
+    a ``ValidationError`` too, with the row kept as FAILED, and so is no answer
+    from Stripe, with the row kept PENDING. A card refund that got no answer is
+    re-sent first, with its own key, by the next refund of that payment; asked
+    again for its amount, that row is returned (the clerk's retry).
     """
     actor = staff_user or SYSTEM
+    resent = _resend_unanswered(payment, actor=actor)
+    if resent is not None and _same_amount(resent, amount):
+        _copy_payment(payment, Payment.objects.get(pk=payment.pk))
+        return resent  # the clerk's retry of the refund that got no answer
     with transaction.atomic():
         order = lock_order(payment.order)
         locked = Payment.objects.get(pk=payment.pk)
@@ -192,13 +201,62 @@ def _ask_stripe(
             # Tied to the row: stripe-python's own retries of this call refund once.
             idempotency_key=f"refund-{row.pk}",
         )
+    except StripeUnreachable as exc:
+        # The request may have reached Stripe (a time-out after sending): the row
+        # stays PENDING, holding its amount, so no new refund can repeat it.
+        _keep_unanswered(row)
+        raise ValidationError(
+            f"Stripe did not answer, so it is not known whether {order.format(row.amount)} "
+            "was refunded. The refund is kept pending until Stripe says; refund this payment "
+            "again in a few minutes to re-send the same request (Stripe never makes it twice)."
+        ) from exc
     except PaymentProviderError as exc:
-        unreachable = isinstance(exc, StripeUnreachable)
-        why = UNREACHABLE_NOTE if unreachable else f"{exc} Nothing was refunded."
+        why = f"{exc} Nothing was refunded."
         _fail_started_refund(row, why, actor=actor)
-        if unreachable:
-            raise ValidationError(f"{UNREACHABLE_NOTE} Try again in a few minutes.") from exc
         raise ValidationError(why) from exc
+
+
+def _keep_unanswered(row: Refund) -> None:
+    """Note on a refund row that its request got no answer (it stays as it is, usually PENDING)."""
+    with transaction.atomic():
+        lock_order(row.payment.order)
+        locked = Refund.objects.get(pk=row.pk)
+        if locked.status == Refund.Status.PENDING and UNANSWERED_NOTE not in locked.note:
+            locked.note = f"{locked.note}\n{UNANSWERED_NOTE}".strip()
+            locked.save(update_fields=["note", "updated_at"])
+
+
+def _resend_unanswered(payment: Payment, *, actor: "AbstractBaseUser | str") -> Refund | None:
+    """Re-send a card payment's refund that got no answer, with its own key; return it settled.
+
+    Stripe answers a request repeated with the same idempotency key with the
+    first one's result (or makes it now if it never arrived), so this refunds once.
+    """
+    row = (
+        Refund.objects.filter(
+            payment_id=payment.pk,
+            payment__method=Payment.Method.STRIPE,
+            status=Refund.Status.PENDING,
+            stripe_refund_id="",
+            note__contains=UNANSWERED_NOTE,
+        )
+        .select_related("payment__order__conference")
+        .order_by("created_at", "id")
+        .first()
+    )
+    if row is None:
+        return None
+    order = row.payment.order
+    answer = _ask_stripe(_stripe_client(order), order, row.payment, row, actor=actor)
+    return apply_refund_answer(row, answer, actor=actor)
+
+
+def _same_amount(row: Refund, amount: Any) -> bool:
+    """Whether the clerk asked for the amount of ``row`` (a retry of it)."""
+    try:
+        return parse_amount(amount, row.payment.order.currency, what="refund") == row.amount
+    except ValidationError:
+        return False
 
 
 def _fail_started_refund(row: Refund, why: str, *, actor: "AbstractBaseUser | str") -> None:

@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ValidationError
 
-from backoffice.models import Order, OrderHistoryEntry, Payment
+from backoffice.models import Order, OrderHistoryEntry, Payment, Refund
 from backoffice.services.payment import (
     PaymentService,
     allowed_actions,
     apply_charge_refund,
     apply_payment_intent,
 )
-from backoffice.services.payment.ledger import Money, status_from_money
+from backoffice.services.payment.ledger import Money, OrderAction, status_from_money
 from backoffice.stripe_client import parse_charge, parse_payment_intent
 from tests.stripe_fixtures import refunded_charge, succeeded_intent
 
@@ -323,3 +323,21 @@ def test_money_on_a_refunded_order_stays_flagged_until_given_back(conference, ma
     order.refresh_from_db()
     assert order.needs_attention
     assert "succeeded while the order was refunded" in order.attention_reason
+
+
+@pytest.mark.django_db
+def test_a_part_payment_given_back_does_not_count_towards_paying_the_order(make_order, staff_user):
+    """60 paid and refunded, then 40 paid: 40 of 100 held, so the order is pending with 60 due."""
+    order = make_order("100.00")
+    deposit = PaymentService.record_manual(order, amount=Decimal("60.00"), staff_user=staff_user)
+    PaymentService.refund(
+        deposit, amount="60.00", reason=Refund.Reason.REQUESTED_BY_CUSTOMER, staff_user=staff_user
+    )
+
+    PaymentService.record_manual(order, amount=Decimal("40.00"), staff_user=staff_user)
+
+    order = Order.objects.get(pk=order.pk)
+    assert order.status == S.PENDING
+    assert order.balance_due == Decimal("60.00")
+    assert order.paid_notified_at is None
+    assert allowed_actions(order)[OrderAction.RECORD_MANUAL].allowed

@@ -1,7 +1,11 @@
 """PaymentService.refund against localstripe, and the refunds Stripe reports, applied once."""
 
 import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
 from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -20,7 +24,8 @@ from backoffice.services.payment import (
     apply_refund_answer,
     apply_stripe_refund,
 )
-from backoffice.services.payment.refunds import UNREACHABLE_NOTE
+from backoffice.services.payment.ledger import refundable_payments, refundable_rest
+from backoffice.services.payment.refunds import UNANSWERED_NOTE
 from backoffice.stripe_client import parse_charge, parse_payment_intent, parse_refund
 from tests.ledger_factories import make_refund
 from tests.services.test_exports import amounts_collected
@@ -53,6 +58,20 @@ def cash_payment(make_order, staff_user) -> Payment:
     """A 100.00 order paid in full in cash at the desk."""
     order = make_order("100.00")
     return PaymentService.record_manual(order, amount=Decimal("100.00"), staff_user=staff_user)
+
+
+def refund_40_without_answer(payment: Payment, staff_user) -> Refund:
+    """Refund 40.00 of a card payment while Stripe gives no answer: refused, kept pending."""
+    with pytest.raises(ValidationError, match="Stripe did not answer"):
+        PaymentService.refund(
+            payment, amount="40.00", reason=Refund.Reason.OTHER, staff_user=staff_user
+        )
+    [row] = Refund.objects.filter(payment=payment)
+    assert row.status == Refund.Status.PENDING
+    assert UNANSWERED_NOTE in row.note
+    payment.refresh_from_db()
+    assert refundable_rest(payment) == Decimal("60.00")  # the pending row still holds 40.00
+    return row
 
 
 # --- Card refunds through Stripe ------------------------------------------------
@@ -112,29 +131,33 @@ def test_partial_refunds_of_a_card_payment_add_up(card_payment, staff_user, loca
     assert Order.objects.get(pk=order.pk).status == S.REFUNDED
 
 
-def test_stripe_unreachable_leaves_a_failed_row_and_a_clear_error(
+def test_stripe_unreachable_keeps_the_refund_pending_until_the_clerk_retries(
     card_payment, staff_user, settings, tmp_path, localstripe
 ):
+    """Stripe never got the request: the row holds its amount; the retry refunds once."""
     with start_localstripe(tmp_path) as doomed:
         settings.STRIPE_API_BASE = doomed.url
     # The server is stopped: its port is closed now.
 
-    with pytest.raises(ValidationError, match="Stripe could not be reached"):
-        PaymentService.refund(
-            card_payment, amount="40.00", reason=Refund.Reason.OTHER, staff_user=staff_user
-        )
+    refund = refund_40_without_answer(card_payment, staff_user)
 
-    [refund] = Refund.objects.filter(payment=card_payment)
-    assert refund.status == Refund.Status.FAILED
-    assert UNREACHABLE_NOTE in refund.note
-    assert not Refund.objects.filter(status=Refund.Status.PENDING).exists()
-    card_payment.refresh_from_db()
     assert card_payment.refunded_amount == 0
     assert Order.objects.get(pk=card_payment.order_id).status == S.PAID
     assert stripe_refunds(localstripe, card_payment) == []
 
+    settings.STRIPE_API_BASE = localstripe.url  # Stripe is back
+    again = PaymentService.refund(
+        card_payment, amount="40.00", reason=Refund.Reason.OTHER, staff_user=staff_user
+    )
 
-def test_a_refund_stripe_made_after_all_settles_the_failed_row(
+    assert again.pk == refund.pk
+    assert again.status == Refund.Status.SUCCEEDED
+    assert [r["amount"] for r in stripe_refunds(localstripe, card_payment)] == [4000]
+    card_payment.refresh_from_db()
+    assert card_payment.refunded_amount == Decimal("40.00")
+
+
+def test_a_refund_stripe_made_after_all_settles_the_unanswered_row(
     card_payment, staff_user, settings, tmp_path, localstripe
 ):
     """The call timed out but Stripe refunded: its webhook names our row; no second row."""
@@ -564,3 +587,137 @@ def test_a_card_refund_without_stripe_keys_is_refused_before_anything_is_saved(
         PaymentService.refund(payment, amount="10.00", reason=Refund.Reason.OTHER)
 
     assert not Refund.objects.exists()
+
+
+# --- A refund whose answer was lost ----------------------------------------------
+
+
+class _StripeIdempotencyProxy(ThreadingHTTPServer):
+    """Stripe's idempotency keys in front of localstripe (which has none), losing answers on demand.
+
+    Each new key is forwarded once and its answer remembered; the same key again
+    gets that answer without a second call, as at Stripe. While ``lose`` is
+    above zero, a forwarded request's answer is dropped (the connection closes):
+    Stripe acted, the client saw a network error.
+    """
+
+    def __init__(self, upstream: str) -> None:
+        """Listen on a free local port and forward to ``upstream``."""
+        super().__init__(("127.0.0.1", 0), _ProxyHandler)
+        self.upstream = upstream
+        self.answers: dict[str, tuple[int, bytes]] = {}
+        self.lose = 0
+
+    @property
+    def url(self) -> str:
+        """The proxy's base URL."""
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _ProxyHandler(BaseHTTPRequestHandler):
+    """Forward one request to the proxy's upstream, once per idempotency key."""
+
+    server: _StripeIdempotencyProxy
+
+    def _forward(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        key = self.headers.get("Idempotency-Key", "")
+        if key and key in self.server.answers:
+            status, answer = self.server.answers[key]
+        else:
+            headers = {
+                name: self.headers[name]
+                for name in ("Authorization", "Content-Type", "Stripe-Version")
+                if self.headers.get(name)
+            }
+            request = urllib.request.Request(
+                self.server.upstream + self.path,
+                data=body or None,
+                headers=headers,
+                method=self.command,
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    status, answer = response.status, response.read()
+            except urllib.error.HTTPError as exc:
+                status, answer = exc.code, exc.read()
+            if key:
+                self.server.answers[key] = (status, answer)
+            if self.server.lose > 0:
+                self.server.lose -= 1
+                self.close_connection = True
+                return  # Stripe acted; its answer never reaches the client
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    do_GET = do_POST = do_DELETE = _forward
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Keep the test output quiet."""
+
+
+@pytest.fixture
+def idempotent_stripe(settings, localstripe) -> Iterator[_StripeIdempotencyProxy]:
+    """Point the Stripe client at a proxy honouring idempotency keys in front of localstripe."""
+    proxy = _StripeIdempotencyProxy(localstripe.url)
+    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
+    thread.start()
+    settings.STRIPE_API_BASE = proxy.url
+    yield proxy
+    proxy.shutdown()
+    proxy.server_close()
+
+
+def test_a_refund_whose_answer_was_lost_is_not_made_twice_when_the_clerk_retries(
+    card_payment, staff_user, localstripe, idempotent_stripe
+):
+    """Stripe refunded but its answer was lost: the row holds the amount; a retry re-sends it."""
+    idempotent_stripe.lose = 1
+
+    row = refund_40_without_answer(card_payment, staff_user)
+
+    assert [r["amount"] for r in stripe_refunds(localstripe, card_payment)] == [4000]
+
+    again = PaymentService.refund(
+        card_payment, amount="40.00", reason=Refund.Reason.OTHER, staff_user=staff_user
+    )
+
+    assert again.pk == row.pk
+    [at_stripe] = stripe_refunds(localstripe, card_payment)
+    row.refresh_from_db()
+    assert (row.status, row.stripe_refund_id) == (Refund.Status.SUCCEEDED, at_stripe["id"])
+    card_payment.refresh_from_db()
+    assert card_payment.refunded_amount == Decimal("40.00")
+    assert Order.objects.get(pk=card_payment.order_id).status == S.PARTIALLY_REFUNDED
+    assert [e.action for e in entries(card_payment.order)].count(Action.REFUND) == 1
+
+
+def test_a_whole_refund_stripe_did_not_answer_can_be_retried_from_the_order(
+    card_payment, staff_user, settings, tmp_path, localstripe
+):
+    """Its pending row holds all of the payment, yet the Refund action still offers it."""
+    with start_localstripe(tmp_path) as doomed:
+        settings.STRIPE_API_BASE = doomed.url
+    with pytest.raises(ValidationError, match="Stripe did not answer"):
+        PaymentService.refund(
+            card_payment, amount="100.00", reason=Refund.Reason.OTHER, staff_user=staff_user
+        )
+    order = Order.objects.get(pk=card_payment.order_id)
+
+    assert allowed_actions(order)[OrderAction.REFUND].allowed
+    assert refundable_payments(order) == [(card_payment, Decimal("100.00"))]
+
+    settings.STRIPE_API_BASE = localstripe.url  # Stripe is back
+    again = PaymentService.refund(
+        card_payment, amount="100.00", reason=Refund.Reason.OTHER, staff_user=staff_user
+    )
+
+    assert again.status == Refund.Status.SUCCEEDED
+    assert Refund.objects.filter(payment=card_payment).count() == 1
+    assert [r["amount"] for r in stripe_refunds(localstripe, card_payment)] == [10000]
+    order.refresh_from_db()
+    assert order.status == S.REFUNDED
+    assert not allowed_actions(order)[OrderAction.REFUND].allowed
