@@ -720,14 +720,13 @@ class OrderAdmin(LedgerImportExportMixin, ModelAdmin):
         except ValidationError as exc:
             form.add_error(None, exc)
             return self._render_dialog(request, self.mark_comp, form)
-        self.log_change(request, order, _("Marked comp (0 paid, order is now paid)."))
-        self.message_user(
+        return self._finish_dialog(
             request,
-            _("%(reference)s was marked comp; the order is now paid.")
+            order,
+            logged=_("Marked comp (0 paid, order is now paid)."),
+            message=_("%(reference)s was marked comp; the order is now paid.")
             % {"reference": order.reference},
-            messages.SUCCESS,
         )
-        return self._close_dialog(request, order)
 
     # --- Actions: Record manual payment -------------------------------------
 
@@ -872,12 +871,6 @@ class OrderAdmin(LedgerImportExportMixin, ModelAdmin):
             form.add_error(None, exc)
             return self._render_dialog(request, self.refund, form)
         amount = order.format(refund.amount)
-        self.log_change(
-            request,
-            order,
-            _("Refunded %(amount)s (%(reason)s).")
-            % {"amount": amount, "reason": refund.get_reason_display().lower()},
-        )
         order.refresh_from_db()
         if refund.status == Refund.Status.SUCCEEDED:
             message = _("Refunded %(amount)s on %(reference)s; the order is now %(status)s.")
@@ -886,17 +879,18 @@ class OrderAdmin(LedgerImportExportMixin, ModelAdmin):
                 "Asked Stripe to refund %(amount)s on %(reference)s; it shows as pending "
                 "until Stripe confirms it."
             )
-        self.message_user(
+        return self._finish_dialog(
             request,
-            message
+            order,
+            logged=_("Refunded %(amount)s (%(reason)s).")
+            % {"amount": amount, "reason": refund.get_reason_display().lower()},
+            message=message
             % {
                 "amount": amount,
                 "reference": order.reference,
                 "status": order.get_status_display().lower(),
             },
-            messages.SUCCESS,
         )
-        return self._close_dialog(request, order)
 
     # --- Actions: Regenerate payment link -----------------------------------
 
@@ -916,16 +910,13 @@ class OrderAdmin(LedgerImportExportMixin, ModelAdmin):
         except ValidationError as exc:
             form.add_error(None, exc)
             return self._render_dialog(request, self.regenerate_payment_link, form)
-        self.log_change(
-            request, order, _("Regenerated the payment link; the old link no longer works.")
-        )
-        self.message_user(
+        return self._finish_dialog(
             request,
-            _("%(reference)s has a new payment link; the old link no longer works.")
+            order,
+            logged=_("Regenerated the payment link; the old link no longer works."),
+            message=_("%(reference)s has a new payment link; the old link no longer works.")
             % {"reference": order.reference},
-            messages.SUCCESS,
         )
-        return self._close_dialog(request, order)
 
     # --- Actions: Resolve attention ----------------------------------------
 
@@ -947,13 +938,12 @@ class OrderAdmin(LedgerImportExportMixin, ModelAdmin):
         except ValidationError as exc:
             form.add_error(None, exc)
             return self._render_dialog(request, self.resolve_attention, form)
-        self.log_change(request, order, _("Resolved the attention flag."))
-        self.message_user(
+        return self._finish_dialog(
             request,
-            _("%(reference)s no longer needs attention.") % {"reference": order.reference},
-            messages.SUCCESS,
+            order,
+            logged=_("Resolved the attention flag."),
+            message=_("%(reference)s no longer needs attention.") % {"reference": order.reference},
         )
-        return self._close_dialog(request, order)
 
     # --- Actions: Cancel order ----------------------------------------------
 
@@ -974,13 +964,12 @@ class OrderAdmin(LedgerImportExportMixin, ModelAdmin):
         except ValidationError as exc:
             form.add_error(None, exc)
             return self._render_dialog(request, self.cancel_order, form)
-        self.log_change(request, order, _("Cancelled: %(reason)s") % {"reason": reason})
-        self.message_user(
+        return self._finish_dialog(
             request,
-            _("%(reference)s was cancelled.") % {"reference": order.reference},
-            messages.SUCCESS,
+            order,
+            logged=_("Cancelled: %(reason)s") % {"reason": reason},
+            message=_("%(reference)s was cancelled.") % {"reference": order.reference},
         )
-        return self._close_dialog(request, order)
 
     @action(description=_("Cancel orders"), permissions=["cancel_order"], icon="cancel")
     def cancel_selected(
@@ -1072,6 +1061,14 @@ class OrderAdmin(LedgerImportExportMixin, ModelAdmin):
     def _change_url(self, order: Order) -> str:
         """The order page."""
         return reverse(f"{self.admin_site.name}:backoffice_order_change", args=[order.pk])
+
+    def _finish_dialog(
+        self, request: HttpRequest, order: Order, *, logged: str, message: str
+    ) -> HttpResponse:
+        """After a dialog's action succeeded: log it, tell the clerk, show the order page."""
+        self.log_change(request, order, logged)
+        self.message_user(request, message, messages.SUCCESS)
+        return self._close_dialog(request, order)
 
     def _close_dialog(self, request: HttpRequest, order: Order) -> HttpResponse:
         """Close the dialog and show the order page."""
