@@ -684,7 +684,7 @@ def test_every_admin_action_needs_the_view_permission_of_its_model(rf, admin_use
             *model_admin._get_base_actions_submit_line(),
         ]
         methods = [a.method for a in unfold_actions]
-        methods += [func for func, _name, _desc in model_admin.get_actions(request).values()]
+        methods += [action.func for action in model_admin.get_actions(request).values()]
         for method in methods:
             name = method.__name__
             if name == "delete_selected":  # Django's own: needs delete, which implies seeing
