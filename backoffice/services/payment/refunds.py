@@ -19,12 +19,15 @@ reports through ``settle_refund`` here).
 """
 
 import logging
+from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Sum
+from django.utils import timezone
+from django.utils.formats import date_format
 
 from backoffice.models import ZERO, Order, OrderHistoryEntry, Payment, Refund
 from backoffice.services.history import STRIPE, SYSTEM
@@ -47,6 +50,9 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
 
 logger = logging.getLogger(__name__)
+
+# Stripe keeps an idempotency key for 24 hours; re-send an unanswered refund only well inside that.
+RESEND_WINDOW = timedelta(hours=23)
 
 
 # Which status a refund may move to from each. A refund never goes back to
@@ -247,6 +253,16 @@ def _resend_unanswered(payment: Payment, *, actor: "AbstractBaseUser | str") -> 
     if row is None:
         return None
     order = row.payment.order
+    if timezone.now() - row.created_at > RESEND_WINDOW:
+        # Stripe keeps an idempotency key for 24 hours: after that the same key could
+        # make a second refund, so only Stripe's own record can settle this row now.
+        raise ValidationError(
+            f"A refund of {order.format(row.amount)} on this payment got no answer from "
+            f"Stripe on {date_format(timezone.localtime(row.created_at), 'DATETIME_FORMAT')}, "
+            "too long ago to re-send safely (Stripe would not recognise it and could refund "
+            "twice). Look the payment up in Stripe's dashboard: a refund made there reaches "
+            "this order by its webhook; if there is none, ask an administrator."
+        )
     answer = _ask_stripe(_stripe_client(order), order, row.payment, row, actor=actor)
     return apply_refund_answer(row, answer, actor=actor)
 

@@ -4,12 +4,14 @@ import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from datetime import timedelta
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection, connections
+from django.utils import timezone
 
 from backoffice.exports import PaymentResource
 from backoffice.models import Order, OrderHistoryEntry, Payment, Refund
@@ -721,3 +723,26 @@ def test_a_whole_refund_stripe_did_not_answer_can_be_retried_from_the_order(
     order.refresh_from_db()
     assert order.status == S.REFUNDED
     assert not allowed_actions(order)[OrderAction.REFUND].allowed
+
+
+def test_an_unanswered_refund_older_than_stripes_key_memory_is_not_resent(
+    card_payment, staff_user, settings, tmp_path, localstripe
+):
+    """Stripe forgets an idempotency key after 24 hours: re-sending then could refund twice."""
+    with start_localstripe(tmp_path) as doomed:
+        settings.STRIPE_API_BASE = doomed.url
+    refund = refund_40_without_answer(card_payment, staff_user)
+    Refund.objects.filter(pk=refund.pk).update(created_at=timezone.now() - timedelta(hours=24))
+    settings.STRIPE_API_BASE = localstripe.url  # Stripe is back
+
+    with pytest.raises(ValidationError, match="too long ago to re-send safely"):
+        PaymentService.refund(
+            card_payment, amount="40.00", reason=Refund.Reason.OTHER, staff_user=staff_user
+        )
+
+    assert stripe_refunds(localstripe, card_payment) == []  # nothing was sent
+    assert list(Refund.objects.filter(payment=card_payment).values_list("pk", "status")) == [
+        (refund.pk, Refund.Status.PENDING)
+    ]
+    card_payment.refresh_from_db()
+    assert card_payment.refunded_amount == 0
