@@ -4,13 +4,13 @@ import threading
 from decimal import Decimal
 
 import pytest
-from django.core.exceptions import ValidationError
-from django.db import connection, connections
+from django.db import connection
 from django.db.models import Sum
 
 from backoffice.models import Order, Payment
 from backoffice.services.payment import PaymentService
 from backoffice.signals import order_paid
+from tests.races import outcome, run_at_once
 
 THREADS = 8
 
@@ -28,29 +28,13 @@ def test_concurrent_manual_payments_never_overpay_or_double_pay(make_order):
         with lock:
             fired.append(order.pk)
 
+    def clerk() -> object:
+        stale = Order.objects.get(pk=order.pk)
+        return PaymentService.record_manual(stale, amount=Decimal("40.00"))
+
     order_paid.connect(receiver)
-    barrier = threading.Barrier(THREADS)
-    outcomes: list[str] = []
-
-    def clerk() -> None:
-        try:
-            barrier.wait()
-            stale = Order.objects.get(pk=order.pk)
-            PaymentService.record_manual(stale, amount=Decimal("40.00"))
-            result = "ok"
-        except ValidationError:
-            result = "refused"
-        finally:
-            connections.close_all()
-        with lock:
-            outcomes.append(result)
-
-    threads = [threading.Thread(target=clerk) for _ in range(THREADS)]
     try:
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=60)
+        outcomes = [outcome(r) for r in run_at_once([clerk] * THREADS)]
     finally:
         order_paid.disconnect(receiver)
 
@@ -65,28 +49,12 @@ def test_concurrent_manual_payments_never_overpay_or_double_pay(make_order):
     assert fired == []
 
     # Now race to pay the remaining 20.00: exactly one wins, order_paid fires once.
-    outcomes.clear()
-    barrier = threading.Barrier(THREADS)
+    def finisher() -> object:
+        return PaymentService.record_manual(Order.objects.get(pk=order.pk), amount=Decimal("20.00"))
+
     order_paid.connect(receiver)
-
-    def finisher() -> None:
-        try:
-            barrier.wait()
-            PaymentService.record_manual(Order.objects.get(pk=order.pk), amount=Decimal("20.00"))
-            result = "ok"
-        except ValidationError:
-            result = "refused"
-        finally:
-            connections.close_all()
-        with lock:
-            outcomes.append(result)
-
-    threads = [threading.Thread(target=finisher) for _ in range(THREADS)]
     try:
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=60)
+        outcomes = [outcome(r) for r in run_at_once([finisher] * THREADS)]
     finally:
         order_paid.disconnect(receiver)
 

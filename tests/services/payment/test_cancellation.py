@@ -1,13 +1,12 @@
 """Cancelling an order: only a pending one holding no money; its card attempt dies at Stripe."""
 
 import logging
-import threading
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import connection, connections, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from backoffice.models import Order, OrderHistoryEntry, Payment
@@ -25,6 +24,7 @@ from backoffice.services.payment.cancellation import (
 )
 from backoffice.signals import order_paid
 from backoffice.stripe_client import StripePaymentIntent
+from tests.races import outcome, run_at_once
 from tests.stripe_fixtures import build_event, free_port, post_event
 
 pytestmark = pytest.mark.django_db
@@ -312,33 +312,18 @@ def test_a_clerk_cancelling_while_another_takes_the_cash_never_does_both(make_or
         pytest.skip("row-lock race test needs PostgreSQL (SQLite serialises all writers)")
     orders = [make_order("100.00") for _ in range(ROUNDS)]
     outcomes: list[tuple[str, str]] = []
-    lock = threading.Lock()
-
-    def act(order: Order, what: str, barrier: threading.Barrier) -> None:
-        try:
-            barrier.wait()
-            stale = Order.objects.get(pk=order.pk)  # read before the other committed
-            if what == "cancel":
-                PaymentService.cancel_order(stale, reason="No show", staff_user=staff_user)
-            else:
-                PaymentService.record_manual(stale, amount=Decimal("100.00"))
-            result = "ok"
-        except ValidationError:
-            result = "refused"
-        finally:
-            connections.close_all()
-        with lock:
-            outcomes.append((what, result))
 
     for order in orders:
-        barrier = threading.Barrier(2)
-        threads = [
-            threading.Thread(target=act, args=(order, what, barrier)) for what in ("cancel", "cash")
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=60)
+        stale = [Order.objects.get(pk=order.pk) for _ in range(2)]  # read before either commits
+
+        def cancel(stale: Order = stale[0]) -> object:
+            return PaymentService.cancel_order(stale, reason="No show", staff_user=staff_user)
+
+        def cash(stale: Order = stale[1]) -> object:
+            return PaymentService.record_manual(stale, amount=Decimal("100.00"))
+
+        results = run_at_once([cancel, cash])
+        outcomes += [("cancel", outcome(results[0])), ("cash", outcome(results[1]))]
 
     assert len(outcomes) == 2 * ROUNDS
     assert sum(result == "ok" for _, result in outcomes) == ROUNDS

@@ -5,12 +5,13 @@ from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, connections
+from django.db import IntegrityError, connection
 
 from backoffice.models import Order, OrderHistoryEntry, Payment
 from backoffice.services.payment import PaymentService
 from backoffice.services.payment.desk import _create_once
 from backoffice.signals import order_paid
+from tests.races import run_at_once
 
 KEY = "k" * 32
 THREADS = 8
@@ -203,33 +204,20 @@ def test_the_constraint_error_of_another_rule_is_not_hidden(make_order):
 
 def submit_at_once(order: Order, amount: str) -> list[tuple[int, bool] | str]:
     """The same form (one key) submitted by THREADS threads at once: what each call returned."""
-    barrier = threading.Barrier(THREADS)
-    results: list[tuple[int, bool] | str] = []
-    lock = threading.Lock()
 
-    def submit() -> None:
-        try:
-            barrier.wait(timeout=30)
-            payment, created = PaymentService.record_manual_once(
-                Order.objects.get(pk=order.pk),
-                amount=Decimal(amount),
-                channel=Payment.Channel.CASH,
-                idempotency_key=f"same-form-{order.pk:024d}",
-            )
-            result: tuple[int, bool] | str = (payment.pk, created)
-        except ValidationError as exc:
-            result = " ".join(exc.messages)
-        finally:
-            connections.close_all()
-        with lock:
-            results.append(result)
+    def submit() -> tuple[int, bool]:
+        payment, created = PaymentService.record_manual_once(
+            Order.objects.get(pk=order.pk),
+            amount=Decimal(amount),
+            channel=Payment.Channel.CASH,
+            idempotency_key=f"same-form-{order.pk:024d}",
+        )
+        return (payment.pk, created)
 
-    threads = [threading.Thread(target=submit) for _ in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results
+    return [
+        " ".join(r.messages) if isinstance(r, ValidationError) else r
+        for r in run_at_once([submit] * THREADS)
+    ]
 
 
 @pytest.mark.postgres

@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import connection, connections
+from django.db import connection
 from django.utils import timezone
 
 from backoffice.exports import PaymentResource
@@ -30,6 +30,7 @@ from backoffice.services.payment.ledger import refundable_payments, refundable_r
 from backoffice.services.payment.refunds import UNANSWERED_NOTE
 from backoffice.stripe_client import parse_charge, parse_payment_intent, parse_refund
 from tests.ledger_factories import make_refund
+from tests.races import outcome, run_at_once
 from tests.services.test_exports import amounts_collected
 from tests.stripe_fixtures import pay_by_card, start_localstripe, succeeded_intent
 
@@ -495,28 +496,7 @@ THREADS = 6
 
 def race(clerks: int, refund_once) -> list[str]:
     """Run ``refund_once`` in ``clerks`` threads released together; 'ok' or 'refused' each."""
-    barrier = threading.Barrier(clerks)
-    outcomes: list[str] = []
-    lock = threading.Lock()
-
-    def clerk() -> None:
-        try:
-            barrier.wait()
-            refund_once()
-            result = "ok"
-        except ValidationError:
-            result = "refused"
-        finally:
-            connections.close_all()
-        with lock:
-            outcomes.append(result)
-
-    threads = [threading.Thread(target=clerk) for _ in range(clerks)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return sorted(outcomes)
+    return sorted(outcome(result) for result in run_at_once([refund_once] * clerks))
 
 
 @pytest.mark.postgres
