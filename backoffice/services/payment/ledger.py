@@ -147,7 +147,7 @@ def _open_dispute_reasons(order: Order) -> list[str]:
         .order_by("created_at", "id")
     )
     return [
-        f"{DISPUTED}: {dispute_text(order, dispute)} is "
+        f"{DISPUTED}: {dispute_text(order, dispute)}: "
         f"{dispute.get_status_display().lower()}; answer it in Stripe's dashboard."
         for dispute in disputes
     ]
