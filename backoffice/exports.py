@@ -33,7 +33,7 @@ from import_export.fields import Field
 from import_export.results import Result, RowResult
 
 from backoffice.ledger_rows import payments_and_refunds_select, payments_with_refunds
-from backoffice.models import Conference, Order, Payment, Refund
+from backoffice.models import Conference, Dispute, Order, Payment, Refund
 from backoffice.money import ZERO_DECIMAL_CURRENCIES, quantum
 from backoffice.services import order_import
 from backoffice.spreadsheet import FORMULA_TRIGGERS, escape_formula
@@ -102,6 +102,9 @@ class ExportField(Field):
     A column of a ledger that also lists refunds (the payments export) says with
     ``refund_source`` (and ``refund_sql``, ``refund_currency``, ``refund_choices``)
     what the cell holds on a refund's row; without it the cell is empty there.
+    A lost dispute's row (money out like a refund) is declared the same way with
+    ``dispute_*``; a refund cell read from the payment (a ``payment__`` path) is
+    the dispute's cell too unless ``dispute_source`` says otherwise.
     """
 
     def __init__(
@@ -120,6 +123,10 @@ class ExportField(Field):
         refund_sql: Any = None,
         refund_currency: str | None = None,
         refund_choices: Any = None,
+        dispute_source: str | Callable[[Any], Any] | None = None,
+        dispute_sql: Any = None,
+        dispute_currency: str | None = None,
+        dispute_choices: Any = None,
     ) -> None:
         super().__init__(
             attribute=attribute,
@@ -146,6 +153,22 @@ class ExportField(Field):
                 choices=choices if refund_choices is None else refund_choices,
             )
         )
+        from_payment = isinstance(refund_source, str) and refund_source.startswith("payment__")
+        if dispute_source is None and from_payment:
+            dispute_source, dispute_sql = refund_source, refund_sql
+            dispute_currency = dispute_currency or refund_currency
+        self.dispute_cell = (
+            None
+            if dispute_source is None
+            else ExportField(
+                column_name,
+                kind=kind,
+                source=dispute_source,
+                sql=dispute_sql,
+                currency=dispute_currency,
+                choices=choices if dispute_choices is None else dispute_choices,
+            )
+        )
 
     @staticmethod
     def _follow(instance: Any, path: str) -> Any:
@@ -167,10 +190,11 @@ class ExportField(Field):
 
     def render_cell(self, instance: Any, *, native: bool) -> Any:
         """The cell as the file holds it: str for CSV, native types for XLSX when ``native``."""
-        if isinstance(instance, Refund):
-            if self.refund_cell is None:
+        if isinstance(instance, Refund | Dispute):
+            cell = self.refund_cell if isinstance(instance, Refund) else self.dispute_cell
+            if cell is None:
                 return None if native else ""
-            return self.refund_cell.render_value(instance, native=native)
+            return cell.render_value(instance, native=native)
         return self.render_value(instance, native=native)
 
     def render_value(self, instance: Any, *, native: bool) -> Any:
@@ -197,6 +221,12 @@ class ExportField(Field):
         if self.refund_cell is None:
             return Value(None, output_field=models.TextField())
         return self.refund_cell.sql_expression()
+
+    def dispute_sql_expression(self) -> Any:
+        """The ORM expression of this cell on a lost dispute's row (a Dispute queryset)."""
+        if self.dispute_cell is None:
+            return Value(None, output_field=models.TextField())
+        return self.dispute_cell.sql_expression()
 
     def sql_expression(self) -> Any:
         """The ORM expression giving this cell's text in ``COPY … CSV`` (PostgreSQL)."""
@@ -341,15 +371,27 @@ class PaymentResource(LedgerResource):
 
     A refund is its own row (see ``backoffice.ledger_rows``): its payment's ID,
     order, attendee, method and references, its own date, status, note, channel,
-    reason and recorder, and its amount negative, so that the Amount column of
-    the rows whose Status is Succeeded or Refunded sums to net collected.
+    reason and recorder, and its amount negative. So is a lost dispute (money
+    out like a refund): dated when it was lost, with the Status "Dispute lost",
+    its Stripe id and reason. The Amount column of the rows whose Status is
+    Succeeded, Refunded or Dispute lost sums to net collected.
     """
 
     export_select_related = ("order__conference", "order__user", "created_by")
 
-    id = ExportField("Payment ID", kind=Kind.INTEGER, source="id", refund_source="payment_id")
+    id = ExportField(
+        "Payment ID",
+        kind=Kind.INTEGER,
+        source="id",
+        refund_source="payment_id",
+        dispute_source="payment_id",
+    )
     created_at = ExportField(
-        "Created at", kind=Kind.DATETIME, source="created_at", refund_source="created_at"
+        "Created at",
+        kind=Kind.DATETIME,
+        source="created_at",
+        refund_source="created_at",
+        dispute_source="closed_at",
     )
     time_zone = ExportField(
         "Time zone",
@@ -358,6 +400,8 @@ class PaymentResource(LedgerResource):
         sql=lambda: Value(site_time_zone_name(), output_field=models.TextField()),
         refund_source=lambda row: site_time_zone_name(),
         refund_sql=lambda: Value(site_time_zone_name(), output_field=models.TextField()),
+        dispute_source=lambda row: site_time_zone_name(),
+        dispute_sql=lambda: Value(site_time_zone_name(), output_field=models.TextField()),
     )
     order_reference = ExportField(
         "Order reference",
@@ -378,6 +422,8 @@ class PaymentResource(LedgerResource):
         sql=attendee_name_sql("order__"),
         refund_source=lambda refund: attendee_name(refund.payment.order),
         refund_sql=attendee_name_sql("payment__order__"),
+        dispute_source=lambda dispute: attendee_name(dispute.payment.order),
+        dispute_sql=attendee_name_sql("payment__order__"),
     )
     attendee_email = ExportField(
         "Attendee email",
@@ -386,6 +432,8 @@ class PaymentResource(LedgerResource):
         sql=attendee_email_sql("order__"),
         refund_source=lambda refund: attendee_email(refund.payment.order),
         refund_sql=attendee_email_sql("payment__order__"),
+        dispute_source=lambda dispute: attendee_email(dispute.payment.order),
+        dispute_sql=attendee_email_sql("payment__order__"),
     )
     method = ExportField(
         "Method",
@@ -401,6 +449,8 @@ class PaymentResource(LedgerResource):
         choices=Payment.Status.choices,
         refund_source="status",
         refund_choices=Refund.Status.choices,
+        dispute_source="status",
+        dispute_choices=[(Dispute.Status.LOST, "Dispute lost")],
     )
     amount = ExportField(
         "Amount",
@@ -410,6 +460,9 @@ class PaymentResource(LedgerResource):
         refund_source=lambda refund: -refund.amount,
         refund_sql=-F("amount"),
         refund_currency="payment__order__conference__currency",
+        dispute_source=lambda dispute: -dispute.amount,
+        dispute_sql=-F("amount"),
+        dispute_currency="payment__order__conference__currency",
     )
     currency = ExportField(
         "Currency",
@@ -459,6 +512,12 @@ class PaymentResource(LedgerResource):
     stripe_refund_id = ExportField(
         "Stripe refund ID", kind=Kind.TEXT, source=None, refund_source="stripe_refund_id"
     )
+    stripe_dispute_id = ExportField(
+        "Stripe dispute ID", kind=Kind.TEXT, source=None, dispute_source="stripe_dispute_id"
+    )
+    dispute_reason = ExportField(
+        "Dispute reason", kind=Kind.TEXT, source=None, dispute_source="reason"
+    )
 
     class Meta:
         model = Payment
@@ -485,6 +544,8 @@ class PaymentResource(LedgerResource):
             "refund_id",
             "refund_reason",
             "stripe_refund_id",
+            "stripe_dispute_id",
+            "dispute_reason",
         )
         export_order = fields
         import_id_fields = ()

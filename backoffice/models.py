@@ -15,12 +15,17 @@ from backoffice.money import format_amount
 MONEY = {"max_digits": 12, "decimal_places": 2}
 ZERO = Decimal("0.00")
 
-# Money received on an order: the sum of (amount - refunded_amount) over its
-# SUCCEEDED and REFUNDED payments. A REFUNDED payment was refunded in full, so
-# it adds nothing: the sum runs over SUCCEEDED rows only (on the (order, status)
-# index), which also matches the finance dashboard, where a REFUNDED payment
-# counts as refunded in full and revenue is "succeeded minus refunded".
-NET_OF_REFUNDS = F("amount") - F("refunded_amount")
+# What left a payment again: its succeeded refunds and its lost disputes (chargebacks).
+# A lost dispute counts as money out exactly like a refund of its amount.
+MONEY_OUT = F("refunded_amount") + F("lost_dispute_amount")
+
+# Money received on an order: the sum of (amount - refunded - lost to disputes)
+# over its SUCCEEDED and REFUNDED payments. A REFUNDED payment was refunded in
+# full, so it adds nothing: the sum runs over SUCCEEDED rows only (on the
+# (order, status) index), which also matches the finance dashboard, where a
+# REFUNDED payment counts as refunded in full and revenue is "succeeded minus
+# refunded minus lost disputes". Every read of money received uses this one expression.
+NET_OF_REFUNDS = F("amount") - MONEY_OUT
 
 # No 0/O/1/I: references are read aloud at the desk and typed from paper.
 REFERENCE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
@@ -252,6 +257,11 @@ class Payment(models.Model):
     amount = models.DecimalField(**MONEY)
     # Always the sum of this payment's SUCCEEDED refunds (``Refund`` rows).
     refunded_amount = models.DecimalField(**MONEY, default=ZERO)
+    # Always the sum of this payment's LOST disputes (``Dispute`` rows): money out, like a refund.
+    # db_default: rows inserted by SQL written before this column stay valid.
+    lost_dispute_amount = models.DecimalField(
+        **MONEY, default=ZERO, db_default=ZERO, editable=False
+    )
     # db_default too: rows inserted by SQL written before these columns (bulk loads, bench)
     # stay valid; default keeps the Python value a plain string.
     channel = models.CharField(
@@ -307,6 +317,9 @@ class Payment(models.Model):
             models.CheckConstraint(
                 condition=Q(refunded_amount__gte=0) & Q(refunded_amount__lte=F("amount")),
                 name="payment_refund_within_amount",
+            ),
+            models.CheckConstraint(
+                condition=Q(lost_dispute_amount__gte=0), name="payment_lost_dispute_not_negative"
             ),
             models.UniqueConstraint(
                 fields=["stripe_payment_intent_id"],
@@ -405,6 +418,54 @@ class Refund(models.Model):
         return actor_name(user, STRIPE_ACTOR if self.stripe_refund_id else "")
 
 
+class Dispute(models.Model):
+    """A chargeback (or the inquiry before one) on a card payment, as Stripe reports it.
+
+    Written only by ``services.payment.dispute_sync`` from Stripe's dispute
+    events or a re-sync; its status never moves backwards. A LOST dispute counts
+    as money out like a refund of its amount (``Payment.lost_dispute_amount``).
+    """
+
+    class Status(models.TextChoices):
+        """Stripe's dispute statuses."""
+
+        WARNING_NEEDS_RESPONSE = "warning_needs_response", "Inquiry: needs response"
+        WARNING_UNDER_REVIEW = "warning_under_review", "Inquiry: under review"
+        WARNING_CLOSED = "warning_closed", "Inquiry closed"
+        NEEDS_RESPONSE = "needs_response", "Needs response"
+        UNDER_REVIEW = "under_review", "Under review"
+        WON = "won", "Won"
+        LOST = "lost", "Lost"
+        PREVENTED = "prevented", "Prevented"
+
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="disputes")
+    stripe_dispute_id = models.CharField(max_length=255, unique=True)
+    amount = models.DecimalField(**MONEY)
+    status = models.CharField(max_length=24, choices=Status.choices)
+    reason = models.CharField(
+        max_length=100, blank=True, help_text="Stripe's reason, e.g. fraudulent, duplicate."
+    )
+    created_at = models.DateTimeField(help_text="When Stripe opened the dispute.")
+    closed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the dispute was first seen won, lost or closed."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["-created_at", "-id"], name="dispute_created_idx"),
+            models.Index(fields=["payment", "status"], name="dispute_payment_status_idx"),
+            models.Index(fields=["status", "-created_at"], name="dispute_status_created_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gte=0), name="dispute_amount_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Dispute {self.stripe_dispute_id} ({self.get_status_display()})"
+
+
 class StripeCustomer(models.Model):
     """The Stripe customer id of a user at one conference's Stripe account."""
 
@@ -480,6 +541,8 @@ class OrderHistoryEntry(models.Model):
         CANCEL = "cancel", "Cancelled"
         PAYMENT_LINK = "payment_link", "Payment link"
         ATTENTION_RESOLVED = "attention_resolved", "Attention resolved"
+        DISPUTE = "dispute", "Dispute"
+        DISPUTE_LOST = "dispute_lost", "Dispute lost"
         OTHER = "other", "Other"
 
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="history")

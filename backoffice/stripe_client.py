@@ -8,6 +8,7 @@ same typed values; a field of the wrong type or shape raises
 ``MalformedStripeEvent``.
 """
 
+import datetime
 import json
 import logging
 import math
@@ -281,6 +282,27 @@ class StripeClient:
                 f"Stripe answered with a refund we cannot read: {exc}"
             ) from exc
 
+    def list_disputes(self, payment_intent_id: str) -> list["StripeDispute"]:
+        """Every dispute Stripe holds on a PaymentIntent (``GET /v1/disputes?payment_intent=``)."""
+
+        def fetch() -> list[dict[str, Any]]:
+            page = self._client.v1.disputes.list(
+                {"payment_intent": payment_intent_id, "limit": 100}
+            )
+            return [item.to_dict() for item in page.auto_paging_iter()]
+
+        with _translate_stripe_errors("look up the payment's disputes"):
+            listed = fetch()
+        try:
+            return [
+                parse_dispute(item, where=f"Stripe's answer[{index}]")
+                for index, item in enumerate(listed)
+            ]
+        except MalformedStripeEvent as exc:
+            raise PaymentProviderError(
+                f"Stripe answered with a dispute we cannot read: {exc}"
+            ) from exc
+
 
 def _answered_intent(obj: dict[str, Any]) -> "StripePaymentIntent":
     """A PaymentIntent from an API answer, typed; an unreadable one is a provider error."""
@@ -435,6 +457,36 @@ class StripeRefund:
     metadata: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class StripeDispute:
+    """The fields of a Dispute (a chargeback or an inquiry) that the ledger acts on, typed."""
+
+    id: str
+    currency: str  # upper-case
+    amount: Decimal
+    status: str  # Stripe's: warning_needs_response, …, needs_response, under_review, won, lost
+    reason: str  # Stripe's, e.g. "fraudulent"
+    created: datetime.datetime  # when Stripe opened it (aware, UTC)
+    charge_id: str
+    payment_intent_id: str = ""
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+# Stripe's dispute statuses (``charge_refunded`` is gone from its API).
+DISPUTE_STATUSES = frozenset(
+    {
+        "warning_needs_response",
+        "warning_under_review",
+        "warning_closed",
+        "needs_response",
+        "under_review",
+        "won",
+        "lost",
+        "prevented",
+    }
+)
+
+
 def _shown(value: Any) -> str:
     """A value for a staff message: JSON for scalars (cut to 40 characters), else its kind."""
     if isinstance(value, Mapping):
@@ -507,6 +559,13 @@ class _Fields:
         if not isinstance(value, str):
             raise self.refuse(name, "not text")
         return value
+
+    def timestamp(self, name: str) -> datetime.datetime:
+        """A required Unix timestamp (whole seconds) as an aware UTC datetime."""
+        value = self.obj.get(name)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**37:
+            raise self.refuse(name, "not a Unix timestamp")
+        return datetime.datetime.fromtimestamp(value, tz=datetime.UTC)
 
     def metadata(self) -> dict[str, str]:
         """The metadata: an object whose values are text (Stripe stores only strings)."""
@@ -601,6 +660,34 @@ def parse_refund(obj: Any, where: str = "data.object") -> StripeRefund:
         charge_id=refund.object_id("charge"),
         payment_intent_id=refund.object_id("payment_intent"),
         metadata=refund.metadata(),
+    )
+
+
+def parse_dispute(obj: Any, where: str = "data.object") -> StripeDispute:
+    """Check a Dispute from Stripe (a ``charge.dispute.*`` event's object, an API answer), typed.
+
+    Raises ``MalformedStripeEvent`` naming the field, its value and why.
+    """
+    dispute = _Fields(obj, where)
+    currency = dispute.currency()
+    amount = dispute.minor_amount("amount", currency)
+    if amount is None:
+        raise dispute.refuse("amount", "not an amount")
+    status = dispute.text("status")
+    if status not in DISPUTE_STATUSES:
+        raise dispute.refuse(
+            "status", f"not a dispute status ({', '.join(sorted(DISPUTE_STATUSES))})"
+        )
+    return StripeDispute(
+        id=dispute.object_id("id", required=True),
+        currency=currency,
+        amount=amount,
+        status=status,
+        reason=dispute.text("reason"),
+        created=dispute.timestamp("created"),
+        charge_id=dispute.object_id("charge", required=True),
+        payment_intent_id=dispute.object_id("payment_intent"),
+        metadata=dispute.metadata(),
     )
 
 

@@ -241,6 +241,12 @@ UNFOLD["SIDEBAR"]["navigation"].insert(
                 "link": reverse_lazy("admin:backoffice_refund_changelist"),
                 "permission": "backoffice.admin.navigation.can_view_refunds",
             },
+            {
+                "title": "Disputes",
+                "icon": "gavel",
+                "link": reverse_lazy("admin:backoffice_dispute_changelist"),
+                "permission": "backoffice.admin.navigation.can_view_disputes",
+            },
         ],
     },
 )

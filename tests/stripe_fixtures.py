@@ -9,6 +9,8 @@ package (including the browser tests) can use them:
 - ``localstripe_webhook``: registers a webhook at localstripe that delivers signed
   events to a URL (e.g. the ``live_server``); unregistered after the test.
 - ``start_localstripe()`` / ``sign_payload()`` / ``build_event()``: helpers.
+- ``dispute_object()`` and ``LocalStripe.put_dispute()``: a dispute as Stripe sends
+  it, and opening or moving one at localstripe (which has none of its own).
 """
 
 import hashlib
@@ -40,8 +42,16 @@ CARD_DECLINED = "4000000000000341"
 # write; parallel test runs would share (and race on) that one file. Each test
 # server keeps its state in memory only, and exits when pytest is gone (even
 # if pytest was killed before it could stop the server).
+#
+# localstripe has no Dispute resource (a real Stripe opens disputes only when a
+# card network says so). The launcher adds Stripe's read API for them
+# (``GET /v1/disputes?payment_intent=&charge=``, ``GET /v1/disputes/{id}``,
+# answered like Stripe: a list object, newest first) served from a dict, and a
+# test-only ``POST /_config/disputes`` (a JSON dispute object, merged into the
+# one with its id) through which a test opens or moves a dispute.
 _LAUNCHER = """
 import os, sys, threading, time
+from aiohttp import web
 from localstripe import resources
 resources.Store.dump_to_disk = lambda self: None
 parent = os.getppid()
@@ -51,7 +61,39 @@ def exit_with_parent():
     os._exit(0)
 threading.Thread(target=exit_with_parent, daemon=True).start()
 sys.argv = ["localstripe", "--port", sys.argv[1], "--from-scratch"]
-from localstripe.server import start
+from localstripe.server import app, start
+
+disputes = {}
+
+def missing(dispute_id):
+    error = {"type": "invalid_request_error", "code": "resource_missing",
+             "message": "No such dispute: " + repr(dispute_id), "param": "id"}
+    return web.json_response({"error": error}, status=404)
+
+async def list_disputes(request):
+    wanted = {key: request.query[key] for key in ("payment_intent", "charge")
+              if key in request.query}
+    data = [dispute for dispute in disputes.values()
+            if all(dispute.get(key) == value for key, value in wanted.items())]
+    data.sort(key=lambda dispute: (-dispute["created"], dispute["id"]))
+    return web.json_response(
+        {"object": "list", "url": "/v1/disputes", "has_more": False, "data": data})
+
+async def retrieve_dispute(request):
+    dispute_id = request.match_info["id"]
+    if dispute_id not in disputes:
+        return missing(dispute_id)
+    return web.json_response(disputes[dispute_id])
+
+async def put_dispute(request):
+    obj = await request.json()
+    dispute = {**disputes.get(obj["id"], {}), **obj}
+    disputes[obj["id"]] = dispute
+    return web.json_response(dispute)
+
+app.router.add_get("/v1/disputes", list_disputes)
+app.router.add_get("/v1/disputes/{id}", retrieve_dispute)
+app.router.add_post("/_config/disputes", put_dispute)
 start()
 """
 
@@ -129,6 +171,16 @@ class LocalStripe:
             f"{self.url}/_config/webhooks/{name}", data={"url": url, "secret": secret}, timeout=10
         )
         response.raise_for_status()
+
+    def put_dispute(self, dispute: dict[str, Any]) -> dict[str, Any]:
+        """Open a dispute at this server, or change one (merged by id); the dispute as stored.
+
+        Test-only (``/_config/disputes``): localstripe has no disputes of its own.
+        Build the object with ``dispute_object``.
+        """
+        response = self.session.post(f"{self.url}/_config/disputes", json=dispute, timeout=10)
+        response.raise_for_status()
+        return response.json()
 
     def stop(self) -> None:
         """Stop the server process."""
@@ -285,6 +337,36 @@ def refunded_charge(
         "amount_captured": minor,
         "amount_refunded": refunded_minor,
     }
+
+
+def dispute_object(
+    intent_id: str | None,
+    charge_id: str,
+    minor: int,
+    *,
+    status: str = "needs_response",
+    reason: str = "fraudulent",
+    dispute_id: str | None = None,
+    currency: str = "usd",
+    created: int | None = None,
+    **fields: Any,
+) -> dict[str, Any]:
+    """A Dispute object as Stripe sends it (in ``charge.dispute.*`` events and its API)."""
+    return {
+        "id": dispute_id or f"dp_test_{uuid.uuid4().hex[:16]}",
+        "object": "dispute",
+        "amount": minor,
+        "currency": currency,
+        "charge": charge_id,
+        "payment_intent": intent_id,
+        "status": status,
+        "reason": reason,
+        "created": int(time.time()) if created is None else created,
+        "livemode": False,
+        "metadata": {},
+        "is_charge_refundable": False,
+        "evidence_details": {"due_by": int(time.time()) + 7 * 86400, "has_evidence": False},
+    } | fields
 
 
 def post_event(

@@ -16,9 +16,13 @@ from backoffice.exports import (
     OrderResource,
     PaymentResource,
     escape_formula,
+    local_datetime,
 )
-from backoffice.models import Order, OrderLineItem, Payment, Refund
+from backoffice.models import Dispute, Order, OrderLineItem, Payment, Refund
+from backoffice.services.payment import apply_stripe_dispute
+from backoffice.stripe_client import parse_dispute
 from tests.ledger_factories import make_payment, make_refund
+from tests.stripe_fixtures import dispute_object
 
 pytestmark = pytest.mark.django_db
 
@@ -44,6 +48,9 @@ PAYMENT_HEADERS = [
     "Refund ID",
     "Refund reason",
     "Stripe refund ID",
+    # Issue 11: a lost dispute is a row of its own (money out like a refund).
+    "Stripe dispute ID",
+    "Dispute reason",
 ]
 ORDER_HEADERS = [
     "Reference",
@@ -117,6 +124,8 @@ def test_payment_row_values_for_every_method_and_status(make_order, staff_user, 
         "Refund ID": "",
         "Refund reason": "",
         "Stripe refund ID": "",
+        "Stripe dispute ID": "",
+        "Dispute reason": "",
     }
 
 
@@ -181,6 +190,8 @@ def test_refund_rows_follow_their_payment_with_negative_amounts(make_order, staf
         "Refund ID": str(second.pk),
         "Refund reason": "Event cancelled",
         "Stripe refund ID": "",
+        "Stripe dispute ID": "",
+        "Dispute reason": "",
     }
     assert (rows[2]["Status"], rows[2]["Amount"], rows[2]["Refund reason"]) == (
         "Failed",
@@ -188,6 +199,55 @@ def test_refund_rows_follow_their_payment_with_negative_amounts(make_order, staf
         "Duplicate",
     )
     assert rows[2]["Stripe refund ID"] == "re_1" and rows[2]["Recorded by"] == ""
+
+
+def test_a_lost_dispute_is_a_negative_row_after_the_refunds(conference, make_order):
+    """Disputes come from apply_stripe_dispute, as Stripe reports them; only a lost one is a row."""
+    order = make_order("120.00", billing_name="Grace Hopper", billing_email="grace@example.com")
+    payment = make_payment(
+        order,
+        "120.00",
+        method=Payment.Method.STRIPE,
+        stripe_payment_intent_id="pi_x",
+        stripe_charge_id="ch_x",
+    )
+    refund = make_refund(payment, "20.00")
+    for dispute_id, status in (("dp_open", "under_review"), ("dp_lost", "lost")):
+        dispute = dispute_object("pi_x", "ch_x", 3000, status=status, dispute_id=dispute_id)
+        apply_stripe_dispute(conference, parse_dispute(dispute))
+    lost = Dispute.objects.get(stripe_dispute_id="dp_lost")
+
+    rows = export_rows(PaymentResource(), Payment.objects.all())
+
+    assert [(r["Refund ID"], r["Stripe dispute ID"]) for r in rows] == [
+        ("", ""),
+        (str(refund.pk), ""),
+        ("", "dp_lost"),
+    ]
+    assert rows[2] == {
+        "Payment ID": str(payment.pk),
+        "Created at": local_datetime(lost.closed_at).isoformat(),
+        "Time zone": "UTC",
+        "Order reference": order.reference,
+        "Conference": "PyCon Test",
+        "Attendee name": "Grace Hopper",
+        "Attendee email": "grace@example.com",
+        "Method": "Stripe",
+        "Status": "Dispute lost",
+        "Amount": "-30.00",
+        "Currency": "USD",
+        "Reference": "",
+        "Note": "",
+        "Recorded by": "",
+        "Stripe payment intent ID": "pi_x",
+        "Stripe charge ID": "ch_x",
+        "Channel": "",
+        "Refund ID": "",
+        "Refund reason": "",
+        "Stripe refund ID": "",
+        "Stripe dispute ID": "dp_lost",
+        "Dispute reason": "fraudulent",
+    }
 
 
 def test_refund_amounts_are_negative_numbers_in_xlsx(make_order, jpy_conference):

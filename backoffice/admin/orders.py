@@ -35,6 +35,7 @@ from unfold.widgets import UnfoldAdminTextareaWidget
 
 from backoffice.admin.date_filters import InclusiveDateRangeFilter
 from backoffice.admin.dialogs import close_dialog, render_dialog
+from backoffice.admin.disputes import DISPUTE_STATUS_COLOURS
 from backoffice.admin.exporting import LedgerImportExportMixin
 from backoffice.admin.forms import (
     CancelOrderForm,
@@ -48,7 +49,7 @@ from backoffice.admin.forms import (
 from backoffice.admin.permissions import action
 from backoffice.admin.refunds import REFUND_STATUS_COLOURS
 from backoffice.exports import OrderResource
-from backoffice.models import Order, OrderHistoryEntry, OrderLineItem, Payment, Refund
+from backoffice.models import Dispute, Order, OrderHistoryEntry, OrderLineItem, Payment, Refund
 from backoffice.money import format_amount
 from backoffice.services.payment import OrderAction, PaymentService, allowed_actions
 from backoffice.services.payment.cancellation import HoldState, with_hold
@@ -268,6 +269,7 @@ class PaymentHistoryInline(ReadOnlyOrderInline):
         "status_label",
         "amount_display",
         "refunds_display",
+        "disputes_display",
         "reference",
         "note",
         "recorded_by",
@@ -291,7 +293,8 @@ class PaymentHistoryInline(ReadOnlyOrderInline):
                     queryset=Refund.objects.select_related("created_by").order_by(
                         "created_at", "id"
                     ),
-                )
+                ),
+                Prefetch("disputes", queryset=Dispute.objects.order_by("created_at", "id")),
             )
         )
 
@@ -308,12 +311,17 @@ class PaymentHistoryInline(ReadOnlyOrderInline):
     @display(description=_("Amount"))
     def amount_display(self, payment: Payment) -> str:
         """The amount in the conference currency (with what was refunded of it)."""
-        text = _money(payment.amount, payment.order.conference.currency)
+        currency = payment.order.conference.currency
+        text = _money(payment.amount, currency)
         if payment.refunded_amount:
-            refunded = _money(payment.refunded_amount, payment.order.conference.currency)
-            return _("%(amount)s (refunded %(refunded)s)") % {
+            text = _("%(amount)s (refunded %(refunded)s)") % {
                 "amount": text,
-                "refunded": refunded,
+                "refunded": _money(payment.refunded_amount, currency),
+            }
+        if payment.lost_dispute_amount:
+            text = _("%(amount)s (lost to disputes %(lost)s)") % {
+                "amount": text,
+                "lost": _money(payment.lost_dispute_amount, currency),
             }
         return text
 
@@ -338,6 +346,28 @@ class PaymentHistoryInline(ReadOnlyOrderInline):
             "",
             # Amount and status stay together; the rest wraps so the table fits the page.
             '<div><span class="whitespace-nowrap">−{} {}</span> {}{} · {} · {}</div>',
+            rows,
+        )
+
+    @display(description=_("Disputes"))
+    def disputes_display(self, payment: Payment) -> str:
+        """Each dispute of the payment, oldest first: amount, status, reason, opened, Stripe id."""
+        currency = payment.order.conference.currency
+        rows = [
+            (
+                _money(dispute.amount, currency),
+                _label(dispute.status, dispute.get_status_display(), DISPUTE_STATUS_COLOURS),
+                dispute.reason.replace("_", " ") or "—",
+                _when(dispute.created_at),
+                dispute.stripe_dispute_id,
+            )
+            for dispute in payment.disputes.all()
+        ]
+        if not rows:
+            return "—"
+        return format_html_join(
+            "",
+            '<div><span class="whitespace-nowrap">{} {}</span> {} · {} · {}</div>',
             rows,
         )
 

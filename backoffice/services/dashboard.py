@@ -1,8 +1,9 @@
 """Selectors for the finance dashboard: a fixed number of aggregate queries, whatever the size.
 
 Revenue collected is what stayed with the organiser: succeeded payments minus
-what was refunded on them (a payment fully refunded counts in the gross and in
-the refunds, so it nets to zero).
+what was refunded on them and what lost disputes took back (a payment fully
+refunded counts in the gross and in the refunds, so it nets to zero). A lost
+dispute counts as refunded, exactly like a refund of its amount.
 """
 
 import datetime
@@ -14,7 +15,7 @@ from django.db.models import Case, Count, DecimalField, F, Q, Sum, Value, When
 from django.db.models.functions import Coalesce, Greatest, TruncDate
 from django.utils import timezone
 
-from backoffice.models import MONEY, ZERO, Order, Payment, StripeEvent
+from backoffice.models import MONEY, NET_OF_REFUNDS, ZERO, Order, Payment, StripeEvent
 
 COLLECTED_STATUSES = (Payment.Status.SUCCEEDED, Payment.Status.REFUNDED)
 DAILY_DAYS = 30
@@ -25,12 +26,13 @@ def _money(expression: object) -> Coalesce:
     return Coalesce(expression, Value(ZERO), output_field=DecimalField(**MONEY))
 
 
-# What was refunded of a payment: all of it once REFUNDED, else its partial refunds.
+# What went back of a payment: all of it once REFUNDED, else its partial refunds;
+# plus what its lost disputes took back (money out like a refund).
 REFUNDED_PART = Case(
     When(status=Payment.Status.REFUNDED, then=F("amount")),
     default=F("refunded_amount"),
     output_field=DecimalField(**MONEY),
-)
+) + F("lost_dispute_amount")
 
 
 @dataclass(frozen=True)
@@ -147,7 +149,7 @@ def daily_collected_revenue(
         .filter(Q(status=Payment.Status.SUCCEEDED))
         .annotate(day=TruncDate("created_at", tzinfo=zone))
         .values("day", "order__conference__currency")
-        .annotate(net=_money(Sum(F("amount") - F("refunded_amount"))))
+        .annotate(net=_money(Sum(NET_OF_REFUNDS)))
         .order_by("day")
     )
     calendar = [first + datetime.timedelta(days=offset) for offset in range(days)]

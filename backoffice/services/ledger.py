@@ -1,4 +1,4 @@
-"""Selectors over the ledger: finding payments and refunds by what finance pastes into search."""
+"""Selectors over the ledger: finding payments, refunds and disputes by what finance pastes."""
 
 import re
 
@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db.models import Q, QuerySet
 
-from backoffice.models import Order, Payment, Refund
+from backoffice.models import Dispute, Order, Payment, Refund
 
 # The shape of an order reference (generated ones use REFERENCE_ALPHABET, imported
 # or legacy ones may not).
@@ -67,6 +67,28 @@ def search_refunds(queryset: QuerySet[Refund], term: str) -> QuerySet[Refund] | 
         return queryset.filter(payment__order__reference=term.upper())
     if term.startswith(("re_", "pyr_")):
         return queryset.filter(stripe_refund_id=term)
+    if "@" in term and _is_email(term):
+        return queryset.filter(payment__order__in=_orders_with_email(term))
+    return None
+
+
+def search_disputes(queryset: QuerySet[Dispute], term: str) -> QuerySet[Dispute] | None:
+    """Disputes matching a pasted order reference, Stripe dispute, intent or charge id, or e-mail.
+
+    Like ``search_payments``: exact, indexed lookups; None leaves free text to
+    the admin's substring search.
+    """
+    term = term.strip()
+    if not term or " " in term:
+        return None
+    if ORDER_REFERENCE.fullmatch(term.upper()):
+        return queryset.filter(payment__order__reference=term.upper())
+    if term.startswith(("dp_", "du_")):
+        return queryset.filter(stripe_dispute_id=term)
+    if term.startswith("pi_"):
+        return queryset.filter(payment__stripe_payment_intent_id=term)
+    if term.startswith(("ch_", "py_")):
+        return queryset.filter(payment__stripe_charge_id=term)
     if "@" in term and _is_email(term):
         return queryset.filter(payment__order__in=_orders_with_email(term))
     return None

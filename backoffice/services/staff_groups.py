@@ -25,6 +25,7 @@ STAFF_GROUPS: dict[str, tuple[str, ...]] = {
         "backoffice.import_order",
         "backoffice.view_refund",
         "backoffice.refund_payment",
+        "backoffice.view_dispute",
         "backoffice.cancel_order",
     ),
 }

@@ -25,12 +25,14 @@ from backoffice.services.payment import (
     UnmatchedPaymentError,
     apply_charge_refund,
     apply_payment_intent,
+    apply_stripe_dispute,
     apply_stripe_refund,
 )
 from backoffice.stripe_client import (
     MalformedStripeEvent,
     event_object,
     parse_charge,
+    parse_dispute,
     parse_payment_intent,
     parse_refund,
 )
@@ -132,6 +134,11 @@ def _refund_reported(conference: Conference, obj: Any) -> object:
     return apply_stripe_refund(conference, parse_refund(obj))
 
 
+def _dispute_reported(conference: Conference, obj: Any) -> object:
+    """The handler of every ``charge.dispute.*`` event: the dispute object as it is now."""
+    return apply_stripe_dispute(conference, parse_dispute(obj))
+
+
 # The allow-list: every other event type is stored and acknowledged, nothing more.
 # Each handler gets the event's unchecked ``data.object`` and parses it first.
 HANDLERS: dict[str, Callable[[Conference, Any], object]] = {
@@ -143,6 +150,11 @@ HANDLERS: dict[str, Callable[[Conference, Any], object]] = {
     "charge.refund.updated": _refund_reported,
     "refund.created": _refund_reported,
     "refund.updated": _refund_reported,
+    "charge.dispute.created": _dispute_reported,
+    "charge.dispute.updated": _dispute_reported,
+    "charge.dispute.closed": _dispute_reported,
+    "charge.dispute.funds_withdrawn": _dispute_reported,
+    "charge.dispute.funds_reinstated": _dispute_reported,
 }
 
 

@@ -36,7 +36,7 @@ def post_export(client, file_format: str, query: str = "", fields=None):
         "id", "created_at", "time_zone", "order_reference", "conference", "attendee_name",
         "attendee_email", "method", "status", "amount", "currency", "reference", "note",
         "recorded_by", "stripe_payment_intent_id", "stripe_charge_id", "channel", "refund_id",
-        "refund_reason", "stripe_refund_id",
+        "refund_reason", "stripe_refund_id", "stripe_dispute_id", "dispute_reason",
     ]  # fmt: skip
     data = {"format": file_format, "resource": "0"}
     data.update({f"paymentresource_{name}": "on" for name in names})

@@ -32,6 +32,7 @@ def test_creates_front_desk_and_finance_groups_with_their_permissions():
         "backoffice.import_order",
         "backoffice.view_refund",
         "backoffice.refund_payment",
+        "backoffice.view_dispute",
         "backoffice.cancel_order",
     }
     assert 'Group "Front desk" created' in out.getvalue()

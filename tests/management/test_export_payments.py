@@ -83,7 +83,7 @@ def test_writes_the_same_bytes_as_the_admin_export(ledger, client, tmp_path, set
         "id", "created_at", "time_zone", "order_reference", "conference", "attendee_name",
         "attendee_email", "method", "status", "amount", "currency", "reference", "note",
         "recorded_by", "stripe_payment_intent_id", "stripe_charge_id", "channel", "refund_id",
-        "refund_reason", "stripe_refund_id"]}  # fmt: skip
+        "refund_reason", "stripe_refund_id", "stripe_dispute_id", "dispute_reason"]}  # fmt: skip
     export_url = reverse("admin:backoffice_payment_export") + query
     in_memory = client.post(export_url, {"format": "0", "resource": "0", **fields})
     settings.BACKOFFICE_STREAMING_EXPORT_THRESHOLD = 0

@@ -15,7 +15,10 @@ from backoffice.services.dashboard import (
     outstanding_on_pending_orders,
     revenue_by_conference_and_method,
 )
-from tests.ledger_factories import make_payment
+from backoffice.services.payment import apply_stripe_dispute
+from backoffice.stripe_client import parse_dispute
+from tests.ledger_factories import make_payment, make_refund
+from tests.stripe_fixtures import dispute_object
 
 pytestmark = pytest.mark.django_db
 UTC = datetime.UTC
@@ -149,6 +152,38 @@ def test_revenue_agrees_with_the_orders_amount_paid(make_order):
         D("0.00"),
         D("79.99"),
     ]
+
+
+def _disputed_card_payment(order: Order, name: str, minor: int, status: str) -> None:
+    """A succeeded card payment of the order's total that Stripe reports disputed."""
+    make_payment(
+        order,
+        str(order.total),
+        method=Payment.Method.STRIPE,
+        stripe_payment_intent_id=f"pi_{name}",
+        stripe_charge_id=f"ch_{name}",
+        created_at=datetime.datetime(2026, 11, 20, 12, 0, tzinfo=UTC),
+    )
+    dispute = dispute_object(f"pi_{name}", f"ch_{name}", minor, status=status)
+    apply_stripe_dispute(order.conference, parse_dispute(dispute))
+
+
+def test_a_lost_dispute_counts_as_refunded_and_a_won_or_open_one_does_not(make_order):
+    _disputed_card_payment(make_order("100.00"), "lost", 3333, "lost")
+    _disputed_card_payment(make_order("100.00"), "won", 10000, "won")
+    _disputed_card_payment(make_order("100.00"), "open", 10000, "needs_response")
+    refunded_too = make_order("50.00")
+    _disputed_card_payment(refunded_too, "both", 1000, "lost")
+    payment = Payment.objects.get(stripe_payment_intent_id="pi_both")
+    make_refund(payment, "15.00")
+
+    [stripe] = revenue_by_conference_and_method()
+    assert (stripe.gross, stripe.refunded) == (D("350.00"), D("58.33"))  # 33.33 + 10 + 15
+    assert stripe.net == D("291.67")
+    daily = daily_collected_revenue(today=datetime.date(2026, 11, 26))
+    assert sum(daily.by_currency["USD"]) == D("291.67")
+    paid = sum(order.amount_paid for order in Order.objects.with_amounts())
+    assert paid == stripe.net
 
 
 def test_failed_stripe_events_counts_those_with_an_error():

@@ -12,7 +12,7 @@ from django.test import override_settings
 from import_export.formats import base_formats
 
 from backoffice.exports import OrderResource, PaymentResource
-from backoffice.models import Order, Payment, Refund
+from backoffice.models import Dispute, Order, Payment, Refund
 from backoffice.services import exports
 from backoffice.services.dashboard import revenue_by_conference_and_method
 from backoffice.services.exports import (
@@ -21,7 +21,10 @@ from backoffice.services.exports import (
     payments_for_export,
     stream_csv,
 )
+from backoffice.services.payment import apply_stripe_dispute
+from backoffice.stripe_client import parse_dispute
 from tests.ledger_factories import make_payment, make_refund
+from tests.stripe_fixtures import dispute_object
 
 pytestmark = pytest.mark.django_db
 UTC = datetime.UTC
@@ -98,6 +101,18 @@ def tricky_ledger(make_order, jpy_conference, staff_user, attendee):
             # Pairs share a moment: the refund id breaks the tie on both paths.
             created_at=base + datetime.timedelta(minutes=index // 2),
         )
+    # Lost disputes follow the refunds (by when they were lost, then id); open ones are
+    # not money out and have no row. Inserted directly: the reasons are hostile text.
+    for index, text in enumerate(TRICKY_TEXT[:6]):
+        Dispute.objects.create(
+            payment=usd,
+            stripe_dispute_id=f"dp_{index}{text[:3]}",
+            amount=Decimal("1.50"),
+            status=Dispute.Status.LOST if index % 3 else Dispute.Status.UNDER_REVIEW,
+            reason=text,
+            created_at=base,
+            closed_at=base + datetime.timedelta(minutes=index // 2),
+        )
     return orders
 
 
@@ -105,7 +120,9 @@ def test_stream_starts_with_bom_and_header(tricky_ledger):
     chunks = stream_csv(PaymentResource(), Payment.objects.all())
     first = next(chunks)
     assert first.startswith(BOM + b"Payment ID,Created at,Time zone,Order reference,")
-    assert first.endswith(b"Stripe charge ID,Channel,Refund ID,Refund reason,Stripe refund ID\r\n")
+    assert first.endswith(
+        b"Channel,Refund ID,Refund reason,Stripe refund ID,Stripe dispute ID,Dispute reason\r\n"
+    )
 
 
 @pytest.mark.parametrize("zone", ["UTC", "Europe/Paris", "America/St_Johns"])
@@ -116,6 +133,7 @@ def test_streamed_payments_equal_the_library_export_byte_for_byte(tricky_ledger,
         expected = library_csv(PaymentResource(), queryset)
     assert streamed.count(b"\r\n") >= 2 * len(TRICKY_TEXT) + 3
     assert b",-1.25,USD," in streamed and b",-100,JPY," in streamed
+    assert streamed.count(b",Dispute lost,-1.50,USD,") == 4
     assert streamed == expected
 
 
@@ -226,11 +244,11 @@ def test_abandoned_stream_leaves_the_connection_usable(make_order):
 
 
 def amounts_collected(content: bytes) -> Decimal:
-    """Sum of the Amount column over rows whose Status is Succeeded or Refunded."""
+    """Sum of the Amount column over rows whose Status is Succeeded, Refunded or Dispute lost."""
     rows = csv.DictReader(io.StringIO(content[len(BOM) :].decode(), newline=""))
+    counted = ("Succeeded", "Refunded", "Dispute lost")
     return sum(
-        (Decimal(row["Amount"]) for row in rows if row["Status"] in ("Succeeded", "Refunded")),
-        Decimal("0.00"),
+        (Decimal(row["Amount"]) for row in rows if row["Status"] in counted), Decimal("0.00")
     )
 
 
@@ -254,6 +272,17 @@ def test_export_amounts_sum_to_the_dashboards_net_collected(
     make_refund(cash, "3.00", status=Refund.Status.PENDING)  # not yet
     make_payment(order, "50.00", channel=Payment.Channel.BANK_TRANSFER)
     make_payment(order, "80.00", method=Payment.Method.STRIPE, status=Payment.Status.FAILED)
+    # Disputed card payments: one lost in part (money out like a refund), one won (not).
+    for name, status in (("lost", "lost"), ("won", "won")):
+        make_payment(
+            order,
+            "60.00",
+            method=Payment.Method.STRIPE,
+            stripe_payment_intent_id=f"pi_{name}",
+            stripe_charge_id=f"ch_{name}",
+        )
+        dispute = dispute_object(f"pi_{name}", f"ch_{name}", 2501, status=status)
+        apply_stripe_dispute(order.conference, parse_dispute(dispute))
     # Another conference's money stays out of this conference's export.
     make_refund(make_payment(make_order("5000", conference=jpy_conference), "5000"), "1000")
 
@@ -261,12 +290,12 @@ def test_export_amounts_sum_to_the_dashboards_net_collected(
         (row.net for row in revenue_by_conference_and_method() if row.conference == "PyCon Test"),
         Decimal("0.00"),
     )
-    assert net == Decimal("175.00")  # 100 - 100 + 150 - 25 + 50
+    assert net == Decimal("269.99")  # 100 - 100 + 150 - 25 + 50 + 60 - 25.01 + 60
     queryset = payments_for_export(conference_slug="pycon-test")
     streamed = b"".join(stream_csv(PaymentResource(), queryset, chunk_rows=2))
     target = tmp_path / "payments.csv"
     call_command("export_payments", "--conference", "pycon-test", "--output", str(target))
     assert streamed == library_csv(PaymentResource(), queryset) == target.read_bytes()
     assert amounts_collected(streamed) == net
-    # Whole export: 4 payment rows and 5 refund rows, the failed attempt included.
-    assert streamed.count(b"\r\n") == 1 + 4 + 5
+    # Whole export: 6 payment rows, 5 refund rows and 1 lost dispute, the failed attempt included.
+    assert streamed.count(b"\r\n") == 1 + 6 + 5 + 1

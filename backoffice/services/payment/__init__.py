@@ -3,12 +3,14 @@
 One module per family of entry points: ``desk`` (the clerk's comp and manual
 payments), ``refunds`` (the clerk's refunds), ``checkout`` (the attendee paying
 by card, the return page, the payment link), ``cancellation`` (cancelling
-orders that hold no money), ``stripe_sync`` and ``refund_sync`` (applying what
-Stripe reports) and ``ledger`` (the shared rule and read helpers they all use).
+orders that hold no money), ``stripe_sync``, ``refund_sync`` and
+``dispute_sync`` (applying what Stripe reports) and ``ledger`` (the shared
+rule and read helpers they all use).
 ``PaymentService`` is the front door the admin, the views and the commands call.
 """
 
 from backoffice.services.payment import cancellation, checkout, desk, refunds
+from backoffice.services.payment.dispute_sync import apply_stripe_dispute
 from backoffice.services.payment.ledger import (
     AMOUNT_LIMIT,
     Allowed,
@@ -43,6 +45,7 @@ __all__ = [
     "apply_charge_refund",
     "apply_payment_intent",
     "apply_refund_answer",
+    "apply_stripe_dispute",
     "apply_stripe_refund",
     "lock_order",
     "net_received",

@@ -16,7 +16,15 @@ from django.db import transaction
 from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import Coalesce
 
-from backoffice.models import NET_OF_REFUNDS, ZERO, Order, OrderHistoryEntry, Payment, Refund
+from backoffice.models import (
+    NET_OF_REFUNDS,
+    ZERO,
+    Dispute,
+    Order,
+    OrderHistoryEntry,
+    Payment,
+    Refund,
+)
 from backoffice.money import has_valid_precision, quantum
 from backoffice.services.history import SYSTEM, record_history
 from backoffice.services.order_paid import STILL_SOLD_STATUSES, send_order_paid
@@ -41,10 +49,11 @@ def lock_order(order: Order) -> Order:
 
 
 def net_received(order: Order) -> Decimal:
-    """Money received on the order net of refunds, read from the ledger (not an annotation).
+    """Money received on the order net of refunds and lost disputes, read from the ledger.
 
-    The sum of ``amount - refunded_amount`` over SUCCEEDED and REFUNDED payments
-    (a REFUNDED payment nets to zero); see ``backoffice.models.NET_OF_REFUNDS``.
+    The sum of ``amount - refunded_amount - lost_dispute_amount`` over SUCCEEDED
+    and REFUNDED payments (a REFUNDED payment nets to zero); see
+    ``backoffice.models.NET_OF_REFUNDS``.
     """
     return (
         Payment.objects.filter(order=order, status=Payment.Status.SUCCEEDED).aggregate(
@@ -76,8 +85,21 @@ MONEY_IN = frozenset(
         OrderHistoryEntry.Action.CARD_PAYMENT,
     }
 )
+# Actions that give money back: the ones that can clear an overpayment.
+MONEY_OUT = frozenset({OrderHistoryEntry.Action.REFUND, OrderHistoryEntry.Action.DISPUTE_LOST})
 # The prefix of every attention reason about an overpayment (cleared once it is given back).
 OVERPAID = "Overpaid"
+# The prefix of every attention reason about an open dispute (recomputed by each dispute write).
+DISPUTED = "Disputed"
+# A dispute in one of these is over: it no longer flags its order.
+CLOSED_DISPUTE_STATUSES = frozenset(
+    {
+        Dispute.Status.WON,
+        Dispute.Status.LOST,
+        Dispute.Status.WARNING_CLOSED,
+        Dispute.Status.PREVENTED,
+    }
+)
 
 
 def money_of(order: Order) -> Money:
@@ -106,15 +128,51 @@ def status_from_money(current: str, total: Decimal, money: Money) -> str:
     return Order.Status.PARTIALLY_REFUNDED
 
 
+def dispute_text(order: Order, dispute: Dispute) -> str:
+    """How a dispute reads in the order's history and attention reasons (names its payment)."""
+    payment = dispute.payment
+    reason = f" ({dispute.reason.replace('_', ' ')})" if dispute.reason else ""
+    return (
+        f"Stripe dispute {dispute.stripe_dispute_id} of {order.format(dispute.amount)} on "
+        f"Stripe payment {payment.stripe_payment_intent_id or payment.stripe_charge_id}{reason}"
+    )
+
+
+def _open_dispute_reasons(order: Order) -> list[str]:
+    """One attention reason per open dispute on the order's payments, oldest first."""
+    disputes = (
+        Dispute.objects.filter(payment__order=order)
+        .exclude(status__in=CLOSED_DISPUTE_STATUSES)
+        .select_related("payment")
+        .order_by("created_at", "id")
+    )
+    return [
+        f"{DISPUTED}: {dispute_text(order, dispute)}: "
+        f"{dispute.get_status_display().lower()}; answer it in Stripe's dashboard."
+        for dispute in disputes
+    ]
+
+
 def _attention_reasons(
     order: Order, *, before: str, money: Money, action: str, message: str
 ) -> list[str]:
     """The order's attention reasons after this change: one added, or overpaid ones cleared.
 
-    Only a refund clears them: it gave the overpayment back.
+    Only money given back (a refund, a lost dispute) clears overpaid ones. A
+    dispute write replaces the dispute reasons with one per dispute still open
+    (so a won or lost dispute no longer flags the order).
     """
-    money_in, money_out = action in MONEY_IN, action == OrderHistoryEntry.Action.REFUND
+    money_in, money_out = action in MONEY_IN, action in MONEY_OUT
     reasons = [line for line in order.attention_reason.splitlines() if line.strip()]
+    if action in (OrderHistoryEntry.Action.DISPUTE, OrderHistoryEntry.Action.DISPUTE_LOST):
+        kept = [line for line in reasons if not line.startswith(DISPUTED)]
+        for line in _open_dispute_reasons(order):
+            if line not in reasons:
+                logger.warning(
+                    "Order needs attention", extra={"order": order.reference, "reason": line}
+                )
+            kept.append(line)
+        reasons = kept
     new = ""
     if money_in and before != Order.Status.PENDING:
         new = (
@@ -356,9 +414,12 @@ HOLDING_REFUND_STATUSES = (Refund.Status.SUCCEEDED, Refund.Status.PENDING)
 
 
 def refundable_rest(payment: Payment) -> Decimal:
-    """What is left to refund on a payment: its amount less its succeeded and pending refunds."""
+    """What is left to refund on a payment: its amount less its refunds and lost disputes.
+
+    Its succeeded and pending refunds, and what a lost dispute already took back.
+    """
     held = payment.refunds.filter(status__in=HOLDING_REFUND_STATUSES).aggregate(s=Sum("amount"))
-    return payment.amount - (held["s"] or ZERO)
+    return payment.amount - (held["s"] or ZERO) - payment.lost_dispute_amount
 
 
 # The note on a card refund row whose request got no answer: Stripe may have made it.
@@ -383,7 +444,7 @@ def refundable_payments(order: Order) -> list[tuple[Payment, Decimal]]:
     payments = (
         Payment.objects.filter(order=order, status=Payment.Status.SUCCEEDED)
         .exclude(method=Payment.Method.COMP)
-        .annotate(rest=F("amount") - Coalesce(held, ZERO))
+        .annotate(rest=F("amount") - Coalesce(held, ZERO) - F("lost_dispute_amount"))
         .filter(rest__gt=ZERO)
         .order_by("created_at", "id")
     )

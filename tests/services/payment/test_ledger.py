@@ -24,7 +24,7 @@ LEDGER = BACKOFFICE / "services" / "payment" / "ledger.py"
 # Fields of an order that only the ledger's rule may assign.
 RULED_FIELDS = {"status", "needs_attention", "attention_reason"}
 # Names that hold a payment (or another row with a status of its own), never an order.
-NOT_AN_ORDER = {"payment", "attempt", "refund"}
+NOT_AN_ORDER = {"payment", "attempt", "refund", "dispute"}
 # Creating an order may set its first status: an imported order arrives with one.
 CREATION = {("services/order_import.py", "fill_order")}
 
