@@ -106,11 +106,36 @@ def status_from_money(current: str, total: Decimal, money: Money) -> str:
     return Order.Status.PARTIALLY_REFUNDED
 
 
+def describe_payment(payment: Payment) -> str:
+    """How a payment reads in staff text, e.g. 'Stripe payment pi_1 of 100.00 USD'."""
+    amount = payment.order.format(payment.amount)
+    if payment.method == Payment.Method.STRIPE:
+        return f"Stripe payment {payment.stripe_payment_intent_id} of {amount}"
+    if payment.method == Payment.Method.COMP:
+        return "complimentary payment"
+    how = payment.get_channel_display().lower() if payment.channel else "manual"
+    text = f"manual payment of {amount} ({how}"
+    return f"{text}, reference {payment.reference})" if payment.reference else f"{text})"
+
+
+def _held_payments(order: Order) -> str:
+    """Every payment the order still holds money from, oldest first, for an attention reason."""
+    payments = (
+        Payment.objects.filter(order=order, status=Payment.Status.SUCCEEDED)
+        .exclude(method=Payment.Method.COMP)
+        .select_related("order__conference")
+        .order_by("created_at", "id")
+    )
+    return ", ".join(describe_payment(payment) for payment in payments)
+
+
 def _attention_reasons(
     order: Order, *, before: str, money: Money, action: str, message: str
 ) -> list[str]:
     """The order's attention reasons after this change: one added, or overpaid ones cleared.
 
+    An overpayment's reason names every payment the order holds (a card payment
+    and the desk's cash for the same order, say), so staff see which to give back.
     Only a refund clears them: it gave the overpayment back.
     """
     money_in, money_out = action in MONEY_IN, action == OrderHistoryEntry.Action.REFUND
@@ -119,12 +144,13 @@ def _attention_reasons(
     if money_in and before != Order.Status.PENDING:
         new = (
             f"{OVERPAID}: {message} succeeded while the order was "
-            f"{Order.Status(before).label.lower()}; refund it or reconcile."
+            f"{Order.Status(before).label.lower()}. Received: {_held_payments(order)}. "
+            "Refund it or reconcile."
         )
     elif money_in and money.net > order.total:
         new = (
             f"{OVERPAID} by {order.format(money.net - order.total)}: {message} arrived "
-            "after other payments; refund the difference."
+            f"after other payments. Received: {_held_payments(order)}. Refund the difference."
         )
     elif money_out and order.status != Order.Status.CANCELLED and money.net <= order.total:
         return [line for line in reasons if not line.startswith(OVERPAID)]
