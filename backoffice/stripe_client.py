@@ -282,7 +282,7 @@ class StripeClient:
             ) from exc
 
     def list_refunds(self, payment_intent_id: str) -> list["StripeRefund"]:
-        """Every refund Stripe holds for a PaymentIntent, oldest first (all pages)."""
+        """Every refund Stripe holds for a PaymentIntent (all pages, as Stripe lists them)."""
         params: dict[str, Any] = {"payment_intent": payment_intent_id, "limit": 100}
         with _translate_stripe_errors("list the payment's refunds"):
             listed = [
@@ -290,7 +290,7 @@ class StripeClient:
                 for refund in self._client.v1.refunds.list(params).auto_paging_iter()
             ]
         try:
-            refunds = [
+            return [
                 parse_refund(obj, where=f"Stripe's list of refunds[{i}]")
                 for i, obj in enumerate(listed)
             ]
@@ -298,7 +298,6 @@ class StripeClient:
             raise PaymentProviderError(
                 f"Stripe answered with a refund we cannot read: {exc}"
             ) from exc
-        return refunds[::-1]  # Stripe lists the newest first
 
 
 def _answered_intent(obj: dict[str, Any]) -> "StripePaymentIntent":

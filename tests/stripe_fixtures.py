@@ -331,3 +331,22 @@ def pay_by_card(order, localstripe: LocalStripe):  # noqa: ANN201 (a Payment)
     localstripe.confirm_payment_intent(secret.split("_secret_")[0])
     PaymentService.refresh_from_stripe(order)
     return Payment.objects.get(order=order, status=Payment.Status.SUCCEEDED)
+
+
+def paid_at_stripe(order, localstripe: LocalStripe) -> str:
+    """Pay an order in full by card at localstripe and deliver nothing (a missed webhook).
+
+    The ledger still has the pending attempt; returns its PaymentIntent id.
+    """
+    from backoffice.services.payment import PaymentService
+
+    intent_id = PaymentService.initiate_payment(order).split("_secret_")[0]
+    assert localstripe.confirm_payment_intent(intent_id)["status"] == "succeeded"
+    return intent_id
+
+
+@pytest.fixture
+def stripe_unreachable(settings) -> str:
+    """Point the Stripe client at a closed port: every call fails to connect; returns its URL."""
+    settings.STRIPE_API_BASE = f"http://127.0.0.1:{free_port()}"
+    return settings.STRIPE_API_BASE

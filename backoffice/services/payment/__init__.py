@@ -4,11 +4,12 @@ One module per family of entry points: ``desk`` (the clerk's comp and manual
 payments), ``refunds`` (the clerk's refunds), ``checkout`` (the attendee paying
 by card, the return page, the payment link), ``cancellation`` (cancelling
 orders that hold no money), ``stripe_sync`` and ``refund_sync`` (applying what
-Stripe reports) and ``ledger`` (the shared rule and read helpers they all use).
+Stripe reports), ``resync`` (asking Stripe again for what it holds) and
+``ledger`` (the shared rule and read helpers they all use).
 ``PaymentService`` is the front door the admin, the views and the commands call.
 """
 
-from backoffice.services.payment import cancellation, checkout, desk, refunds
+from backoffice.services.payment import cancellation, checkout, desk, refunds, resync
 from backoffice.services.payment.ledger import (
     AMOUNT_LIMIT,
     Allowed,
@@ -23,6 +24,7 @@ from backoffice.services.payment.ledger import (
 )
 from backoffice.services.payment.refund_sync import apply_charge_refund, apply_stripe_refund
 from backoffice.services.payment.refunds import apply_refund_answer
+from backoffice.services.payment.resync import SyncReport
 from backoffice.services.payment.stripe_sync import (
     PaymentOfAnotherConference,
     UnmatchedPaymentError,
@@ -38,6 +40,7 @@ __all__ = [
     "PaymentProviderError",
     "PaymentService",
     "StripeNotConfigured",
+    "SyncReport",
     "UnmatchedPaymentError",
     "allowed_actions",
     "apply_charge_refund",
@@ -68,3 +71,4 @@ class PaymentService:
     resolve_attention = staticmethod(resolve_attention)
     cancel_order = staticmethod(cancellation.cancel_order)
     refund = staticmethod(refunds.refund)
+    sync_from_stripe = staticmethod(resync.sync_from_stripe)

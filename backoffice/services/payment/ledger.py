@@ -305,6 +305,7 @@ class OrderAction(StrEnum):
     RESOLVE_ATTENTION = "resolve_attention"
     CANCEL = "cancel_order"
     REFUND = "refund"
+    SYNC_STRIPE = "sync_from_stripe"
 
 
 @dataclass(frozen=True)
@@ -423,6 +424,23 @@ def _refund_allowed(order: Order) -> Allowed:
     return Allowed(False, f"{order.reference} has no payment with anything left to refund.")
 
 
+def stripe_intent_ids(order: Order) -> list[str]:
+    """The ids of every Stripe PaymentIntent the ledger knows for the order, oldest first."""
+    return list(
+        Payment.objects.filter(order=order, method=Payment.Method.STRIPE)
+        .exclude(stripe_payment_intent_id="")
+        .order_by("created_at", "id")
+        .values_list("stripe_payment_intent_id", flat=True)
+    )
+
+
+def _sync_allowed(order: Order) -> Allowed:
+    """A re-sync from Stripe needs a Stripe payment on the order (any status)."""
+    if stripe_intent_ids(order):
+        return Allowed(True)
+    return Allowed(False, f"{order.reference} has no Stripe payment to re-sync.")
+
+
 def allowed_actions(order: Order) -> dict[OrderAction, Allowed]:
     """Which of staff's actions apply to the order now, and why not for the others.
 
@@ -443,6 +461,7 @@ def allowed_actions(order: Order) -> dict[OrderAction, Allowed]:
         ),
         OrderAction.CANCEL: _cancel_allowed(order),
         OrderAction.REFUND: _refund_allowed(order),
+        OrderAction.SYNC_STRIPE: _sync_allowed(order),
     }
 
 
