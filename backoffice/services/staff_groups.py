@@ -26,6 +26,7 @@ STAFF_GROUPS: dict[str, tuple[str, ...]] = {
         "backoffice.view_refund",
         "backoffice.refund_payment",
         "backoffice.cancel_order",
+        "backoffice.sync_stripe",
     ),
 }
 

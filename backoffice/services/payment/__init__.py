@@ -30,7 +30,7 @@ from backoffice.services.payment.stripe_sync import (
     UnmatchedPaymentError,
     apply_payment_intent,
 )
-from backoffice.stripe_client import PaymentProviderError, StripeNotConfigured
+from backoffice.stripe_client import PaymentProviderError, StripeNotConfigured, StripeUnreachable
 
 __all__ = [
     "AMOUNT_LIMIT",
@@ -40,6 +40,7 @@ __all__ = [
     "PaymentProviderError",
     "PaymentService",
     "StripeNotConfigured",
+    "StripeUnreachable",
     "SyncReport",
     "UnmatchedPaymentError",
     "allowed_actions",
