@@ -8,7 +8,9 @@ package (including the browser tests) can use them:
 - ``stripe_conference`` / ``stripe_jpy_conference``: conferences with test keys.
 - ``localstripe_webhook``: registers a webhook at localstripe that delivers signed
   events to a URL (e.g. the ``live_server``); unregistered after the test.
-- ``start_localstripe()`` / ``sign_payload()`` / ``build_event()``: helpers.
+- ``stripe_unreachable``: points the Stripe client at a closed port for one test.
+- ``start_localstripe()`` / ``sign_payload()`` / ``build_event()``: helpers;
+  ``paid_at_stripe()`` pays an order at localstripe and delivers no webhook.
 """
 
 import hashlib
