@@ -165,6 +165,7 @@ class Order(models.Model):
             ("export_order", "Can export orders"),
             ("import_order", "Can import orders"),
             ("cancel_order", "Can cancel an order"),
+            ("sync_stripe", "Can re-sync an order from Stripe"),
         ]
 
     def __str__(self) -> str:

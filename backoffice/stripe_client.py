@@ -303,6 +303,24 @@ class StripeClient:
                 f"Stripe answered with a dispute we cannot read: {exc}"
             ) from exc
 
+    def list_refunds(self, payment_intent_id: str) -> list["StripeRefund"]:
+        """Every refund Stripe holds for a PaymentIntent (all pages, as Stripe lists them)."""
+        params: dict[str, Any] = {"payment_intent": payment_intent_id, "limit": 100}
+        with _translate_stripe_errors("list the payment's refunds"):
+            listed = [
+                refund.to_dict()
+                for refund in self._client.v1.refunds.list(params).auto_paging_iter()
+            ]
+        try:
+            return [
+                parse_refund(obj, where=f"Stripe's list of refunds[{i}]")
+                for i, obj in enumerate(listed)
+            ]
+        except MalformedStripeEvent as exc:
+            raise PaymentProviderError(
+                f"Stripe answered with a refund we cannot read: {exc}"
+            ) from exc
+
 
 def _answered_intent(obj: dict[str, Any]) -> "StripePaymentIntent":
     """A PaymentIntent from an API answer, typed; an unreadable one is a provider error."""

@@ -8,9 +8,11 @@ package (including the browser tests) can use them:
 - ``stripe_conference`` / ``stripe_jpy_conference``: conferences with test keys.
 - ``localstripe_webhook``: registers a webhook at localstripe that delivers signed
   events to a URL (e.g. the ``live_server``); unregistered after the test.
-- ``start_localstripe()`` / ``sign_payload()`` / ``build_event()``: helpers.
 - ``dispute_object()`` and ``LocalStripe.put_dispute()``: a dispute as Stripe sends
   it, and opening or moving one at localstripe (which has none of its own).
+- ``stripe_unreachable``: points the Stripe client at a closed port for one test.
+- ``start_localstripe()`` / ``sign_payload()`` / ``build_event()``: helpers;
+  ``paid_at_stripe()`` pays an order at localstripe and delivers no webhook.
 """
 
 import hashlib
@@ -413,3 +415,22 @@ def pay_by_card(order, localstripe: LocalStripe):  # noqa: ANN201 (a Payment)
     localstripe.confirm_payment_intent(secret.split("_secret_")[0])
     PaymentService.refresh_from_stripe(order)
     return Payment.objects.get(order=order, status=Payment.Status.SUCCEEDED)
+
+
+def paid_at_stripe(order, localstripe: LocalStripe) -> str:
+    """Pay an order in full by card at localstripe and deliver nothing (a missed webhook).
+
+    The ledger still has the pending attempt; returns its PaymentIntent id.
+    """
+    from backoffice.services.payment import PaymentService
+
+    intent_id = PaymentService.initiate_payment(order).split("_secret_")[0]
+    assert localstripe.confirm_payment_intent(intent_id)["status"] == "succeeded"
+    return intent_id
+
+
+@pytest.fixture
+def stripe_unreachable(settings) -> str:
+    """Point the Stripe client at a closed port: every call fails to connect; returns its URL."""
+    settings.STRIPE_API_BASE = f"http://127.0.0.1:{free_port()}"
+    return settings.STRIPE_API_BASE

@@ -224,6 +224,26 @@ def test_api_answers_are_typed_intents_with_decimal_amounts(
     assert (cancelled.status, fetched.failed) == ("canceled", False)
 
 
+def test_list_refunds_gives_every_refund_of_a_payment_typed(
+    stripe_jpy_conference, make_order, localstripe
+):
+    order = make_order("5000", conference=stripe_jpy_conference)
+    client = StripeClient(stripe_jpy_conference)
+    intent = client.create_payment_intent(order, amount=Decimal("5000"), idempotency_key="r1")
+    localstripe.confirm_payment_intent(intent.id)
+    first = localstripe.api("POST", "/v1/refunds", payment_intent=intent.id, amount=1000)
+    second = localstripe.api("POST", "/v1/refunds", payment_intent=intent.id, amount=500)
+
+    refunds = client.list_refunds(intent.id)
+
+    assert {(r.id, r.amount, r.currency, r.status) for r in refunds} == {
+        (first["id"], Decimal("1000"), "JPY", "succeeded"),
+        (second["id"], Decimal("500"), "JPY", "succeeded"),
+    }
+    assert len(refunds) == 2
+    assert all(isinstance(r, StripeRefund) and r.payment_intent_id == intent.id for r in refunds)
+
+
 def test_unknown_payment_intent_is_reported_as_missing(stripe_conference):
     with pytest.raises(PaymentIntentMissing, match="pi_does_not_exist"):
         StripeClient(stripe_conference).retrieve_payment_intent("pi_does_not_exist")

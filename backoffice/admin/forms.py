@@ -77,6 +77,10 @@ class RegeneratePaymentLinkForm(OrderActionForm):
     """Confirmation for replacing an order's payment link (no fields of its own)."""
 
 
+class SyncFromStripeForm(OrderActionForm):
+    """Confirmation for re-syncing an order from Stripe (no fields of its own)."""
+
+
 def amount_field(help_text: str) -> forms.DecimalField:
     """A money amount the clerk types; its decimal places depend on the currency."""
     return forms.DecimalField(

@@ -9,6 +9,8 @@ from backoffice.models import STRIPE_ACTOR, Order, OrderHistoryEntry
 # Who acted when no staff user did (``actor`` given as text).
 STRIPE = STRIPE_ACTOR
 CHECKOUT = "checkout"
+# What Stripe reported, found by a re-sync (the admin's button or ``sync_stripe``), not a webhook.
+RESYNC = "Stripe (re-sync)"
 # A desk write made without a staff user (e.g. from a shell).
 SYSTEM = "system"
 

@@ -1,13 +1,18 @@
-"""Selectors over the ledger: finding payments, refunds and disputes by what finance pastes."""
+"""Selectors over the ledger: finding payments, refunds and disputes by what finance pastes.
+
+Also the orders a scheduled re-sync from Stripe checks (``orders_to_resync``).
+"""
 
 import re
+from datetime import date, datetime, time, timedelta
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 
-from backoffice.models import Dispute, Order, Payment, Refund
+from backoffice.models import Conference, Dispute, Order, Payment, Refund
 
 # The shape of an order reference (generated ones use REFERENCE_ALPHABET, imported
 # or legacy ones may not).
@@ -92,3 +97,32 @@ def search_disputes(queryset: QuerySet[Dispute], term: str) -> QuerySet[Dispute]
     if "@" in term and _is_email(term):
         return queryset.filter(payment__order__in=_orders_with_email(term))
     return None
+
+
+def orders_to_resync(
+    *,
+    conference: Conference | None = None,
+    since: date | None = None,
+    stale_minutes: int | None = None,
+) -> QuerySet[Order]:
+    """The orders a re-sync from Stripe should check, oldest first.
+
+    Every order with a Stripe payment still pending or processing (unchanged
+    for more than ``stale_minutes`` when given), plus, with ``since``, every
+    order with a Stripe payment created on or after that day (site time zone).
+    """
+    stripe = Payment.objects.filter(method=Payment.Method.STRIPE).exclude(
+        stripe_payment_intent_id=""
+    )
+    still_open = stripe.filter(status__in=(Payment.Status.PENDING, Payment.Status.PROCESSING))
+    if stale_minutes is not None:
+        cutoff = timezone.now() - timedelta(minutes=stale_minutes)
+        still_open = still_open.filter(updated_at__lte=cutoff)
+    wanted = Q(pk__in=still_open.values("order_id"))
+    if since is not None:
+        start = timezone.make_aware(datetime.combine(since, time.min))
+        wanted |= Q(pk__in=stripe.filter(created_at__gte=start).values("order_id"))
+    orders = Order.objects.filter(wanted)
+    if conference is not None:
+        orders = orders.filter(conference=conference)
+    return orders.select_related("conference", "user").order_by("pk")

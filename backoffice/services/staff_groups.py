@@ -27,6 +27,7 @@ STAFF_GROUPS: dict[str, tuple[str, ...]] = {
         "backoffice.refund_payment",
         "backoffice.view_dispute",
         "backoffice.cancel_order",
+        "backoffice.sync_stripe",
     ),
 }
 

@@ -34,6 +34,7 @@ def test_creates_front_desk_and_finance_groups_with_their_permissions():
         "backoffice.refund_payment",
         "backoffice.view_dispute",
         "backoffice.cancel_order",
+        "backoffice.sync_stripe",
     }
     assert 'Group "Front desk" created' in out.getvalue()
 
@@ -67,9 +68,10 @@ def test_group_members_get_exactly_the_desk_powers(django_user_model):
     # Money goes back only through Finance (issue 10).
     assert not clerk.has_perm("backoffice.refund_payment")
     assert not clerk.has_perm("backoffice.view_refund")
+    assert not clerk.has_perm("backoffice.sync_stripe")
 
 
-def test_finance_members_may_refund_cancel_and_see_refunds(django_user_model):
+def test_finance_members_may_refund_cancel_re_sync_and_see_refunds(django_user_model):
     call_command("create_staff_groups", stdout=StringIO())
     accountant = django_user_model.objects.create_user("accountant", is_staff=True)
     accountant.groups.add(Group.objects.get(name="Finance"))
@@ -78,4 +80,5 @@ def test_finance_members_may_refund_cancel_and_see_refunds(django_user_model):
     assert accountant.has_perm("backoffice.refund_payment")
     assert accountant.has_perm("backoffice.cancel_order")
     assert accountant.has_perm("backoffice.view_refund")
+    assert accountant.has_perm("backoffice.sync_stripe")
     assert not accountant.has_perm("backoffice.change_refund")

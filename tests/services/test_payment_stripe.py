@@ -201,6 +201,49 @@ def test_record_manual_keeps_the_cash_when_stripe_cannot_be_reached(
     assert "Could not cancel the card payment attempt" in caplog.text
 
 
+def test_cash_for_an_order_already_paid_by_card_records_both_and_flags_it(
+    stripe_conference, make_order, localstripe, staff_user, on_commit, paid_signals
+):
+    """The attendee paid at Stripe (no webhook yet), then the desk took the same 100 in cash."""
+    order = make_order("100.00", conference=stripe_conference)
+    card = intent_id_of(PaymentService.initiate_payment(order))
+    assert localstripe.confirm_payment_intent(card)["status"] == "succeeded"
+
+    with on_commit(execute=True):
+        PaymentService.record_manual(
+            order, amount=Decimal("100.00"), channel=Payment.Channel.CASH, staff_user=staff_user
+        )
+
+    payments = Payment.objects.filter(order=order)
+    assert {(p.method, p.status, p.amount) for p in payments} == {
+        (Payment.Method.MANUAL, Payment.Status.SUCCEEDED, Decimal("100.00")),
+        (Payment.Method.STRIPE, Payment.Status.SUCCEEDED, Decimal("100.00")),
+    }
+    order.refresh_from_db()
+    assert order.status == Order.Status.PAID
+    assert order.needs_attention
+    assert order.attention_reason.startswith("Overpaid")
+    assert "manual payment of 100.00" in order.attention_reason
+    assert "(cash)" in order.attention_reason
+    assert f"Stripe payment {card} of 100.00" in order.attention_reason
+    assert paid_signals == [order.pk]  # sent once, for the cash that paid it first
+
+
+def test_cash_while_the_card_payment_is_still_open_leaves_no_flag(
+    stripe_conference, make_order, localstripe, on_commit
+):
+    """Stripe cancels an unpaid intent: nothing was taken twice, nothing is flagged."""
+    order = make_order("100.00", conference=stripe_conference)
+    card = intent_id_of(PaymentService.initiate_payment(order))
+
+    with on_commit(execute=True):
+        PaymentService.record_manual(order, amount=Decimal("100.00"))
+
+    assert Payment.objects.get(stripe_payment_intent_id=card).status == Payment.Status.CANCELED
+    order.refresh_from_db()
+    assert (order.status, order.needs_attention) == (Order.Status.PAID, False)
+
+
 def test_initiate_payment_replaces_an_intent_cancelled_at_stripe(
     stripe_conference, make_order, localstripe
 ):

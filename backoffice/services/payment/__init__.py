@@ -4,12 +4,12 @@ One module per family of entry points: ``desk`` (the clerk's comp and manual
 payments), ``refunds`` (the clerk's refunds), ``checkout`` (the attendee paying
 by card, the return page, the payment link), ``cancellation`` (cancelling
 orders that hold no money), ``stripe_sync``, ``refund_sync`` and
-``dispute_sync`` (applying what Stripe reports) and ``ledger`` (the shared
-rule and read helpers they all use).
+``dispute_sync`` (applying what Stripe reports), ``resync`` (asking Stripe
+again for what it holds) and ``ledger`` (the shared rule and read helpers they all use).
 ``PaymentService`` is the front door the admin, the views and the commands call.
 """
 
-from backoffice.services.payment import cancellation, checkout, desk, refunds
+from backoffice.services.payment import cancellation, checkout, desk, refunds, resync
 from backoffice.services.payment.dispute_sync import apply_stripe_dispute
 from backoffice.services.payment.ledger import (
     AMOUNT_LIMIT,
@@ -25,12 +25,13 @@ from backoffice.services.payment.ledger import (
 )
 from backoffice.services.payment.refund_sync import apply_charge_refund, apply_stripe_refund
 from backoffice.services.payment.refunds import apply_refund_answer
+from backoffice.services.payment.resync import SyncReport
 from backoffice.services.payment.stripe_sync import (
     PaymentOfAnotherConference,
     UnmatchedPaymentError,
     apply_payment_intent,
 )
-from backoffice.stripe_client import PaymentProviderError, StripeNotConfigured
+from backoffice.stripe_client import PaymentProviderError, StripeNotConfigured, StripeUnreachable
 
 __all__ = [
     "AMOUNT_LIMIT",
@@ -40,6 +41,8 @@ __all__ = [
     "PaymentProviderError",
     "PaymentService",
     "StripeNotConfigured",
+    "StripeUnreachable",
+    "SyncReport",
     "UnmatchedPaymentError",
     "allowed_actions",
     "apply_charge_refund",
@@ -71,3 +74,4 @@ class PaymentService:
     resolve_attention = staticmethod(resolve_attention)
     cancel_order = staticmethod(cancellation.cancel_order)
     refund = staticmethod(refunds.refund)
+    sync_from_stripe = staticmethod(resync.sync_from_stripe)

@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 
 from backoffice.models import ZERO, Order, OrderHistoryEntry, Payment, generate_payment_token
 from backoffice.money import format_amount, has_valid_precision
-from backoffice.services.history import CHECKOUT, SYSTEM, record_history
+from backoffice.services.history import CHECKOUT, STRIPE, SYSTEM, record_history
 from backoffice.services.payment.ledger import (
     OPEN_STRIPE_STATUSES,
     OrderAction,
@@ -24,13 +24,19 @@ from backoffice.services.payment.ledger import (
     open_attempt,
     settle_order,
 )
-from backoffice.services.payment.stripe_sync import apply_payment_intent
+from backoffice.services.payment.stripe_sync import (
+    INTENT_STATUS_OUTCOMES,
+    UnmatchedPaymentError,
+    apply_payment_intent,
+    outcome_of,
+)
 from backoffice.stripe_client import (
     PaymentIntentMissing,
     PaymentProviderError,
     StripeClient,
     StripeNotConfigured,
     StripePaymentIntent,
+    StripeUnreachable,
     to_stripe_amount,
 )
 
@@ -44,12 +50,6 @@ logger = logging.getLogger(__name__)
 REUSABLE_INTENT_STATUSES = frozenset(
     {"requires_payment_method", "requires_confirmation", "requires_action"}
 )
-# Stripe intent status -> our status, when reconciling a retrieved intent.
-INTENT_STATUS_OUTCOMES = {
-    "succeeded": Payment.Status.SUCCEEDED,
-    "processing": Payment.Status.PROCESSING,
-    "canceled": Payment.Status.CANCELED,
-}
 RACE_RETRIES = 3
 
 
@@ -141,16 +141,20 @@ def cancel_outdated_attempt(
 
     After a manual payment its intent is for the old balance; after the order
     was cancelled nothing is due. Either way a pay page still open on it could
-    charge it. When Stripe cannot be reached (or refuses, e.g. the attendee is
-    paying right now) the desk write stays recorded and the attempt stays as it
-    is: the next pay page load replaces it (its amount no longer matches the
-    balance) or shows the order cancelled, the webhook or re-sync settles it,
-    and a payment made on it meanwhile is recorded and flagged for staff.
+    charge it. When Stripe cannot be reached the desk write stays recorded and
+    the attempt stays as it is: the next pay page load replaces it (its amount
+    no longer matches the balance) or shows the order cancelled, and the
+    webhook or the re-sync (``sync_stripe``) settles it.
+
+    When Stripe refuses because the attendee already paid (the intent succeeded
+    or is processing, its webhook not yet here), that outcome is applied at once
+    (``apply_refused_attempt``): the order then holds both payments, and the
+    ledger's rule flags it overpaid with a reason naming both.
     """
+    client: StripeClient | None = None
     try:
-        StripeClient(attempt.order.conference).cancel_payment_intent(
-            attempt.stripe_payment_intent_id
-        )
+        client = StripeClient(attempt.order.conference)
+        client.cancel_payment_intent(attempt.stripe_payment_intent_id)
     except (PaymentProviderError, StripeNotConfigured) as exc:
         logger.warning(
             "Could not cancel the card payment attempt at Stripe",
@@ -161,8 +165,39 @@ def cancel_outdated_attempt(
                 "error": str(exc),
             },
         )
+        refused = isinstance(exc, PaymentProviderError) and not isinstance(exc, StripeUnreachable)
+        if client is not None and refused:
+            apply_refused_attempt(client, attempt)
         return
     _retire_attempt(attempt, reason, actor=actor)
+
+
+def apply_refused_attempt(client: StripeClient, attempt: Payment) -> Payment | None:
+    """Apply what Stripe says of an attempt it refused to cancel; best effort, logged.
+
+    Returns the payment when an outcome was applied, else None (still open at
+    Stripe, or Stripe could not be asked: the webhook or the re-sync settles it).
+    """
+    intent_id = attempt.stripe_payment_intent_id
+    try:
+        intent = client.retrieve_payment_intent(intent_id)
+    except PaymentProviderError as exc:
+        logger.warning(
+            "Could not look up the card payment Stripe refused to cancel",
+            extra={"order": attempt.order.reference, "intent": intent_id, "error": str(exc)},
+        )
+        return None
+    outcome = outcome_of(intent)
+    if not outcome:
+        return None
+    try:
+        return apply_payment_intent(client.conference, intent, outcome, actor=STRIPE)
+    except UnmatchedPaymentError as exc:  # e.g. paid in another currency: staff must look
+        logger.error(
+            "Could not apply the card payment Stripe refused to cancel",
+            extra={"order": attempt.order.reference, "intent": intent_id, "error": str(exc)},
+        )
+        return None
 
 
 def _retire_attempt(attempt: Payment, reason: str, *, actor: "AbstractBaseUser | str") -> None:
@@ -291,11 +326,9 @@ def refresh_from_stripe(order: Order, *, payment_intent_id: str = "") -> Payment
         return None
     client = StripeClient(order.conference)
     intent = client.retrieve_payment_intent(payment.stripe_payment_intent_id)
-    if intent.status in INTENT_STATUS_OUTCOMES:
-        outcome = INTENT_STATUS_OUTCOMES[intent.status]
+    outcome = outcome_of(intent)
+    if outcome:
         return apply_payment_intent(order.conference, intent, outcome, actor=CHECKOUT)
-    if intent.status == "requires_payment_method" and intent.failed:
-        return apply_payment_intent(order.conference, intent, Payment.Status.FAILED, actor=CHECKOUT)
     payment.refresh_from_db()
     return payment
 

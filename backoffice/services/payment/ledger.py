@@ -153,11 +153,36 @@ def _open_dispute_reasons(order: Order) -> list[str]:
     ]
 
 
+def describe_payment(payment: Payment) -> str:
+    """How a payment reads in staff text, e.g. 'Stripe payment pi_1 of 100.00 USD'."""
+    amount = payment.order.format(payment.amount)
+    if payment.method == Payment.Method.STRIPE:
+        return f"Stripe payment {payment.stripe_payment_intent_id} of {amount}"
+    if payment.method == Payment.Method.COMP:
+        return "complimentary payment"
+    how = payment.get_channel_display().lower() if payment.channel else "manual"
+    text = f"manual payment of {amount} ({how}"
+    return f"{text}, reference {payment.reference})" if payment.reference else f"{text})"
+
+
+def _held_payments(order: Order) -> str:
+    """Every payment the order still holds money from, oldest first, for an attention reason."""
+    payments = (
+        Payment.objects.filter(order=order, status=Payment.Status.SUCCEEDED)
+        .exclude(method=Payment.Method.COMP)
+        .select_related("order__conference")
+        .order_by("created_at", "id")
+    )
+    return ", ".join(describe_payment(payment) for payment in payments)
+
+
 def _attention_reasons(
     order: Order, *, before: str, money: Money, action: str, message: str
 ) -> list[str]:
     """The order's attention reasons after this change: one added, or overpaid ones cleared.
 
+    An overpayment's reason names every payment the order holds (a card payment
+    and the desk's cash for the same order, say), so staff see which to give back.
     Only money given back (a refund, a lost dispute) clears overpaid ones. A
     dispute write replaces the dispute reasons with one per dispute still open
     (so a won or lost dispute no longer flags the order).
@@ -177,12 +202,13 @@ def _attention_reasons(
     if money_in and before != Order.Status.PENDING:
         new = (
             f"{OVERPAID}: {message} succeeded while the order was "
-            f"{Order.Status(before).label.lower()}; refund it or reconcile."
+            f"{Order.Status(before).label.lower()}. Received: {_held_payments(order)}. "
+            "Refund it or reconcile."
         )
     elif money_in and money.net > order.total:
         new = (
             f"{OVERPAID} by {order.format(money.net - order.total)}: {message} arrived "
-            "after other payments; refund the difference."
+            f"after other payments. Received: {_held_payments(order)}. Refund the difference."
         )
     elif money_out and order.status != Order.Status.CANCELLED and money.net <= order.total:
         return [line for line in reasons if not line.startswith(OVERPAID)]
@@ -337,6 +363,7 @@ class OrderAction(StrEnum):
     RESOLVE_ATTENTION = "resolve_attention"
     CANCEL = "cancel_order"
     REFUND = "refund"
+    SYNC_STRIPE = "sync_from_stripe"
 
 
 @dataclass(frozen=True)
@@ -458,6 +485,23 @@ def _refund_allowed(order: Order) -> Allowed:
     return Allowed(False, f"{order.reference} has no payment with anything left to refund.")
 
 
+def stripe_intent_ids(order: Order) -> list[str]:
+    """The ids of every Stripe PaymentIntent the ledger knows for the order, oldest first."""
+    return list(
+        Payment.objects.filter(order=order, method=Payment.Method.STRIPE)
+        .exclude(stripe_payment_intent_id="")
+        .order_by("created_at", "id")
+        .values_list("stripe_payment_intent_id", flat=True)
+    )
+
+
+def _sync_allowed(order: Order) -> Allowed:
+    """A re-sync from Stripe needs a Stripe payment on the order (any status)."""
+    if stripe_intent_ids(order):
+        return Allowed(True)
+    return Allowed(False, f"{order.reference} has no Stripe payment to re-sync.")
+
+
 def allowed_actions(order: Order) -> dict[OrderAction, Allowed]:
     """Which of staff's actions apply to the order now, and why not for the others.
 
@@ -478,6 +522,7 @@ def allowed_actions(order: Order) -> dict[OrderAction, Allowed]:
         ),
         OrderAction.CANCEL: _cancel_allowed(order),
         OrderAction.REFUND: _refund_allowed(order),
+        OrderAction.SYNC_STRIPE: _sync_allowed(order),
     }
 
 

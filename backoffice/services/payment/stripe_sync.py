@@ -48,6 +48,23 @@ ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
 }
 
 
+# Stripe intent status -> our status, when reconciling a retrieved intent.
+INTENT_STATUS_OUTCOMES = {
+    "succeeded": Payment.Status.SUCCEEDED,
+    "processing": Payment.Status.PROCESSING,
+    "canceled": Payment.Status.CANCELED,
+}
+
+
+def outcome_of(intent: StripePaymentIntent) -> str:
+    """The outcome (a ``Payment.Status``) a retrieved intent reports; "" while it is open."""
+    if intent.status in INTENT_STATUS_OUTCOMES:
+        return INTENT_STATUS_OUTCOMES[intent.status]
+    if intent.status == "requires_payment_method" and intent.failed:
+        return Payment.Status.FAILED
+    return ""
+
+
 class UnmatchedPaymentError(Exception):
     """A Stripe payment names an order we cannot find in this conference; staff must look."""
 

@@ -250,6 +250,7 @@ def test_allowed_actions_of_a_pending_order_with_a_balance(make_order):
         "resolve_attention": f"{order.reference} does not need attention.",
         "cancel_order": "",
         "refund": f"{order.reference} has no payment with anything left to refund.",
+        "sync_from_stripe": f"{order.reference} has no Stripe payment to re-sync.",
     }
 
 
@@ -276,6 +277,7 @@ def test_allowed_actions_of_a_paid_order_say_why_not(make_order):
         "cancel_order": f"{order.reference} is paid; only a pending order with no money "
         "received can be cancelled (refund its payments instead).",
         "refund": "",
+        "sync_from_stripe": f"{order.reference} has no Stripe payment to re-sync.",
     }
 
 
