@@ -439,6 +439,12 @@ class StripeEvent(models.Model):
     conference = models.ForeignKey(
         Conference, on_delete=models.SET_NULL, null=True, blank=True, related_name="stripe_events"
     )
+    # The order the event's object belongs to (its payment intent, charge or metadata),
+    # set when the event is stored; empty for events about no order of ours, and for
+    # events stored before the link existed until they are reprocessed.
+    order = models.ForeignKey(
+        Order, on_delete=models.SET_NULL, null=True, blank=True, related_name="stripe_events"
+    )
     type = models.CharField(max_length=100, db_index=True)
     livemode = models.BooleanField(default=False)
     payload = models.JSONField()
@@ -451,7 +457,15 @@ class StripeEvent(models.Model):
 
     class Meta:
         ordering = ["-received_at", "-id"]
-        indexes = [models.Index(fields=["-received_at", "-id"], name="stripe_event_received_idx")]
+        indexes = [
+            models.Index(fields=["-received_at", "-id"], name="stripe_event_received_idx"),
+            # The "Needs attention" list asks for an order's failed or unprocessed events.
+            models.Index(
+                fields=["order"],
+                name="stripe_event_unsettled_idx",
+                condition=Q(processed_at__isnull=True) | ~Q(last_error=""),
+            ),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["conference", "stripe_event_id"], name="stripe_event_unique_per_conference"

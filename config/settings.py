@@ -222,6 +222,9 @@ BACKOFFICE_XLSX_EXPORT_MAX_ROWS = env.int("BACKOFFICE_XLSX_EXPORT_MAX_ROWS", def
 # for the measurement behind the defaults, well inside the 30 s worker timeout).
 BACKOFFICE_IMPORT_MAX_BYTES = env.int("BACKOFFICE_IMPORT_MAX_BYTES", default=5 * 1024 * 1024)
 BACKOFFICE_IMPORT_MAX_ROWS = env.int("BACKOFFICE_IMPORT_MAX_ROWS", default=20_000)
+# A Stripe payment still pending or processing this many minutes after its last change
+# is listed under "Needs attention" (a webhook may have been missed; re-sync it).
+BACKOFFICE_STALE_PAYMENT_MINUTES = env.int("BACKOFFICE_STALE_PAYMENT_MINUTES", default=30)
 UNFOLD["DASHBOARD_CALLBACK"] = "backoffice.admin.dashboard.dashboard_callback"
 UNFOLD["SIDEBAR"]["navigation"].insert(
     1,

@@ -10,16 +10,18 @@ the same way and raises ``StripeEventFailed``.
 """
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, IntegrityError, OperationalError, connection, transaction
+from django.db.models import Q, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from backoffice.models import Conference, Payment, StripeEvent
+from backoffice.models import Conference, Order, Payment, StripeEvent
 from backoffice.services.payment import (
     PaymentOfAnotherConference,
     UnmatchedPaymentError,
@@ -146,6 +148,49 @@ HANDLERS: dict[str, Callable[[Conference, Any], object]] = {
 }
 
 
+def _stripe_id(value: Any) -> str:
+    """A Stripe id from a field that holds it as a string or as an expanded object."""
+    if isinstance(value, Mapping):
+        value = value.get("id")
+    return value if isinstance(value, str) else ""
+
+
+def order_of_event(conference: Conference, payload: Any) -> int | None:
+    """The id of this conference's order the event's object is about, if any (one query).
+
+    Found the way the handlers find it: the payment with the object's
+    PaymentIntent (or charge) id, else the order named in its metadata. The
+    payload is unchecked: anything unexpected links no order.
+    """
+    data = payload.get("data") if isinstance(payload, Mapping) else None
+    obj = data.get("object") if isinstance(data, Mapping) else None
+    if not isinstance(obj, Mapping):
+        return None
+    kind = obj.get("object")
+    intent_id = _stripe_id(obj.get("id") if kind == "payment_intent" else obj.get("payment_intent"))
+    charge_id = _stripe_id(obj.get("id") if kind == "charge" else obj.get("charge"))
+    metadata = obj.get("metadata")
+    named = metadata.get("order_id") if isinstance(metadata, Mapping) else None
+    is_pk = isinstance(named, str) and named.isascii() and named.isdigit() and len(named) <= 18
+    payments = Q(stripe_payment_intent_id=intent_id) if intent_id else Q()
+    if charge_id:
+        payments |= Q(stripe_charge_id=charge_id)
+    # The order holding the payment wins over the metadata, as in the handlers;
+    # an uncorrelated scalar subquery keeps it to index lookups.
+    candidates: list[Any] = []
+    if payments:
+        candidates.append(
+            Subquery(Payment.objects.filter(payments).order_by().values("order_id")[:1])
+        )
+    if is_pk:
+        candidates.append(Value(int(named)))
+    if not candidates:
+        return None
+    target = Coalesce(*candidates) if len(candidates) > 1 else candidates[0]
+    orders = Order.objects.filter(conference=conference, pk=target)
+    return orders.values_list("pk", flat=True).first()
+
+
 def receive_stripe_event(*, conference: Conference, event: dict[str, Any]) -> StripeEvent:
     """Store a verified event once per conference and apply it unless it was already processed.
 
@@ -164,6 +209,7 @@ def receive_stripe_event(*, conference: Conference, event: dict[str, Any]) -> St
                 stored = StripeEvent.objects.create(
                     stripe_event_id=event_id,
                     conference=conference,
+                    order_id=order_of_event(conference, event),
                     type=event["type"],
                     livemode=bool(event.get("livemode", False)),
                     payload=event,
@@ -186,6 +232,11 @@ def reprocess_stripe_event(event: StripeEvent) -> None:
     """Staff action: apply a stored event again; a failure becomes a ``ValidationError``."""
     if event.conference_id is None:
         raise ValidationError(f"{event} has no conference, so it cannot be applied.")
+    if event.order_id is None:
+        # Stored before events were linked to orders (or before its order existed).
+        event.order_id = order_of_event(event.conference, event.payload)
+        if event.order_id is not None:
+            StripeEvent.objects.filter(pk=event.pk).update(order_id=event.order_id)
     try:
         _apply(event, force=True)
     except StripeEventBusy as exc:
