@@ -9,6 +9,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 from django.urls import reverse_lazy
+from django.utils.text import format_lazy
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -160,6 +161,18 @@ UNFOLD = {
                         "icon": "receipt_long",
                         "link": reverse_lazy("admin:backoffice_order_changelist"),
                         "permission": "backoffice.admin.navigation.can_view_orders",
+                        "active": "backoffice.admin.navigation.orders_active",
+                    },
+                    {
+                        # The orders list's preset: every order staff must look at, with why.
+                        "title": "Needs attention",
+                        "icon": "priority_high",
+                        "link": format_lazy(
+                            "{}?attention=yes", reverse_lazy("admin:backoffice_order_changelist")
+                        ),
+                        "permission": "backoffice.admin.navigation.can_view_orders",
+                        "active": "backoffice.admin.navigation.attention_active",
+                        "badge": "backoffice.admin.navigation.attention_badge",
                     },
                     {
                         "title": "Conferences",
