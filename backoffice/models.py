@@ -441,9 +441,17 @@ class StripeEvent(models.Model):
     )
     # The order the event's object belongs to (its payment intent, charge or metadata),
     # set when the event is stored; empty for events about no order of ours, and for
-    # events stored before the link existed until they are reprocessed.
+    # events stored before the link existed until they are reprocessed. No database
+    # constraint: its check would make storing an event wait for the order's row lock
+    # (FOR KEY SHARE against a clerk's FOR UPDATE), and an event is stored first, always.
+    # Orders are never deleted (PROTECT), so the link cannot dangle.
     order = models.ForeignKey(
-        Order, on_delete=models.SET_NULL, null=True, blank=True, related_name="stripe_events"
+        Order,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="stripe_events",
+        db_constraint=False,
     )
     type = models.CharField(max_length=100, db_index=True)
     livemode = models.BooleanField(default=False)

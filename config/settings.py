@@ -310,6 +310,9 @@ GUNICORN_TIMEOUT = env.int("GUNICORN_TIMEOUT", default=30)
 # How long a webhook waits for a row lock (an order a clerk is paying right now)
 # before answering 503 so Stripe retries later (PostgreSQL only).
 STRIPE_WEBHOOK_LOCK_TIMEOUT_MS = env.int("STRIPE_WEBHOOK_LOCK_TIMEOUT_MS", default=5000)
+# How long any one statement of a webhook may run, lock waits included (PostgreSQL);
+# longer than the lock timeout, so a lock wait is reported as such.
+STRIPE_WEBHOOK_STATEMENT_TIMEOUT_MS = env.int("STRIPE_WEBHOOK_STATEMENT_TIMEOUT_MS", default=10_000)
 
 # --- Security (HTTPS, cookies, headers) ---------------------------------------
 # Production defaults are strict; `manage.py check --deploy` passes with them.

@@ -16,11 +16,12 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import DatabaseError, IntegrityError, OperationalError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Q, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from backoffice.database_outage import database_unavailable
 from backoffice.models import Conference, Order, Payment, StripeEvent
 from backoffice.services.payment import (
     PaymentOfAnotherConference,
@@ -41,55 +42,63 @@ logger = logging.getLogger(__name__)
 
 
 class StripeEventBusy(Exception):
-    """A row the event needs stayed locked too long; nothing changed, Stripe should retry."""
+    """The database was busy or unreachable; nothing changed, Stripe should retry.
+
+    A lock or statement ran out of time, a serialization failure or deadlock
+    rolled the transaction back, or the connection was lost.
+    """
 
     def __init__(self, event: StripeEvent) -> None:
-        super().__init__(f"Stripe event {event.stripe_event_id} waited too long for a lock.")
+        super().__init__(f"Stripe event {event.stripe_event_id}: the database was busy.")
         self.event = event
 
 
-def _is_lock_timeout(exc: BaseException) -> bool:
-    """Whether a database error is a lock wait that timed out (PostgreSQL) or a busy SQLite."""
-    if not isinstance(exc, OperationalError):
-        return False
-    return getattr(exc.__cause__, "sqlstate", None) == "55P03" or "database is locked" in str(exc)
+def _time_limits() -> list[str]:
+    """The webhook's lock-wait and statement time limits, as PostgreSQL settings values."""
+    return [
+        f"{int(settings.STRIPE_WEBHOOK_LOCK_TIMEOUT_MS)}ms",
+        f"{int(settings.STRIPE_WEBHOOK_STATEMENT_TIMEOUT_MS)}ms",
+    ]
+
+
+# Both limits in one statement; is_local true: until the transaction ends.
+_SET_LIMITS = (
+    "SELECT set_config('lock_timeout', %s, {local}), set_config('statement_timeout', %s, {local})"
+)
 
 
 def _limit_lock_waits() -> None:
-    """Make this transaction's row-lock waits give up after the configured time (PostgreSQL)."""
+    """Bound this transaction's lock waits and statements by the settings (PostgreSQL)."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT set_config('lock_timeout', %s, true)",
-                [f"{int(settings.STRIPE_WEBHOOK_LOCK_TIMEOUT_MS)}ms"],
-            )
+            cursor.execute(_SET_LIMITS.format(local="true"), _time_limits())
 
 
 @contextmanager
 def webhook_lock_waits() -> Iterator[None]:
-    """Bound every lock wait in the block by the setting (PostgreSQL), then restore the default.
+    """Bound every lock wait and statement in the block (PostgreSQL), then restore the defaults.
 
     Wraps a whole webhook request (the view): its first queries (the conference,
-    is this event stored?) run outside any transaction and must already give up
-    on a locked table, or every worker waits until gunicorn kills it. A wait that
-    runs out raises ``OperationalError`` (SQLSTATE 55P03), answered 503 with
-    Retry-After (``StripeEventBusy`` inside ``_apply``, the database-outage
-    middleware before it).
+    is this event stored?, storing it) run outside any transaction and must
+    already give up on a locked table, or every worker waits until gunicorn
+    kills it. A wait or statement that runs out raises ``OperationalError``
+    (SQLSTATE 55P03 or 57014), answered 503 with Retry-After (``StripeEventBusy``
+    inside ``_apply``, the database-outage middleware before it).
     """
     if connection.vendor != "postgresql":
         yield
         return
-    timeout = f"{int(settings.STRIPE_WEBHOOK_LOCK_TIMEOUT_MS)}ms"
     with connection.cursor() as cursor:
-        cursor.execute("SELECT set_config('lock_timeout', %s, false)", [timeout])
+        cursor.execute(_SET_LIMITS.format(local="false"), _time_limits())
     try:
         yield
     finally:
         try:
             with connection.cursor() as cursor:
                 cursor.execute("RESET lock_timeout")
+                cursor.execute("RESET statement_timeout")
         except DatabaseError:
-            # A broken connection: never hand it to the next request with our timeout.
+            # A broken connection: never hand it to the next request with our limits.
             if not connection.in_atomic_block:
                 connection.close()
 
@@ -278,9 +287,13 @@ def _apply(event: StripeEvent, *, force: bool) -> None:
         )
         raise StripeEventNotApplied(event, error) from exc
     except Exception as exc:
-        if _is_lock_timeout(exc):
-            # Not a failure of the event: someone held its order (or the event) too long.
-            logger.warning("Stripe event waited too long for a lock", extra={"event": event.pk})
+        if database_unavailable(exc):
+            # Not a failure of the event: a lock held too long, a serialization failure,
+            # a lost connection. The transaction rolled back; Stripe retries.
+            logger.warning(
+                "Stripe event not applied: database busy",
+                extra={"event": event.pk, "error": type(exc.__cause__).__name__},
+            )
             raise StripeEventBusy(event) from exc
         # Recorded, then re-raised: a bug or an outage must be visible to staff,
         # and answered with a 500 so Stripe retries once it is over. Nothing is swallowed.
