@@ -104,6 +104,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DJANGO_CONN_MAX_AGE", default=60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+    # Every statement waits at most this long for a lock (0: for ever), then fails with
+    # SQLSTATE 55P03, answered 503 with Retry-After (database_outage.py): a locked table
+    # frees each gunicorn thread in bounded time instead of pinning it (webhooks use
+    # their own, shorter STRIPE_WEBHOOK_LOCK_TIMEOUT_MS).
+    DB_LOCK_TIMEOUT_MS = env.int("DJANGO_DB_LOCK_TIMEOUT_MS", default=10_000)
+    if DB_LOCK_TIMEOUT_MS:
+        _options = DATABASES["default"].setdefault("OPTIONS", {})
+        _options["options"] = (
+            f"{_options.get('options', '')} -c lock_timeout={DB_LOCK_TIMEOUT_MS}".strip()
+        )
 # Services own their transactions: no request-long transaction around Stripe calls.
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -20,7 +20,7 @@ def test_defaults(monkeypatch) -> None:
     conf = load(monkeypatch)
     cpus = len(os.sched_getaffinity(0))
     assert conf["workers"] == 2 * cpus + 1
-    assert conf["threads"] == 1
+    assert conf["threads"] == 4  # gthread: one stuck request cannot starve /healthz
     assert conf["bind"] == "0.0.0.0:8000"
     assert conf["timeout"] == 30
     assert conf["loglevel"] == "info"
