@@ -24,9 +24,11 @@ def _cpu_count() -> int:
 
 wsgi_app = "config.wsgi:application"
 bind = os.environ.get("GUNICORN_BIND") or f"0.0.0.0:{_int('PORT', 8000)}"
-# The usual 2 × CPUs + 1 sync workers; GUNICORN_THREADS > 1 switches to gthread workers.
+# 2 × CPUs + 1 workers of 4 threads each (gthread): a request stuck on a lock holds
+# one thread, not a whole worker, so /healthz and other pages still find a free one
+# (README "Deploying"). GUNICORN_THREADS=1 switches back to sync workers.
 workers = _int("GUNICORN_WORKERS", 2 * _cpu_count() + 1)
-threads = _int("GUNICORN_THREADS", 1)
+threads = _int("GUNICORN_THREADS", 4)
 timeout = _int("GUNICORN_TIMEOUT", 30)
 graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)
 keepalive = _int("GUNICORN_KEEPALIVE", 5)

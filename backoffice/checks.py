@@ -3,7 +3,7 @@
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Warning, register
+from django.core.checks import CheckMessage, Error, register
 
 from backoffice.stripe_client import longest_call_seconds
 
@@ -14,7 +14,11 @@ WORKER_TIMEOUT_MARGIN_SECONDS = 10
 
 @register()
 def stripe_calls_fit_the_worker_timeout(**kwargs: Any) -> list[CheckMessage]:
-    """Warn when a hung Stripe would keep a request past the gunicorn worker timeout."""
+    """Fail start-up when a hung Stripe would keep a request past the gunicorn worker timeout.
+
+    An error, not a warning: ``migrate``, ``runserver`` and the container's start
+    refuse such settings, since the attendee would get gunicorn's bare error.
+    """
     longest = longest_call_seconds(
         settings.STRIPE_TIMEOUT_SECONDS, settings.STRIPE_MAX_NETWORK_RETRIES
     )
@@ -22,7 +26,7 @@ def stripe_calls_fit_the_worker_timeout(**kwargs: Any) -> list[CheckMessage]:
     if longest <= budget:
         return []
     return [
-        Warning(
+        Error(
             f"A Stripe call may take up to {longest:g} s (STRIPE_TIMEOUT_SECONDS="
             f"{settings.STRIPE_TIMEOUT_SECONDS:g} × (1 + STRIPE_MAX_NETWORK_RETRIES="
             f"{settings.STRIPE_MAX_NETWORK_RETRIES}) tries, plus backoff), more than "
@@ -33,6 +37,6 @@ def stripe_calls_fit_the_worker_timeout(**kwargs: Any) -> list[CheckMessage]:
                 "error instead of the 'try again' page. Lower STRIPE_TIMEOUT_SECONDS or "
                 "STRIPE_MAX_NETWORK_RETRIES, or raise GUNICORN_TIMEOUT."
             ),
-            id="backoffice.W001",
+            id="backoffice.E001",
         )
     ]

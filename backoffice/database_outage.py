@@ -1,9 +1,11 @@
-"""The database refusing connections (or a lock wait running out): 503 with Retry-After.
+"""The database refusing connections, or too busy to answer in time: 503 with Retry-After.
 
 Stripe retries a webhook answered 503 later; a load balancer or a browser sees a
-short "try again" page instead of a bare 500. Only a lost or refused connection
-and a lock wait that ran out (the webhook bounds its waits: services/webhooks.py)
-count: any other database error is a bug and still surfaces as a 500.
+short "try again" page instead of a bare 500. What counts: a lost or refused
+connection, a lock wait or statement that ran out of time (the webhook bounds
+both: services/webhooks.py), a serialization failure or deadlock (the database
+rolled the transaction back; the same request again succeeds), and SQLite's
+"database is locked". Any other database error is a bug and still surfaces as a 500.
 """
 
 import logging
@@ -16,9 +18,13 @@ from django.template.loader import render_to_string
 logger = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = 30
-# PostgreSQL SQLSTATEs (prefixes) of an unavailable database: 08 connection exception,
-# 57P operator intervention (shutting down, cannot connect now), 55P03 lock not available.
-_UNAVAILABLE_SQLSTATES = ("08", "57P", "55P03")
+# PostgreSQL SQLSTATEs (prefixes) of an unavailable or busy database: 08 connection
+# exception, 57P operator intervention (shutting down, cannot connect now), 55P03 lock
+# not available (lock_timeout), 57014 query canceled (statement_timeout), 40001
+# serialization failure, 40P01 deadlock detected.
+_UNAVAILABLE_SQLSTATES = ("08", "57P", "55P03", "57014", "40001", "40P01")
+# SQLite: the file cannot be opened, or another connection held its lock past the timeout.
+_UNAVAILABLE_SQLITE_ERRORS = ("SQLITE_CANTOPEN", "SQLITE_BUSY", "SQLITE_LOCKED")
 
 
 def database_unavailable(exc: BaseException) -> bool:
@@ -28,7 +34,7 @@ def database_unavailable(exc: BaseException) -> bool:
     cause = exc.__cause__
     if hasattr(cause, "sqlstate"):  # psycopg: client-side errors (no server reply) have None
         return cause.sqlstate is None or cause.sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
-    return getattr(cause, "sqlite_errorname", "") == "SQLITE_CANTOPEN"
+    return getattr(cause, "sqlite_errorname", "") in _UNAVAILABLE_SQLITE_ERRORS
 
 
 class DatabaseUnavailableMiddleware:

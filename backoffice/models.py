@@ -501,6 +501,20 @@ class StripeEvent(models.Model):
     conference = models.ForeignKey(
         Conference, on_delete=models.SET_NULL, null=True, blank=True, related_name="stripe_events"
     )
+    # The order the event's object belongs to (its payment intent, charge or metadata),
+    # set when the event is stored; empty for events about no order of ours, and for
+    # events stored before the link existed until they are reprocessed. No database
+    # constraint: its check would make storing an event wait for the order's row lock
+    # (FOR KEY SHARE against a clerk's FOR UPDATE), and an event is stored first, always.
+    # Orders are never deleted (PROTECT), so the link cannot dangle.
+    order = models.ForeignKey(
+        Order,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="stripe_events",
+        db_constraint=False,
+    )
     type = models.CharField(max_length=100, db_index=True)
     livemode = models.BooleanField(default=False)
     payload = models.JSONField()
@@ -513,7 +527,15 @@ class StripeEvent(models.Model):
 
     class Meta:
         ordering = ["-received_at", "-id"]
-        indexes = [models.Index(fields=["-received_at", "-id"], name="stripe_event_received_idx")]
+        indexes = [
+            models.Index(fields=["-received_at", "-id"], name="stripe_event_received_idx"),
+            # The "Needs attention" list asks for an order's failed or unprocessed events.
+            models.Index(
+                fields=["order"],
+                name="stripe_event_unsettled_idx",
+                condition=Q(processed_at__isnull=True) | ~Q(last_error=""),
+            ),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["conference", "stripe_event_id"], name="stripe_event_unique_per_conference"

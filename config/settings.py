@@ -9,6 +9,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 from django.urls import reverse_lazy
+from django.utils.text import format_lazy
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -103,6 +104,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DJANGO_CONN_MAX_AGE", default=60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+    # Every statement waits at most this long for a lock (0: for ever), then fails with
+    # SQLSTATE 55P03, answered 503 with Retry-After (database_outage.py): a locked table
+    # frees each gunicorn thread in bounded time instead of pinning it (webhooks use
+    # their own, shorter STRIPE_WEBHOOK_LOCK_TIMEOUT_MS).
+    DB_LOCK_TIMEOUT_MS = env.int("DJANGO_DB_LOCK_TIMEOUT_MS", default=10_000)
+    if DB_LOCK_TIMEOUT_MS:
+        _options = DATABASES["default"].setdefault("OPTIONS", {})
+        _options["options"] = (
+            f"{_options.get('options', '')} -c lock_timeout={DB_LOCK_TIMEOUT_MS}".strip()
+        )
 # Services own their transactions: no request-long transaction around Stripe calls.
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -160,6 +171,18 @@ UNFOLD = {
                         "icon": "receipt_long",
                         "link": reverse_lazy("admin:backoffice_order_changelist"),
                         "permission": "backoffice.admin.navigation.can_view_orders",
+                        "active": "backoffice.admin.navigation.orders_active",
+                    },
+                    {
+                        # The orders list's preset: every order staff must look at, with why.
+                        "title": "Needs attention",
+                        "icon": "priority_high",
+                        "link": format_lazy(
+                            "{}?attention=yes", reverse_lazy("admin:backoffice_order_changelist")
+                        ),
+                        "permission": "backoffice.admin.navigation.can_view_orders",
+                        "active": "backoffice.admin.navigation.attention_active",
+                        "badge": "backoffice.admin.navigation.attention_badge",
                     },
                     {
                         "title": "Conferences",
@@ -222,6 +245,9 @@ BACKOFFICE_XLSX_EXPORT_MAX_ROWS = env.int("BACKOFFICE_XLSX_EXPORT_MAX_ROWS", def
 # for the measurement behind the defaults, well inside the 30 s worker timeout).
 BACKOFFICE_IMPORT_MAX_BYTES = env.int("BACKOFFICE_IMPORT_MAX_BYTES", default=5 * 1024 * 1024)
 BACKOFFICE_IMPORT_MAX_ROWS = env.int("BACKOFFICE_IMPORT_MAX_ROWS", default=20_000)
+# A Stripe payment still pending or processing this many minutes after its last change
+# is listed under "Needs attention" (a webhook may have been missed; re-sync it).
+BACKOFFICE_STALE_PAYMENT_MINUTES = env.int("BACKOFFICE_STALE_PAYMENT_MINUTES", default=30)
 UNFOLD["DASHBOARD_CALLBACK"] = "backoffice.admin.dashboard.dashboard_callback"
 UNFOLD["SIDEBAR"]["navigation"].insert(
     1,
@@ -300,6 +326,9 @@ GUNICORN_TIMEOUT = env.int("GUNICORN_TIMEOUT", default=30)
 # How long a webhook waits for a row lock (an order a clerk is paying right now)
 # before answering 503 so Stripe retries later (PostgreSQL only).
 STRIPE_WEBHOOK_LOCK_TIMEOUT_MS = env.int("STRIPE_WEBHOOK_LOCK_TIMEOUT_MS", default=5000)
+# How long any one statement of a webhook may run, lock waits included (PostgreSQL);
+# longer than the lock timeout, so a lock wait is reported as such.
+STRIPE_WEBHOOK_STATEMENT_TIMEOUT_MS = env.int("STRIPE_WEBHOOK_STATEMENT_TIMEOUT_MS", default=10_000)
 
 # --- Security (HTTPS, cookies, headers) ---------------------------------------
 # Production defaults are strict; `manage.py check --deploy` passes with them.

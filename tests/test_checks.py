@@ -17,18 +17,32 @@ def test_the_default_settings_pass_the_check_in_production() -> None:
     result = run_manage("check", "--fail-level", "WARNING", env=check_env())
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "backoffice.W001" not in result.stdout + result.stderr
+    assert "backoffice.E001" not in result.stdout + result.stderr
 
 
-def test_the_old_defaults_fail_the_check_in_production() -> None:
-    """20 s × 3 tries was longer than gunicorn's 30 s: the attendee got a bare 500."""
+def test_the_old_defaults_fail_start_up_in_production() -> None:
+    """20 s × 3 tries was longer than gunicorn's 30 s: the attendee got a bare 500.
+
+    Plain ``check`` (and so ``migrate`` and ``runserver``) fails on an error without
+    any ``--fail-level``.
+    """
     env = check_env(STRIPE_TIMEOUT_SECONDS="20", STRIPE_MAX_NETWORK_RETRIES="2")
 
-    result = run_manage("check", "--fail-level", "WARNING", env=env)
+    result = run_manage("check", env=env)
 
     assert result.returncode != 0
-    assert "backoffice.W001" in result.stderr
+    assert "backoffice.E001" in result.stderr
     assert "61.5 s" in result.stderr
+
+
+def test_a_budget_just_past_the_margin_fails_start_up() -> None:
+    """8 s × 2 tries + 0.5 s is 16.5 s: fits 30 s less 10 s, not 25 s less 10 s."""
+    env = check_env(GUNICORN_TIMEOUT="25")
+
+    result = run_manage("check", env=env)
+
+    assert result.returncode != 0
+    assert "backoffice.E001" in result.stderr
 
 
 def test_a_shorter_worker_timeout_is_read_from_gunicorns_variable(settings) -> None:
@@ -39,9 +53,10 @@ def test_a_shorter_worker_timeout_is_read_from_gunicorns_variable(settings) -> N
 
     settings.GUNICORN_TIMEOUT = 20
 
-    [warning] = stripe_calls_fit_the_worker_timeout()
-    assert warning.id == "backoffice.W001"
-    assert "GUNICORN_TIMEOUT=20" in warning.msg
+    [error] = stripe_calls_fit_the_worker_timeout()
+    assert error.id == "backoffice.E001"
+    assert error.is_serious()
+    assert "GUNICORN_TIMEOUT=20" in error.msg
 
 
 def test_the_default_worker_timeout_is_gunicorns(monkeypatch) -> None:

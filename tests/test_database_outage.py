@@ -1,4 +1,7 @@
-"""A refused or lost database connection answers 503 with Retry-After; other errors stay 500s."""
+"""A refused or lost database connection, or a busy one, answers 503 with Retry-After;
+other errors stay 500s."""
+
+import sqlite3
 
 import pytest
 from django.db import connection, transaction
@@ -104,3 +107,82 @@ def test_a_bad_query_still_answers_500() -> None:
 
     assert response.status_code == 500
     assert "Retry-After" not in response
+
+
+def postgresql_error(sql: str) -> DatabaseError:
+    """The error PostgreSQL itself raises for the statement (inside a transaction)."""
+
+    def query() -> None:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(sql)
+
+    return error_of(query)
+
+
+def raised_by_postgresql(sqlstate: str) -> DatabaseError:
+    """An error with this SQLSTATE, raised by the PostgreSQL server (not built in Python)."""
+    return postgresql_error(
+        f"DO $$ BEGIN RAISE EXCEPTION 'injected' USING ERRCODE = '{sqlstate}'; END $$"
+    )
+
+
+@pytest.mark.postgres
+def test_a_statement_that_ran_out_of_time_is_unavailable() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("statement_timeout is a PostgreSQL setting")
+
+    error = postgresql_error("SET LOCAL statement_timeout = '50ms'; SELECT pg_sleep(2)")
+
+    assert error.__cause__.sqlstate == "57014"
+    assert database_unavailable(error)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("sqlstate", ["40001", "40P01"], ids=["serialization-failure", "deadlock"])
+def test_a_transaction_the_database_rolled_back_for_concurrency_is_unavailable(sqlstate) -> None:
+    """Retrying the same request succeeds: busy, not a bug."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLSTATEs are PostgreSQL's")
+
+    error = raised_by_postgresql(sqlstate)
+
+    assert error.__cause__.sqlstate == sqlstate
+    assert database_unavailable(error)
+
+
+@pytest.mark.postgres
+def test_other_errors_raised_by_postgresql_are_not_an_outage() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLSTATEs are PostgreSQL's")
+
+    assert not database_unavailable(raised_by_postgresql("22012"))  # division by zero
+
+
+def test_a_sqlite_database_locked_by_another_connection_is_unavailable(tmp_path) -> None:
+    name = str(tmp_path / "db.sqlite3")
+    holder = sqlite3.connect(name, isolation_level=None)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN EXCLUSIVE")
+    locked = ConnectionHandler(
+        {
+            "default": {
+                "ENGINE": "django.db.backends.sqlite3",
+                "NAME": name,
+                "OPTIONS": {"timeout": 0.05},
+            }
+        }
+    )["default"]
+
+    def query() -> None:
+        with locked.cursor() as cursor:
+            cursor.execute("SELECT * FROM t")
+
+    try:
+        error = error_of(query)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+        locked.close()
+
+    assert "database is locked" in str(error)
+    assert database_unavailable(error)

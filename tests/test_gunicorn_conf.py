@@ -20,7 +20,7 @@ def test_defaults(monkeypatch) -> None:
     conf = load(monkeypatch)
     cpus = len(os.sched_getaffinity(0))
     assert conf["workers"] == 2 * cpus + 1
-    assert conf["threads"] == 1
+    assert conf["threads"] == 4  # gthread: one stuck request cannot starve /healthz
     assert conf["bind"] == "0.0.0.0:8000"
     assert conf["timeout"] == 30
     assert conf["loglevel"] == "info"
@@ -32,14 +32,14 @@ def test_environment_overrides(monkeypatch) -> None:
     conf = load(
         monkeypatch,
         GUNICORN_WORKERS="3",
-        GUNICORN_THREADS="4",
+        GUNICORN_THREADS="1",
         GUNICORN_BIND="127.0.0.1:9000",
         GUNICORN_TIMEOUT="90",
         GUNICORN_GRACEFUL_TIMEOUT="20",
         GUNICORN_LOG_LEVEL="warning",
         GUNICORN_FORWARDED_ALLOW_IPS="*",
     )
-    assert (conf["workers"], conf["threads"], conf["bind"]) == (3, 4, "127.0.0.1:9000")
+    assert (conf["workers"], conf["threads"], conf["bind"]) == (3, 1, "127.0.0.1:9000")
     assert (conf["timeout"], conf["graceful_timeout"]) == (90, 20)
     assert conf["loglevel"] == "warning"
     assert conf["forwarded_allow_ips"] == "*"

@@ -16,8 +16,10 @@ from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from backoffice.admin.navigation import ATTENTION_PARAMETER, ATTENTION_VALUE
 from backoffice.models import ZERO, Order, Payment
 from backoffice.money import format_amount, quantum
+from backoffice.services.attention import attention_count
 from backoffice.services.dashboard import FinanceSummary, failed_stripe_events, finance_summary
 
 CHART_COLOURS = ("var(--color-primary-600)", "#0ea5e9", "#f59e0b", "#10b981", "#ef4444")
@@ -115,9 +117,32 @@ def failed_events_notice(request: HttpRequest) -> str:
     )
 
 
+def attention_notice(request: HttpRequest) -> str:
+    """How many orders need attention, linked to that list, for staff who may see orders."""
+    if not request.user.has_perm("backoffice.view_order"):
+        return ""
+    count = attention_count()
+    if not count:
+        return ""
+    text = ngettext(
+        "%(count)d order needs attention.",
+        "%(count)d orders need attention.",
+        count,
+    ) % {"count": count}
+    return format_html(
+        '{} <a class="font-semibold underline" href="{}?{}={}">{}</a>',
+        text,
+        reverse("admin:backoffice_order_changelist"),
+        ATTENTION_PARAMETER,
+        ATTENTION_VALUE,
+        _("See why"),
+    )
+
+
 def dashboard_callback(request: HttpRequest, context: dict[str, Any]) -> dict[str, Any]:
     """Add the finance figures to the admin index for staff who may see payments."""
     context["failed_events"] = failed_events_notice(request)
+    context["attention"] = attention_notice(request)
     if not request.user.has_perm("backoffice.view_payment"):
         return context
     summary = finance_summary()

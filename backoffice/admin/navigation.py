@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils.translation import gettext as _
 
 
@@ -45,3 +46,36 @@ def can_view_refunds(request: HttpRequest) -> bool:
 def can_view_disputes(request: HttpRequest) -> bool:
     """Sidebar: the Disputes ledger link."""
     return request.user.has_perm("backoffice.view_dispute")
+
+
+# The orders list's "Needs attention" preset (backoffice.admin.orders.NeedsAttentionFilter).
+ATTENTION_PARAMETER = "attention"
+ATTENTION_VALUE = "yes"
+
+
+def _on_orders_list(request: HttpRequest) -> bool:
+    """Whether the request is for the orders list (or an order's pages)."""
+    return request.path.startswith(reverse("admin:backoffice_order_changelist"))
+
+
+def _attention_preset(request: HttpRequest) -> bool:
+    """Whether the orders list is showing its "Needs attention" preset."""
+    return request.GET.get(ATTENTION_PARAMETER) == ATTENTION_VALUE
+
+
+def orders_active(request: HttpRequest) -> bool:
+    """Sidebar: Orders is highlighted on the orders pages, except the Needs attention preset."""
+    return _on_orders_list(request) and not _attention_preset(request)
+
+
+def attention_active(request: HttpRequest) -> bool:
+    """Sidebar: Needs attention is highlighted on its preset of the orders list."""
+    return _on_orders_list(request) and _attention_preset(request)
+
+
+def attention_badge(request: HttpRequest) -> str:
+    """Sidebar: how many orders need attention (shown only to staff who may see orders)."""
+    from backoffice.services.attention import attention_count  # models load after settings
+
+    count = attention_count()
+    return f"{count:,}" if count else ""

@@ -20,11 +20,11 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from unfold.admin import ModelAdmin, TabularInline
 from unfold.contrib.filters.admin import (
-    BooleanRadioFilter,
     ChoicesDropdownFilter,
     RadioFilter,
     RelatedDropdownFilter,
@@ -47,11 +47,13 @@ from backoffice.admin.forms import (
     ResolveAttentionForm,
     SyncFromStripeForm,
 )
+from backoffice.admin.navigation import ATTENTION_PARAMETER, ATTENTION_VALUE
 from backoffice.admin.permissions import action
 from backoffice.admin.refunds import REFUND_STATUS_COLOURS
 from backoffice.exports import OrderResource
 from backoffice.models import Dispute, Order, OrderHistoryEntry, OrderLineItem, Payment, Refund
 from backoffice.money import format_amount
+from backoffice.services.attention import attention_reasons, needing_attention
 from backoffice.services.payment import (
     OrderAction,
     PaymentProviderError,
@@ -229,6 +231,30 @@ class HoldFilter(RadioFilter):
         if value not in set(HoldState):
             return queryset
         return with_hold(queryset, HoldState(value))
+
+
+class NeedsAttentionFilter(RadioFilter):
+    """The "Needs attention" preset: every order staff must look at (services/attention.py)."""
+
+    title = _("attention")
+    parameter_name = ATTENTION_PARAMETER
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        """One choice: the orders that need attention."""
+        return [(ATTENTION_VALUE, _("Needs attention"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Order]) -> QuerySet[Order]:
+        """Keep the orders that need attention when chosen; all orders otherwise."""
+        if self.value() != ATTENTION_VALUE:
+            return queryset
+        return needing_attention(queryset)
+
+
+def _reasons_html(reasons: list[str]) -> str:
+    """An order's attention reasons, one per line."""
+    if not reasons:
+        return "—"
+    return format_html_join(mark_safe("<br>"), "{}", ((reason,) for reason in reasons))
 
 
 class ReadOnlyOrderInline(TabularInline):
@@ -496,7 +522,7 @@ class OrderAdmin(LedgerImportExportMixin, ModelAdmin):
         ("status", ChoicesDropdownFilter),
         ("conference", RelatedDropdownFilter),
         ("created_at", InclusiveDateRangeFilter),
-        ("needs_attention", BooleanRadioFilter),
+        NeedsAttentionFilter,
         HoldFilter,
     )
     list_filter_submit = True
@@ -550,7 +576,10 @@ class OrderAdmin(LedgerImportExportMixin, ModelAdmin):
             },
         ),
         (_("Billing"), {"fields": ("billing_name", "billing_email", "hold_expires_at")}),
-        (_("Follow-up"), {"fields": ("needs_attention", "attention_reason", "updated")}),
+        (
+            _("Follow-up"),
+            {"fields": ("attention_now", "needs_attention", "attention_reason", "updated")},
+        ),
     )
     readonly_fields = (
         "reference",
@@ -565,6 +594,7 @@ class OrderAdmin(LedgerImportExportMixin, ModelAdmin):
         "paid_display",
         "balance_display",
         "payment_link",
+        "attention_now",
         # Only the ledger's rule raises the flag, and "Resolve attention" clears it.
         "needs_attention",
         "attention_reason",
@@ -578,6 +608,22 @@ class OrderAdmin(LedgerImportExportMixin, ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Order]:
         """Orders with their paid amount and balance annotated (one subquery, no per-row query)."""
         return super().get_queryset(request).with_amounts()
+
+    def get_list_display(self, request: HttpRequest) -> tuple[str, ...]:
+        """The Needs attention preset adds a column saying why each order is on it."""
+        columns = tuple(super().get_list_display(request))
+        if request.GET.get(ATTENTION_PARAMETER) == ATTENTION_VALUE:
+            return (*columns, "attention_reasons_column")
+        return columns
+
+    def get_changelist_instance(self, request: HttpRequest) -> Any:
+        """The list; on the Needs attention preset, each shown order's reasons (fixed queries)."""
+        changelist = super().get_changelist_instance(request)
+        if "attention_reasons_column" in changelist.list_display:
+            reasons = attention_reasons(changelist.result_list)
+            for order in changelist.result_list:
+                order.attention_reasons = reasons.get(order.pk, [])
+        return changelist
 
     # --- Permissions --------------------------------------------------------
 
@@ -676,6 +722,16 @@ class OrderAdmin(LedgerImportExportMixin, ModelAdmin):
     def status_label(self, order: Order) -> tuple[str, str]:
         """The order status as a coloured label."""
         return order.status, order.get_status_display()
+
+    @display(description=_("Why"))
+    def attention_reasons_column(self, order: Order) -> str:
+        """Why the order needs attention (read for the whole page at once)."""
+        return _reasons_html(order.attention_reasons)
+
+    @display(description=_("Needs attention now"))
+    def attention_now(self, order: Order) -> str:
+        """Every current reason to look at the order: its flag's and those its ledger gives."""
+        return _reasons_html(attention_reasons([order]).get(order.pk, []))
 
     @display(description=_("Status"))
     def status_badge(self, order: Order) -> str:

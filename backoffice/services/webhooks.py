@@ -10,16 +10,19 @@ the same way and raises ``StripeEventFailed``.
 """
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import DatabaseError, IntegrityError, OperationalError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db.models import Q, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from backoffice.models import Conference, Payment, StripeEvent
+from backoffice.database_outage import database_unavailable
+from backoffice.models import Conference, Order, Payment, StripeEvent
 from backoffice.services.payment import (
     PaymentOfAnotherConference,
     UnmatchedPaymentError,
@@ -41,55 +44,63 @@ logger = logging.getLogger(__name__)
 
 
 class StripeEventBusy(Exception):
-    """A row the event needs stayed locked too long; nothing changed, Stripe should retry."""
+    """The database was busy or unreachable; nothing changed, Stripe should retry.
+
+    A lock or statement ran out of time, a serialization failure or deadlock
+    rolled the transaction back, or the connection was lost.
+    """
 
     def __init__(self, event: StripeEvent) -> None:
-        super().__init__(f"Stripe event {event.stripe_event_id} waited too long for a lock.")
+        super().__init__(f"Stripe event {event.stripe_event_id}: the database was busy.")
         self.event = event
 
 
-def _is_lock_timeout(exc: BaseException) -> bool:
-    """Whether a database error is a lock wait that timed out (PostgreSQL) or a busy SQLite."""
-    if not isinstance(exc, OperationalError):
-        return False
-    return getattr(exc.__cause__, "sqlstate", None) == "55P03" or "database is locked" in str(exc)
+def _time_limits() -> list[str]:
+    """The webhook's lock-wait and statement time limits, as PostgreSQL settings values."""
+    return [
+        f"{int(settings.STRIPE_WEBHOOK_LOCK_TIMEOUT_MS)}ms",
+        f"{int(settings.STRIPE_WEBHOOK_STATEMENT_TIMEOUT_MS)}ms",
+    ]
+
+
+# Both limits in one statement; is_local true: until the transaction ends.
+_SET_LIMITS = (
+    "SELECT set_config('lock_timeout', %s, {local}), set_config('statement_timeout', %s, {local})"
+)
 
 
 def _limit_lock_waits() -> None:
-    """Make this transaction's row-lock waits give up after the configured time (PostgreSQL)."""
+    """Bound this transaction's lock waits and statements by the settings (PostgreSQL)."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT set_config('lock_timeout', %s, true)",
-                [f"{int(settings.STRIPE_WEBHOOK_LOCK_TIMEOUT_MS)}ms"],
-            )
+            cursor.execute(_SET_LIMITS.format(local="true"), _time_limits())
 
 
 @contextmanager
 def webhook_lock_waits() -> Iterator[None]:
-    """Bound every lock wait in the block by the setting (PostgreSQL), then restore the default.
+    """Bound every lock wait and statement in the block (PostgreSQL), then restore the defaults.
 
     Wraps a whole webhook request (the view): its first queries (the conference,
-    is this event stored?) run outside any transaction and must already give up
-    on a locked table, or every worker waits until gunicorn kills it. A wait that
-    runs out raises ``OperationalError`` (SQLSTATE 55P03), answered 503 with
-    Retry-After (``StripeEventBusy`` inside ``_apply``, the database-outage
-    middleware before it).
+    is this event stored?, storing it) run outside any transaction and must
+    already give up on a locked table, or every worker waits until gunicorn
+    kills it. A wait or statement that runs out raises ``OperationalError``
+    (SQLSTATE 55P03 or 57014), answered 503 with Retry-After (``StripeEventBusy``
+    inside ``_apply``, the database-outage middleware before it).
     """
     if connection.vendor != "postgresql":
         yield
         return
-    timeout = f"{int(settings.STRIPE_WEBHOOK_LOCK_TIMEOUT_MS)}ms"
     with connection.cursor() as cursor:
-        cursor.execute("SELECT set_config('lock_timeout', %s, false)", [timeout])
+        cursor.execute(_SET_LIMITS.format(local="false"), _time_limits())
     try:
         yield
     finally:
         try:
             with connection.cursor() as cursor:
                 cursor.execute("RESET lock_timeout")
+                cursor.execute("RESET statement_timeout")
         except DatabaseError:
-            # A broken connection: never hand it to the next request with our timeout.
+            # A broken connection: never hand it to the next request with our limits.
             if not connection.in_atomic_block:
                 connection.close()
 
@@ -158,6 +169,49 @@ HANDLERS: dict[str, Callable[[Conference, Any], object]] = {
 }
 
 
+def _stripe_id(value: Any) -> str:
+    """A Stripe id from a field that holds it as a string or as an expanded object."""
+    if isinstance(value, Mapping):
+        value = value.get("id")
+    return value if isinstance(value, str) else ""
+
+
+def order_of_event(conference: Conference, payload: Any) -> int | None:
+    """The id of this conference's order the event's object is about, if any (one query).
+
+    Found the way the handlers find it: the payment with the object's
+    PaymentIntent (or charge) id, else the order named in its metadata. The
+    payload is unchecked: anything unexpected links no order.
+    """
+    data = payload.get("data") if isinstance(payload, Mapping) else None
+    obj = data.get("object") if isinstance(data, Mapping) else None
+    if not isinstance(obj, Mapping):
+        return None
+    kind = obj.get("object")
+    intent_id = _stripe_id(obj.get("id") if kind == "payment_intent" else obj.get("payment_intent"))
+    charge_id = _stripe_id(obj.get("id") if kind == "charge" else obj.get("charge"))
+    metadata = obj.get("metadata")
+    named = metadata.get("order_id") if isinstance(metadata, Mapping) else None
+    is_pk = isinstance(named, str) and named.isascii() and named.isdigit() and len(named) <= 18
+    payments = Q(stripe_payment_intent_id=intent_id) if intent_id else Q()
+    if charge_id:
+        payments |= Q(stripe_charge_id=charge_id)
+    # The order holding the payment wins over the metadata, as in the handlers;
+    # an uncorrelated scalar subquery keeps it to index lookups.
+    candidates: list[Any] = []
+    if payments:
+        candidates.append(
+            Subquery(Payment.objects.filter(payments).order_by().values("order_id")[:1])
+        )
+    if is_pk:
+        candidates.append(Value(int(named)))
+    if not candidates:
+        return None
+    target = Coalesce(*candidates) if len(candidates) > 1 else candidates[0]
+    orders = Order.objects.filter(conference=conference, pk=target)
+    return orders.values_list("pk", flat=True).first()
+
+
 def receive_stripe_event(*, conference: Conference, event: dict[str, Any]) -> StripeEvent:
     """Store a verified event once per conference and apply it unless it was already processed.
 
@@ -176,6 +230,7 @@ def receive_stripe_event(*, conference: Conference, event: dict[str, Any]) -> St
                 stored = StripeEvent.objects.create(
                     stripe_event_id=event_id,
                     conference=conference,
+                    order_id=order_of_event(conference, event),
                     type=event["type"],
                     livemode=bool(event.get("livemode", False)),
                     payload=event,
@@ -198,6 +253,11 @@ def reprocess_stripe_event(event: StripeEvent) -> None:
     """Staff action: apply a stored event again; a failure becomes a ``ValidationError``."""
     if event.conference_id is None:
         raise ValidationError(f"{event} has no conference, so it cannot be applied.")
+    if event.order_id is None:
+        # Stored before events were linked to orders (or before its order existed).
+        event.order_id = order_of_event(event.conference, event.payload)
+        if event.order_id is not None:
+            StripeEvent.objects.filter(pk=event.pk).update(order_id=event.order_id)
     try:
         _apply(event, force=True)
     except StripeEventBusy as exc:
@@ -239,9 +299,13 @@ def _apply(event: StripeEvent, *, force: bool) -> None:
         )
         raise StripeEventNotApplied(event, error) from exc
     except Exception as exc:
-        if _is_lock_timeout(exc):
-            # Not a failure of the event: someone held its order (or the event) too long.
-            logger.warning("Stripe event waited too long for a lock", extra={"event": event.pk})
+        if database_unavailable(exc):
+            # Not a failure of the event: a lock held too long, a serialization failure,
+            # a lost connection. The transaction rolled back; Stripe retries.
+            logger.warning(
+                "Stripe event not applied: database busy",
+                extra={"event": event.pk, "error": type(exc.__cause__).__name__},
+            )
             raise StripeEventBusy(event) from exc
         # Recorded, then re-raised: a bug or an outage must be visible to staff,
         # and answered with a 500 so Stripe retries once it is over. Nothing is swallowed.

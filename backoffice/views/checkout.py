@@ -19,6 +19,8 @@ from backoffice.services.payment import PaymentProviderError, PaymentService, St
 from backoffice.services.payment.cancellation import cancelled_at
 
 PAID_STATUSES = (Order.Status.PAID, Order.Status.REFUNDED, Order.Status.PARTIALLY_REFUNDED)
+# When Stripe cannot be reached, the pay page asks to come back after this long.
+PAYMENTS_RETRY_AFTER_SECONDS = 60
 
 
 def _get_order(token: str) -> Order:
@@ -80,7 +82,9 @@ def pay(request: HttpRequest, token: str) -> HttpResponse:
         return render(request, "checkout/unavailable.html", _order_context(order))
     except PaymentProviderError as exc:
         context = _order_context(order) | {"problem": str(exc), "temporary": True}
-        return render(request, "checkout/unavailable.html", context, status=503)
+        response = render(request, "checkout/unavailable.html", context, status=503)
+        response["Retry-After"] = str(PAYMENTS_RETRY_AFTER_SECONDS)  # "try again in a minute"
+        return response
     context = _order_context(order) | {
         "client_secret": client_secret,
         "publishable_key": order.conference.stripe_publishable_key,

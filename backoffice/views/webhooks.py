@@ -7,9 +7,10 @@ for up to three days:
   a JSON object, no usable id or type). Nothing is stored.
 - 200: stored and applied, a duplicate, or stored but not applied because its
   content cannot be (see ``stripe_webhook``).
-- 503 with Retry-After: a row it needs stayed locked; nothing changed, Stripe
-  retries and it applies then.
-- 500: a failure of ours (a bug, the database); stored on the event and logged.
+- 503 with Retry-After: the database was busy or unreachable (a lock wait or
+  statement ran out of time, a serialization failure or deadlock, a refused
+  connection); nothing changed, Stripe retries and it applies then.
+- 500: a failure of ours (a bug); stored on the event and logged.
 """
 
 import logging
@@ -35,7 +36,7 @@ logger = logging.getLogger(__name__)
 
 
 def _lock_waits_bounded(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Bound every lock wait of the view, from its first query (a locked table answers 503)."""
+    """Bound every lock wait and statement of the view, from its first query (503 when hit)."""
 
     @wraps(view)
     def bounded(request: HttpRequest, *args: str, **kwargs: str) -> HttpResponse:
@@ -78,7 +79,8 @@ def stripe_webhook(request: HttpRequest, conference_slug: str) -> HttpResponse:
             f"Event stored but not applied: {exc.error}"[:500], content_type="text/plain"
         )
     except StripeEventBusy:
-        # Its order is locked by another request: nothing changed, Stripe retries later.
+        # The database was busy (its order locked, a serialization failure…): nothing
+        # changed, Stripe retries later.
         response = HttpResponse("Busy; please retry.", status=503)
         response["Retry-After"] = "30"
         return response

@@ -1,12 +1,19 @@
-"""The attention flag in the admin: read-only on the order form, cleared by "Resolve attention"."""
+"""Attention in the admin: the flag (read-only, cleared by "Resolve attention") and the one
+"Needs attention" list (a preset of the orders list, linked from the sidebar and the dashboard).
+"""
 
+import re
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.contrib.admin.models import LogEntry
 from django.contrib.messages import SUCCESS, get_messages
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from backoffice.models import Order, OrderHistoryEntry, Payment
 from backoffice.services.payment import PaymentService, apply_payment_intent
@@ -155,3 +162,153 @@ def test_the_order_form_does_not_raise_the_flag_either(admin_client, make_order)
 
     order.refresh_from_db()
     assert (order.needs_attention, order.attention_reason) == (False, "")
+
+
+# --- The one "Needs attention" list: a preset of the orders list -------------------------
+
+CHANGELIST = reverse("admin:backoffice_order_changelist")
+PRESET = f"{CHANGELIST}?attention=yes"
+
+
+def stale_card_attempt(order: Order, intent_id: str = "pi_stale") -> Payment:
+    """A card attempt left pending for 47 minutes (what initiate_payment leaves behind).
+
+    Written directly so the admin tests need no localstripe; the selector's tests
+    (tests/services/test_attention.py) build the same state through the checkout.
+    """
+    payment = Payment.objects.create(
+        order=order,
+        method=Payment.Method.STRIPE,
+        status=Payment.Status.PENDING,
+        amount=order.total,
+        stripe_payment_intent_id=intent_id,
+    )
+    Payment.objects.filter(pk=payment.pk).update(updated_at=timezone.now() - timedelta(minutes=47))
+    return payment
+
+
+def text_of(response) -> str:
+    return response.content.decode().replace("\u00a0", " ")
+
+
+def result_list(response) -> str:
+    """The orders table of a list page (not the messages or the filters)."""
+    html = text_of(response)
+    start = html.index('id="result_list"')
+    return html[start : html.index("</table>", start)]
+
+
+def test_the_preset_lists_each_order_needing_attention_with_why(
+    supervisor_client, overpaid, make_order
+):
+    stale = make_order("100.00")
+    stale_card_attempt(stale)
+    calm = make_order("100.00")
+
+    html = result_list(supervisor_client.get(PRESET))
+
+    assert overpaid.reference in html and stale.reference in html
+    assert calm.reference not in html
+    assert "column-attention_reasons_column" in html  # the reasons column
+    assert "Overpaid by 30.00 USD" in html
+    assert "Stripe payment pi_stale pending for 47 minutes; re-sync it from Stripe." in html
+
+
+def test_the_plain_list_has_no_reasons_column(supervisor_client, overpaid):
+    html = result_list(supervisor_client.get(CHANGELIST))
+
+    assert overpaid.reference in html
+    assert "column-attention_reasons_column" not in html
+
+
+def test_an_order_leaves_the_preset_once_its_attention_is_resolved(
+    supervisor_client, overpaid, make_order
+):
+    still = make_order("100.00")
+    stale_card_attempt(still)
+    supervisor_client.post(resolve_url(overpaid), {"_form_submitted": "True", "note": "Refunded"})
+
+    rows = result_list(supervisor_client.get(PRESET))
+
+    assert still.reference in rows
+    assert overpaid.reference not in rows
+    assert overpaid.history.last().action == OrderHistoryEntry.Action.ATTENTION_RESOLVED
+
+
+def test_the_preset_costs_the_same_queries_for_more_orders(supervisor_client, make_order):
+    def preset_queries() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert supervisor_client.get(PRESET).status_code == 200
+        return len(queries)
+
+    stale_card_attempt(make_order("100.00"), "pi_0")
+    preset_queries()  # warm caches (content types, sessions)
+    one = preset_queries()
+    for index in range(1, 8):
+        stale_card_attempt(make_order("100.00"), f"pi_{index}")
+
+    assert preset_queries() == one
+
+
+def test_the_order_page_says_why_it_needs_attention_now(supervisor_client, make_order):
+    order = make_order("100.00")
+    stale_card_attempt(order)
+
+    html = text_of(supervisor_client.get(change_url(order)))
+
+    assert "Needs attention now" in html
+    assert "Stripe payment pi_stale pending for 47 minutes" in html
+
+
+def sidebar_badge(html: str) -> str | None:
+    """The badge beside the sidebar's "Needs attention" link, if any."""
+    link = html.index(f'href="{PRESET}"')
+    item = html[link : html.index("</a>", link)]
+    badge = re.search(r'class="sidebar-badge[^"]*"\s*>\s*([^<]*?)\s*<', item)
+    return badge.group(1) if badge else None
+
+
+def test_the_sidebar_links_the_preset_with_a_count(supervisor_client, overpaid, make_order):
+    stale_card_attempt(make_order("100.00"))
+
+    html = supervisor_client.get(reverse("admin:index")).content.decode()
+
+    assert sidebar_badge(html) == "2"
+
+
+def test_the_sidebar_shows_no_badge_when_nothing_needs_attention(supervisor_client, make_order):
+    make_order("100.00")
+
+    html = supervisor_client.get(reverse("admin:index")).content.decode()
+
+    assert sidebar_badge(html) is None
+
+
+def test_staff_who_may_not_see_orders_get_no_link_and_no_count(client, overpaid):
+    client.force_login(make_staff("auditor", "backoffice.view_stripeevent"))
+
+    html = client.get(reverse("admin:index")).content.decode()
+
+    assert f'href="{PRESET}"' not in html
+    assert "need attention" not in html and "needs attention." not in html
+
+
+def test_the_dashboard_counts_the_orders_and_links_the_preset(
+    supervisor_client, overpaid, make_order
+):
+    stale_card_attempt(make_order("100.00"))
+
+    html = supervisor_client.get(reverse("admin:index")).content.decode()
+
+    notice = html[html.index('id="orders-needing-attention"') :]
+    notice = notice[: notice.index("</div>")]
+    assert "2 orders need attention." in notice
+    assert f'href="{PRESET}"' in notice
+
+
+def test_the_dashboard_says_nothing_when_nothing_needs_attention(supervisor_client, make_order):
+    make_order("100.00")
+
+    html = supervisor_client.get(reverse("admin:index")).content.decode()
+
+    assert 'id="orders-needing-attention"' not in html

@@ -41,6 +41,10 @@ from tests.stripe_fixtures import LocalStripe, build_event
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 LOCK_TIMEOUT_MS = 1000
+# Every other request's lock waits (DJANGO_DB_LOCK_TIMEOUT_MS; 10 s in production).
+PAGE_LOCK_TIMEOUT_MS = 4000
+# /healthz answers within this while other requests are stuck on a lock (issue 11).
+HEALTHZ_BOUND_SECONDS = 2.0
 # A webhook may wait for the lock this long, plus this much for everything else on a
 # busy 2-core machine (four workers, the test's own threads).
 BUSY_SLACK_SECONDS = 4.0
@@ -87,6 +91,7 @@ def fault_server(
             DATABASE_URL=proxied_url(database_url, database.port),
             STRIPE_API_BASE=f"http://127.0.0.1:{stripe.port}",
             STRIPE_WEBHOOK_LOCK_TIMEOUT_MS=str(LOCK_TIMEOUT_MS),
+            DJANGO_DB_LOCK_TIMEOUT_MS=str(PAGE_LOCK_TIMEOUT_MS),
         )
     # Stripe's timeout and retries at their production defaults (config/settings.py).
     env.pop("STRIPE_MAX_NETWORK_RETRIES", None)
@@ -264,6 +269,48 @@ def test_webhooks_on_a_locked_table_answer_503_quickly_and_apply_once_after(
     assert_paid_exactly_once(server, orders, events)
 
 
+def test_healthz_answers_within_2_s_while_every_other_request_waits_on_a_lock(
+    fault_server: FaultServer, make_order: Callable[..., Order]
+) -> None:
+    """Twice as many admin pages as workers wait on a locked orders table; /healthz answers.
+
+    With sync workers the pages would hold every worker and /healthz would wait with
+    them; with gthread workers each page holds one thread. The pages give up after
+    DJANGO_DB_LOCK_TIMEOUT_MS with the 503 "try again" page.
+    """
+    server = fault_server.server
+    make_order("10.00")
+    get_user_model().objects.create_superuser("ops", "ops@example.com", ADMIN_PASSWORD)
+    admin = server.admin_session("ops", ADMIN_PASSWORD)
+    path = reverse("admin:backoffice_order_changelist")
+    stuck_pages = 2 * 4  # the fault server runs 4 workers
+    started = time.monotonic()
+
+    with (
+        table_locked(shared_database_url(), Order._meta.db_table, release_after=40),
+        ThreadPoolExecutor(max_workers=stuck_pages) as pool,
+    ):
+        pages = [
+            pool.submit(timed, lambda: admin.get_path(path, timeout=30)) for _ in range(stuck_pages)
+        ]
+        time.sleep(0.5)  # the pages reach the lock first
+        healthz = poll_healthz(
+            server, lambda: all(page.done() for page in pages), time.monotonic() + 30
+        )
+        waited = [page.result(timeout=40) for page in pages]
+    after = [timed(lambda: admin.get_path(path, timeout=20))]
+
+    line = summary("healthz-while-locked", started, pages=waited, healthz=healthz, after=after)
+    report(line)
+    assert len(healthz) >= 3, line  # polled while the pages waited
+    assert {o.status for o in healthz} == {200}, line
+    assert max(o.seconds for o in healthz) < HEALTHZ_BOUND_SECONDS, line
+    assert {o.status for o in waited} == {503}, line
+    assert all(o.headers.get("Retry-After") for o in waited), line
+    assert max(o.seconds for o in waited) < PAGE_LOCK_TIMEOUT_MS / 1000 + BUSY_SLACK_SECONDS, line
+    assert after[0].status == 200, line
+
+
 # --- 2. The database refusing connections -------------------------------------------------
 
 
@@ -346,6 +393,7 @@ def test_checkout_with_stripe_down_answers_the_try_again_page_within_the_worker_
     report(line)
     [page] = down
     assert page.status == 503, line
+    assert int(page.headers["Retry-After"]) > 0, line
     assert "Online payment is temporarily unavailable" in page.text, line
     assert page.seconds < WORKER_TIMEOUT_SECONDS - 5, line
     assert while_down == {"payments": 0, "stripe customers": 0}, line

@@ -8,10 +8,11 @@ from backoffice.services.payment import PaymentService
 from backoffice.services.webhooks import (
     StripeEventFailed,
     StripeEventNotApplied,
+    order_of_event,
     receive_stripe_event,
     reprocess_stripe_event,
 )
-from tests.stripe_fixtures import build_event, succeeded_intent
+from tests.stripe_fixtures import build_event, refunded_charge, succeeded_intent
 
 pytestmark = pytest.mark.django_db
 
@@ -232,3 +233,120 @@ def test_unknown_event_types_are_not_parsed(signed_conference_order):
 def signed_conference_order(conference, make_order):
     """A conference (no Stripe API needed) and a pending 100.00 USD order."""
     return conference, make_order("100.00")
+
+
+# --- Each stored event names the order its object is about ---------------------
+
+
+def test_an_event_is_linked_to_the_order_of_its_payment(stripe_conference, confirmed):
+    order, intent = confirmed
+
+    stored = receive_stripe_event(
+        conference=stripe_conference, event=build_event("payment_intent.succeeded", intent)
+    )
+
+    assert StripeEvent.objects.get(pk=stored.pk).order == order
+
+
+def test_an_event_about_no_payment_on_file_is_linked_by_its_metadata(signed_conference_order):
+    conference, order = signed_conference_order
+
+    stored = receive_stripe_event(
+        conference=conference, event=build_event("payment_intent.succeeded", _intent_for(order))
+    )
+
+    assert StripeEvent.objects.get(pk=stored.pk).order == order
+
+
+def test_a_refunded_charge_without_an_intent_is_linked_by_its_charge(signed_conference_order):
+    conference, order = signed_conference_order
+    receive_stripe_event(
+        conference=conference, event=build_event("payment_intent.succeeded", _intent_for(order))
+    )
+
+    stored = receive_stripe_event(
+        conference=conference,
+        event=build_event("charge.refunded", refunded_charge("ch_typed", None, 10000, 10000)),
+    )
+
+    assert StripeEvent.objects.get(pk=stored.pk).order == order
+
+
+def test_a_dispute_event_is_linked_through_its_payment_intent(signed_conference_order):
+    """Disputes name the intent and the charge; no handler is needed to link them."""
+    conference, order = signed_conference_order
+    receive_stripe_event(
+        conference=conference, event=build_event("payment_intent.succeeded", _intent_for(order))
+    )
+    dispute = {"id": "dp_1", "object": "dispute", "charge": "ch_x", "payment_intent": "pi_typed"}
+
+    # Asked directly: the dispute handlers (and what they parse) are not this test's subject.
+    assert order_of_event(conference, build_event("charge.dispute.created", dispute)) == order.pk
+
+
+def test_an_event_that_failed_is_still_linked_to_its_order(signed_conference_order):
+    """Failed events are the ones the order's "Needs attention" reasons must find."""
+    conference, order = signed_conference_order
+    event = build_event("payment_intent.succeeded", _intent_for(order, amount_received="abc"))
+
+    with pytest.raises(StripeEventNotApplied):
+        receive_stripe_event(conference=conference, event=event)
+
+    assert StripeEvent.objects.get().order == order
+
+
+def test_a_sibling_conferences_copy_of_an_event_links_no_order(
+    stripe_conference, stripe_jpy_conference, confirmed
+):
+    _, intent = confirmed
+
+    sibling = receive_stripe_event(
+        conference=stripe_jpy_conference, event=build_event("payment_intent.succeeded", intent)
+    )
+
+    assert StripeEvent.objects.get(pk=sibling.pk).order is None
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        {"id": "pi_elsewhere", "object": "payment_intent", "metadata": {}},
+        {"id": "pi_elsewhere", "object": "payment_intent", "metadata": {"order_id": "١٢"}},
+        {"id": 7, "object": "charge", "payment_intent": ["x"], "metadata": "x"},
+        "not an object",
+    ],
+)
+def test_an_event_about_nothing_of_ours_links_no_order(signed_conference_order, obj):
+    conference, _ = signed_conference_order
+
+    stored = receive_stripe_event(conference=conference, event=build_event("customer.updated", obj))
+
+    assert StripeEvent.objects.get(pk=stored.pk).order is None
+
+
+def test_finding_an_events_order_costs_one_query(
+    signed_conference_order, django_assert_num_queries
+):
+    conference, order = signed_conference_order
+    receive_stripe_event(
+        conference=conference, event=build_event("payment_intent.succeeded", _intent_for(order))
+    )
+    event = build_event("charge.refunded", refunded_charge("ch_typed", "pi_typed", 10000, 1000))
+
+    with django_assert_num_queries(1):
+        found = order_of_event(conference, event)
+
+    assert found == order.pk
+
+
+def test_reprocessing_an_event_stored_before_the_link_links_it(signed_conference_order):
+    conference, order = signed_conference_order
+    stored = receive_stripe_event(
+        conference=conference, event=build_event("payment_intent.succeeded", _intent_for(order))
+    )
+    StripeEvent.objects.filter(pk=stored.pk).update(order=None)  # as stored before 0011
+    stored.refresh_from_db()
+
+    reprocess_stripe_event(stored)
+
+    assert StripeEvent.objects.get(pk=stored.pk).order == order

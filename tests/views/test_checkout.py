@@ -155,6 +155,7 @@ def test_stripe_down_shows_a_temporary_error_and_leaves_no_row(client, order, se
     response = client.get(pay_url(order))
 
     assert response.status_code == 503
+    assert response["Retry-After"] == "60"
     assert b"temporarily unavailable" in response.content
     assert b"Nothing was charged" in response.content
     assert not Payment.objects.exists()

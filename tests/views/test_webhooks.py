@@ -813,3 +813,119 @@ def test_a_malformed_refund_event_is_stored_unapplied(client, stripe_conference,
     assert stored.processed_at is None
     assert "data.object.amount" in stored.last_error
     assert not Refund.objects.exists()
+
+
+# --- Database errors: 503 with Retry-After, nothing changed --------------------------------
+
+
+def injected_database_error(sqlstate: str, when: str):  # noqa: ANN201 (an execute wrapper)
+    """An execute wrapper: the first statement containing ``when`` is replaced by one that
+    makes PostgreSQL itself raise ``sqlstate`` (a real server error, at a chosen moment)."""
+    fired = []
+
+    def wrapper(execute, sql, params, many, context):  # noqa: ANN001, ANN202
+        if when in sql and not fired:
+            fired.append(sql)
+            sql = f"DO $$ BEGIN RAISE EXCEPTION 'injected' USING ERRCODE = '{sqlstate}'; END $$"
+            return execute(sql, None, many, context)
+        return execute(sql, params, many, context)
+
+    return wrapper
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("sqlstate", ["40001", "40P01"], ids=["serialization-failure", "deadlock"])
+def test_a_transaction_rolled_back_by_the_database_answers_503_and_applies_on_retry(
+    client, stripe_conference, make_order, sqlstate
+):
+    """The order's row lock ends in a serialization failure or deadlock: Stripe retries."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("serialization failures and deadlocks are PostgreSQL's SQLSTATEs")
+    order = make_order("100.00", conference=stripe_conference)
+    event = build_event("payment_intent.succeeded", succeeded_intent(order, "pi_busy"))
+    order_lock = f'FOR UPDATE OF "{Order._meta.db_table}"'  # lock_order, inside _apply
+
+    with connection.execute_wrapper(injected_database_error(sqlstate, order_lock)):
+        busy = post_event(client, stripe_conference, event)
+
+    assert busy.status_code == 503
+    assert int(busy["Retry-After"]) > 0
+    stored = StripeEvent.objects.get(stripe_event_id=event["id"])
+    assert (stored.processed_at, stored.last_error) == (None, "")
+    assert not Payment.objects.filter(order=order).exists()
+    order.refresh_from_db()
+    assert order.status == Order.Status.PENDING
+
+    retried = post_event(client, stripe_conference, event)
+
+    assert retried.status_code == 200
+    order.refresh_from_db()
+    assert order.status == Order.Status.PAID
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_event_lookup_runs_under_the_statement_time_limit(
+    client, stripe_conference, make_order, settings
+):
+    """With the events table locked, the first query of the webhook gives up in time."""
+    from django.db import connection
+
+    from tests.deploy_env import shared_database_url
+    from tests.fault_injection import table_locked
+
+    if connection.vendor != "postgresql":
+        pytest.skip("statement_timeout and LOCK TABLE are PostgreSQL's")
+    settings.STRIPE_WEBHOOK_LOCK_TIMEOUT_MS = 5000  # longer: the statement limit fires first
+    settings.STRIPE_WEBHOOK_STATEMENT_TIMEOUT_MS = 300
+    order = make_order("100.00", conference=stripe_conference)
+    event = build_event("payment_intent.succeeded", succeeded_intent(order, "pi_slow"))
+
+    with table_locked(shared_database_url(), StripeEvent._meta.db_table, release_after=20):
+        started = time.monotonic()
+        busy = post_event(client, stripe_conference, event)
+        seconds = time.monotonic() - started
+
+    assert busy.status_code == 503
+    assert int(busy["Retry-After"]) > 0
+    assert seconds < 2
+    assert not StripeEvent.objects.exists()
+    assert not Payment.objects.exists()
+    with connection.cursor() as cursor:  # the request's limits did not outlive it
+        cursor.execute("SHOW statement_timeout")
+        assert cursor.fetchone()[0] == "0"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_locked_sqlite_database_answers_503(client, stripe_conference, make_order):
+    """SQLite (development): another connection holds the file's lock past the timeout."""
+    import sqlite3
+
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite's file lock; PostgreSQL's lock waits are tested above")
+    order = make_order("100.00", conference=stripe_conference)
+    event = build_event("payment_intent.succeeded", succeeded_intent(order, "pi_locked_file"))
+    options = connection.settings_dict.setdefault("OPTIONS", {})
+    timeout = options.get("timeout")
+    holder = sqlite3.connect(connection.settings_dict["NAME"], isolation_level=None)
+    try:
+        connection.close()
+        options["timeout"] = 0.1
+        holder.execute("BEGIN EXCLUSIVE")
+        busy = post_event(client, stripe_conference, event)
+    finally:
+        if holder.in_transaction:
+            holder.execute("ROLLBACK")
+        holder.close()
+        connection.close()
+        options["timeout"] = timeout
+
+    assert busy.status_code == 503
+    assert int(busy["Retry-After"]) > 0
+    assert not StripeEvent.objects.exists()
+    assert post_event(client, stripe_conference, event).status_code == 200
