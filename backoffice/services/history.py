@@ -11,6 +11,8 @@ STRIPE = STRIPE_ACTOR
 CHECKOUT = "checkout"
 # A desk write made without a staff user (e.g. from a shell).
 SYSTEM = "system"
+# The background worker (``manage.py db_worker``), e.g. recording a task that failed.
+WORKER = "worker"
 
 
 def record_history(

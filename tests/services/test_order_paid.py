@@ -1,8 +1,10 @@
-"""order_paid: once per order, even when the worker dies between the commit and the signal."""
+"""order_paid: once per order, from the worker's task or the manual sweep, whichever runs first."""
 
 from decimal import Decimal
 
 import pytest
+from django.tasks import TaskResultStatus
+from django_tasks_db.models import DBTaskResult
 
 from backoffice.models import Order
 from backoffice.services.order_paid import send_due_order_paid, send_order_paid
@@ -25,19 +27,18 @@ def paid_signals():
     order_paid.disconnect(receiver)
 
 
-def paid_but_never_signalled(make_order, django_capture_on_commit_callbacks) -> Order:
-    """A payment committed, then the worker died before its on-commit callbacks ran."""
+def paid_before_the_worker_ran(make_order) -> Order:
+    """A payment committed with its order_paid task queued; no worker has run it yet."""
     order = make_order("10.00")
-    with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        PaymentService.record_manual(order, amount=Decimal("10.00"))
-    assert len(callbacks) == 1  # the dispatch that never ran
+    PaymentService.record_manual(order, amount=Decimal("10.00"))
+    assert DBTaskResult.objects.filter(status=TaskResultStatus.READY).count() == 1
     return order
 
 
-def test_a_paid_order_whose_worker_died_gets_order_paid_from_the_sweep(
-    make_order, paid_signals, django_capture_on_commit_callbacks
+def test_the_sweep_sends_order_paid_the_worker_has_not_and_the_worker_then_sends_none(
+    make_order, paid_signals, run_tasks
 ):
-    order = paid_but_never_signalled(make_order, django_capture_on_commit_callbacks)
+    order = paid_before_the_worker_ran(make_order)
     assert paid_signals == []
 
     assert send_due_order_paid() == 1
@@ -46,25 +47,28 @@ def test_a_paid_order_whose_worker_died_gets_order_paid_from_the_sweep(
     order.refresh_from_db()
     assert order.paid_notified_at is not None
     assert send_due_order_paid() == 0
+    assert run_tasks() == 1
     assert paid_signals == [order.pk]
+    assert DBTaskResult.objects.get().return_value is False  # the task found it sent
 
 
-def test_the_commit_callback_and_the_sweep_send_order_paid_once_together(
-    make_order, paid_signals, django_capture_on_commit_callbacks
+def test_the_worker_and_then_the_sweep_send_order_paid_once_together(
+    make_order, paid_signals, run_tasks
 ):
     order = make_order("10.00")
-    with django_capture_on_commit_callbacks(execute=True):
-        PaymentService.record_manual(order, amount=Decimal("10.00"))
+    PaymentService.record_manual(order, amount=Decimal("10.00"))
+    assert paid_signals == []
 
+    assert run_tasks() == 1
+
+    assert paid_signals == [order.pk]
     assert send_due_order_paid() == 0
     assert send_order_paid(order.pk) is False
     assert paid_signals == [order.pk]
 
 
-def test_a_receiver_failing_leaves_order_paid_due(
-    make_order, paid_signals, django_capture_on_commit_callbacks
-):
-    order = paid_but_never_signalled(make_order, django_capture_on_commit_callbacks)
+def test_a_receiver_failing_leaves_order_paid_due(make_order, paid_signals):
+    order = paid_before_the_worker_ran(make_order)
 
     def broken(sender, order, **kwargs):
         raise RuntimeError("mail server down")
