@@ -3,13 +3,15 @@
 from decimal import Decimal
 
 import pytest
+from django.db import transaction
 from django.tasks import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
 
-from backoffice.models import Order
+from backoffice.models import Order, OrderHistoryEntry
 from backoffice.services.order_paid import send_due_order_paid, send_order_paid
 from backoffice.services.payment import PaymentService
 from backoffice.signals import order_paid
+from tests.worker import run_db_worker
 
 pytestmark = pytest.mark.django_db
 
@@ -84,3 +86,76 @@ def test_a_receiver_failing_leaves_order_paid_due(make_order, paid_signals):
 
     assert send_due_order_paid() == 1
     assert paid_signals == [order.pk, order.pk]  # the first try was rolled back with the stamp
+
+
+# --- With the real worker (``manage.py db_worker``) on committed data ---------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_committed_payment_enqueues_order_paid_and_the_worker_sends_it_once(
+    make_order, paid_signals
+):
+    order = make_order("10.00")
+    PaymentService.record_manual(order, amount=Decimal("10.00"))
+
+    [queued] = DBTaskResult.objects.all()
+    assert queued.task_path == "backoffice.services.order_paid.send_order_paid_task"
+    assert queued.args_kwargs["kwargs"] == {"order_id": order.pk}
+    assert paid_signals == []
+
+    run_db_worker()
+    run_db_worker()
+
+    assert paid_signals == [order.pk]
+    queued.refresh_from_db()
+    assert (queued.status, queued.return_value) == (TaskResultStatus.SUCCESSFUL, True)
+    order.refresh_from_db()
+    assert order.paid_notified_at is not None
+    assert send_due_order_paid() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rolled_back_payment_enqueues_nothing_and_sends_nothing(make_order, paid_signals):
+    order = make_order("10.00")
+    with pytest.raises(RuntimeError), transaction.atomic():
+        PaymentService.record_manual(order, amount=Decimal("10.00"))
+        raise RuntimeError("the caller's transaction fails after the payment")
+
+    run_db_worker()
+
+    assert not DBTaskResult.objects.exists()
+    assert paid_signals == []
+    order.refresh_from_db()
+    assert (order.status, order.paid_notified_at) == (Order.Status.PENDING, None)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_order_paid_failing_every_time_is_retried_then_shown_on_the_order(
+    make_order, paid_signals, settings
+):
+    settings.BACKOFFICE_TASK_MAX_ATTEMPTS = 3
+    settings.BACKOFFICE_TASK_RETRY_DELAY_SECONDS = 0  # every retry is due at once
+    order = make_order("10.00")
+    PaymentService.record_manual(order, amount=Decimal("10.00"))
+
+    def broken(sender, order, **kwargs):
+        raise RuntimeError("mail server down")
+
+    order_paid.connect(broken)
+    try:
+        run_db_worker()
+    finally:
+        order_paid.disconnect(broken)
+
+    assert DBTaskResult.objects.filter(status=TaskResultStatus.FAILED).count() == 3
+    assert paid_signals == [order.pk] * 3  # each try rolled back with its stamp
+    order.refresh_from_db()
+    assert order.paid_notified_at is None
+    assert order.needs_attention
+    entry = OrderHistoryEntry.objects.filter(order=order).latest("id")
+    assert entry.message == (
+        "Background task send_order_paid_task failed after 3 attempts: "
+        "RuntimeError: mail server down"
+    )
+    # Once the receiver works again, the manual sweep sends it.
+    assert send_due_order_paid() == 1
