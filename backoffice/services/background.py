@@ -20,8 +20,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from django.apps import apps
 from django.conf import settings
 from django.db import DatabaseError
+from django.db.models import Case, F, Min, When
 from django.tasks import Task, TaskContext, task
 from django.utils import timezone
 from django.utils.module_loading import import_string
@@ -153,3 +155,24 @@ def retrying_task(
         return task(takes_context=True, **task_options)(run)
 
     return decorate
+
+
+def oldest_queued_task_age() -> float | None:
+    """Seconds the longest-waiting due task has waited for a worker; None when none waits.
+
+    A task waits from its enqueueing, or from its ``run_after`` for a deferred
+    one (a retry in its back-off is not waiting). Growing ages mean no worker
+    is alive or they cannot keep up. Read from django-tasks-db's table (one
+    query on its index of ready tasks); None with another backend.
+    """
+    if not apps.is_installed("django_tasks_db"):
+        return None
+    from django_tasks_db.models import DBTaskResult, get_date_max
+
+    waiting_since = Case(
+        When(run_after=get_date_max(), then=F("enqueued_at")), default=F("run_after")
+    )
+    oldest = DBTaskResult.objects.ready().aggregate(oldest=Min(waiting_since))["oldest"]
+    if oldest is None:
+        return None
+    return round(max((timezone.now() - oldest).total_seconds(), 0.0), 1)
