@@ -187,6 +187,12 @@ UNFOLD = {
                         "link": reverse_lazy("admin:auth_group_changelist"),
                         "permission": "backoffice.admin.navigation.can_view_groups",
                     },
+                    {
+                        "title": "Background tasks",
+                        "icon": "pending_actions",
+                        "link": reverse_lazy("admin:django_tasks_database_dbtaskresult_changelist"),
+                        "permission": "backoffice.admin.navigation.can_view_tasks",
+                    },
                 ],
             },
         ],

@@ -1,5 +1,5 @@
 """The staff admin (django-unfold): one module per model admin, forms in ``forms.py``."""
 
-from backoffice.admin import conferences, orders, payments, refunds, stripe_events, users
+from backoffice.admin import conferences, orders, payments, refunds, stripe_events, tasks, users
 
-__all__ = ["conferences", "orders", "payments", "refunds", "stripe_events", "users"]
+__all__ = ["conferences", "orders", "payments", "refunds", "stripe_events", "tasks", "users"]

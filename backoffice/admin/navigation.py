@@ -40,3 +40,8 @@ def can_view_payments(request: HttpRequest) -> bool:
 def can_view_refunds(request: HttpRequest) -> bool:
     """Sidebar: the Refunds ledger link."""
     return request.user.has_perm("backoffice.view_refund")
+
+
+def can_view_tasks(request: HttpRequest) -> bool:
+    """Sidebar: the background task queue (django-tasks-db's list)."""
+    return request.user.has_perm("django_tasks_database.view_dbtaskresult")
