@@ -12,6 +12,7 @@ from backoffice.services.payment import PaymentService
 from backoffice.services.payment.desk import _create_once
 from backoffice.signals import order_paid
 from tests.races import run_at_once
+from tests.worker import run_db_worker
 
 KEY = "k" * 32
 THREADS = 8
@@ -236,4 +237,5 @@ def test_same_key_from_eight_threads_at_once_records_one_payment(make_order, ord
             (payment.pk, True)
         ]
         assert OrderHistoryEntry.objects.filter(order=order).count() == 1
+    run_db_worker()
     assert order_paid_sent == [paid_in_full.pk]  # once for the full payment, never for the part
