@@ -2,6 +2,9 @@
 # Build:   docker build -t backoffice .
 # Migrate: docker run --rm --env-file backoffice.env backoffice python manage.py migrate
 # Run:     docker run -d -p 8000:8000 --env-file backoffice.env backoffice
+# Worker:  docker run -d --env-file backoffice.env backoffice python manage.py db_worker
+#          (background tasks, e.g. order_paid after a payment: run at least one beside
+#          the web containers, on the same database; see the README's "Scaling out")
 FROM python:3.12-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

@@ -1,4 +1,5 @@
-# Two commands a new user needs: `make run` (site + demo data on SQLite) and `make test`.
+# Two commands a new user needs: `make run` (site + background worker + demo data on
+# SQLite; Ctrl-C stops both) and `make test`.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
@@ -20,7 +21,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 run: install
 	DJANGO_DEBUG=1 $(PY) manage.py migrate --noinput
 	DJANGO_DEBUG=1 $(PY) manage.py seed_demo --if-empty
-	DJANGO_DEBUG=1 $(PY) manage.py runserver $(HOST):$(PORT)
+	DJANGO_DEBUG=1 sh scripts/run-dev.sh $(PY) $(HOST):$(PORT)
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -44,6 +44,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "import_export",
     "axes",
+    # The task queue's table, its admin list and `manage.py db_worker` (see TASKS below).
+    "django_tasks_db",
     "backoffice",
 ]
 
@@ -208,6 +210,12 @@ UNFOLD = {
                         "link": reverse_lazy("admin:auth_group_changelist"),
                         "permission": "backoffice.admin.navigation.can_view_groups",
                     },
+                    {
+                        "title": "Background tasks",
+                        "icon": "pending_actions",
+                        "link": reverse_lazy("admin:django_tasks_database_dbtaskresult_changelist"),
+                        "permission": "backoffice.admin.navigation.can_view_tasks",
+                    },
                 ],
             },
         ],
@@ -276,6 +284,23 @@ UNFOLD["SIDEBAR"]["navigation"].insert(
         ],
     },
 )
+
+# --- Background tasks (Django's task framework) ------------------------------
+# Tasks are rows in the database (django-tasks-db), run by `manage.py db_worker`;
+# enqueued inside a transaction, a task commits with it or vanishes on rollback.
+# DJANGO_TASKS_BACKEND moves the site to another backend of django.tasks (its
+# worker then replaces db_worker) without code changes.
+TASKS = {
+    "default": {
+        "BACKEND": env.str("DJANGO_TASKS_BACKEND", default="django_tasks_db.DatabaseBackend"),
+    }
+}
+# A failing task is tried this many times in all, waiting RETRY_DELAY seconds
+# before the second try and twice as long before each next one (capped at an hour);
+# then it is marked failed: a log line, and an entry on the order's history for
+# order tasks (backoffice/services/background.py).
+BACKOFFICE_TASK_MAX_ATTEMPTS = env.int("BACKOFFICE_TASK_MAX_ATTEMPTS", default=5)
+BACKOFFICE_TASK_RETRY_DELAY_SECONDS = env.float("BACKOFFICE_TASK_RETRY_DELAY_SECONDS", default=30)
 
 # --- Logging ----------------------------------------------------------------
 # One JSON object per line on stdout, each with the request id (request_logging.py);

@@ -111,3 +111,11 @@ def make_order(db, conference, attendee) -> Callable[..., Order]:
 def fast_password_hasher(settings) -> None:
     """Hash test passwords with a fast hasher; PBKDF2 makes every user fixture slow."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def run_tasks(db) -> Callable[[], int]:
+    """Run the queued background tasks now, as the worker would; returns how many ran."""
+    from tests.worker import run_queued_tasks
+
+    return run_queued_tasks

@@ -112,7 +112,7 @@ def test_gunicorn_runs_two_workers_and_healthz_answers(gunicorn_server: Server) 
     conn.request("GET", "/healthz")
     response = conn.getresponse()
     assert response.status == 200
-    assert json.loads(response.read()) == {"status": "ok"}
+    assert json.loads(response.read()) == {"status": "ok", "oldest_queued_task_seconds": None}
     conn.close()
     booted = re.findall(r"Booting worker with pid", gunicorn_server.log.read_text())
     assert len(booted) == 2

@@ -7,7 +7,17 @@ from backoffice.admin import (
     payments,
     refunds,
     stripe_events,
+    tasks,
     users,
 )
 
-__all__ = ["conferences", "disputes", "orders", "payments", "refunds", "stripe_events", "users"]
+__all__ = [
+    "conferences",
+    "disputes",
+    "orders",
+    "payments",
+    "refunds",
+    "stripe_events",
+    "tasks",
+    "users",
+]

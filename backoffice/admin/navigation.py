@@ -79,3 +79,8 @@ def attention_badge(request: HttpRequest) -> str:
 
     count = attention_count()
     return f"{count:,}" if count else ""
+
+
+def can_view_tasks(request: HttpRequest) -> bool:
+    """Sidebar: the background task queue (django-tasks-db's list)."""
+    return request.user.has_perm("django_tasks_database.view_dbtaskresult")

@@ -13,6 +13,8 @@ CHECKOUT = "checkout"
 RESYNC = "Stripe (re-sync)"
 # A desk write made without a staff user (e.g. from a shell).
 SYSTEM = "system"
+# The background worker (``manage.py db_worker``), e.g. recording a task that failed.
+WORKER = "worker"
 
 
 def record_history(

@@ -1,13 +1,16 @@
 """Sending ``order_paid``: once per order, recorded on the order in the same transaction.
 
-The payment services move an order to PAID and ask for the signal on commit.
-The signal is then sent inside a short transaction that locks the order and
+The payment services move an order to PAID and, in the same transaction,
+enqueue ``send_order_paid_task``: the task commits with the payment, or
+vanishes with it on rollback. The background worker (``manage.py db_worker``)
+then sends the signal inside a short transaction that locks the order and
 stamps ``Order.paid_notified_at``: the receivers' database writes and the stamp
-commit together, or not at all. A worker killed after the payment committed
-but before the stamp (SIGKILL, OOM, a lost container) leaves a paid order
-without the stamp; ``send_due_order_paid`` (the ``send_order_paid`` command,
-run by cron) sends those. A receiver with effects outside the database (an
-e-mail) may then see a signal again, never none.
+commit together, or not at all; a failure is retried with back-off
+(``backoffice.services.background``) and, at last, shown on the order.
+``send_due_order_paid`` (the ``send_order_paid`` command) is a manual sweep of
+sold orders still without the stamp, e.g. after tasks were lost with a queue.
+A receiver with effects outside the database (an e-mail) may see a signal
+again after a crash mid-send, never none.
 """
 
 import logging
@@ -16,6 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from backoffice.models import Order
+from backoffice.services.background import retrying_task
 from backoffice.signals import order_paid
 
 logger = logging.getLogger(__name__)
@@ -48,6 +52,13 @@ def send_order_paid(order_id: int) -> bool:
     return True
 
 
+# The hook is named by path: the ledger imports this module.
+@retrying_task(on_give_up="backoffice.services.payment.ledger.record_task_failure")
+def send_order_paid_task(order_id: int) -> bool:
+    """The worker's ``send_order_paid``: enqueued by the ledger in the payment's transaction."""
+    return send_order_paid(order_id)
+
+
 def send_due_order_paid() -> int:
     """Send ``order_paid`` for every sold order still waiting for it; return how many were sent."""
     due = Order.objects.filter(
@@ -55,5 +66,5 @@ def send_due_order_paid() -> int:
     ).values_list("pk", flat=True)
     sent = sum(send_order_paid(pk) for pk in list(due))
     if sent:
-        logger.warning("Sent order_paid a crashed worker had not sent", extra={"orders": sent})
+        logger.warning("Sent order_paid the worker had not sent", extra={"orders": sent})
     return sent

@@ -1,4 +1,9 @@
-"""Health check for load balancers and the container HEALTHCHECK: is the database answering?"""
+"""Health check for load balancers and the container HEALTHCHECK: is the database answering?
+
+It also tells how long the oldest due background task has waited for a worker
+(``oldest_queued_task_seconds``, null when none waits): monitoring alerts when it
+grows; health itself does not depend on it (web processes serve without workers).
+"""
 
 import logging
 from collections.abc import Callable
@@ -7,6 +12,8 @@ from django.db import DatabaseError, connection, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
+
+from backoffice.services.background import oldest_queued_task_age
 
 logger = logging.getLogger(__name__)
 
@@ -40,10 +47,19 @@ def database_answers() -> bool:
 @csrf_exempt
 @never_cache
 def healthz(request: HttpRequest) -> JsonResponse:
-    """200 ``{"status": "ok"}`` when the database answers, 503 otherwise; no auth, no secrets."""
-    if database_answers():
-        return JsonResponse({"status": "ok"})
-    return JsonResponse({"status": "unavailable"}, status=503)
+    """200 ``{"status": "ok", …}`` when the database answers, 503 otherwise; no auth, no secrets."""
+    if not database_answers():
+        return JsonResponse({"status": "unavailable"}, status=503)
+    return JsonResponse({"status": "ok", "oldest_queued_task_seconds": queue_age()})
+
+
+def queue_age() -> float | None:
+    """The oldest due task's wait in seconds; None when none waits or the queue cannot be read."""
+    try:
+        return oldest_queued_task_age()
+    except DatabaseError as exc:
+        logger.warning("Health check: task queue unreadable", extra={"error": type(exc).__name__})
+        return None
 
 
 class HealthCheckMiddleware:

@@ -2,7 +2,8 @@
 
 One server per test module (``load_server``, module-scoped), started with
 ``tests.deploy_env.running_gunicorn`` against the pytest-django PostgreSQL test
-database (throwaway; tests commit their data through ``transaction=True``).
+database (throwaway; tests commit their data through ``transaction=True``), with
+two background workers (``manage.py db_worker``) beside it that send ``order_paid``.
 Stripe's API is the session's localstripe. The settings module is
 ``tests.load.server_settings``: production settings plus a test-only app
 (``tests/load/probe``) that writes one row per ``order_paid`` into
@@ -18,10 +19,12 @@ import os
 import random
 import re
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +32,14 @@ import pytest
 import requests
 from django.conf import settings
 from django.db import connection
+from django.tasks import TaskResultStatus
 from django.urls import reverse
+from django_tasks_db.models import DBTaskResult
 
 from backoffice.models import Conference
 from tests.deploy_env import (
     PRODUCTION_HOST,
+    REPO_DIR,
     collect_static,
     production_env,
     run_manage,
@@ -44,6 +50,10 @@ from tests.load.probe.apps import PROBE_TABLE
 from tests.stripe_fixtures import LocalStripe, sign_payload
 
 WORKERS = 4
+# Background workers beside gunicorn: two, so tasks are claimed by competing processes.
+TASK_WORKERS = 2
+# How long the workers may take to run what the requests enqueued.
+DRAIN_TIMEOUT = 120
 SKIP_REASON = (
     "load and fault tests run gunicorn against PostgreSQL (SQLite is one file, one writer)"
 )
@@ -132,6 +142,8 @@ class Server:
     port: int
     log: Path
     env: dict[str, str]
+    task_workers: list[subprocess.Popen] = field(default_factory=list)
+    task_log: Path | None = None
 
     @property
     def base_url(self) -> str:
@@ -213,8 +225,22 @@ class Server:
                 pytest.fail(f"gunicorn is not ready:\n{self.log.read_text()[-3000:]}")
             time.sleep(0.3)
 
+    def drain_tasks(self, timeout: float = DRAIN_TIMEOUT) -> None:
+        """Wait until the background workers have run every queued task (retries included)."""
+        deadline = time.monotonic() + timeout
+        pending = DBTaskResult.objects.filter(
+            status__in=(TaskResultStatus.READY, TaskResultStatus.RUNNING)
+        )
+        while pending.exists():
+            dead = [w.pid for w in self.task_workers if w.poll() is not None]
+            if dead or time.monotonic() > deadline:
+                log = self.task_log.read_text()[-3000:] if self.task_log else ""
+                pytest.fail(f"tasks not drained ({pending.count()} left, dead: {dead}):\n{log}")
+            time.sleep(0.2)
+
     def send_due_order_paid(self) -> int:
-        """Run ``manage.py send_order_paid`` as cron would on this server; return how many."""
+        """Run the ``send_order_paid`` sweep once the task workers are done; return how many."""
+        self.drain_tasks()
         result = run_manage("send_order_paid", env=self.env)
         assert result.returncode == 0, result.stderr
         match = re.search(r"Sent order_paid for (\d+) order", result.stdout)
@@ -222,7 +248,8 @@ class Server:
         return int(match.group(1))
 
     def order_paid_counts(self, order_ids: list[int]) -> dict[int, int]:
-        """How many ``order_paid`` signals the server sent for each order (0 when none)."""
+        """How many ``order_paid`` signals were sent for each order (0 when none), once sent."""
+        self.drain_tasks()
         counts = dict.fromkeys(order_ids, 0)
         with connection.cursor() as cursor:
             cursor.execute(
@@ -265,12 +292,46 @@ def load_server_env(
 
 
 @contextmanager
+def running_task_workers(env: dict[str, str], log: Path) -> Iterator[list[subprocess.Popen]]:
+    """Run ``TASK_WORKERS`` ``manage.py db_worker`` processes; stop them with SIGTERM.
+
+    They reach the database directly, not through a fault test's proxy: the fault
+    tests break the web processes' connections, not the workers'.
+    """
+    worker_env = {**env, "DATABASE_URL": shared_database_url()}
+    command = [sys.executable, "manage.py", "db_worker", "--no-reload", "--interval", "0.2"]
+    processes: list[subprocess.Popen] = []
+    with log.open("w") as out:
+        try:
+            for _ in range(TASK_WORKERS):
+                processes.append(
+                    subprocess.Popen(
+                        command, cwd=REPO_DIR, env=worker_env, stdout=out, stderr=subprocess.STDOUT
+                    )
+                )
+            yield processes
+        finally:
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+
+
+@contextmanager
 def start_load_server(
     env: dict[str, str], log: Path, *, workers: int = WORKERS
 ) -> Iterator[Server]:
-    """Run gunicorn with ``env``; yield the Server once all its workers answer; stop it."""
-    with running_gunicorn(env, log, workers=workers) as port:
-        server = Server(port=port, log=log, env=env)
+    """Run gunicorn and the task workers with ``env``; yield the Server once it answers; stop."""
+    task_log = log.with_name(f"{log.stem}-tasks.log")
+    with (
+        running_task_workers(env, task_log) as task_workers,
+        running_gunicorn(env, log, workers=workers) as port,
+    ):
+        server = Server(port=port, log=log, env=env, task_workers=task_workers, task_log=task_log)
         server.wait_for_workers(workers)
         yield server
 

@@ -29,12 +29,10 @@ def paid_signals():
 # --- record_comp ---------------------------------------------------------------
 
 
-def test_record_comp_marks_zero_total_order_paid(
-    make_order, staff_user, paid_signals, django_capture_on_commit_callbacks
-):
+def test_record_comp_marks_zero_total_order_paid(make_order, staff_user, paid_signals, run_tasks):
     order = make_order("0.00")
-    with django_capture_on_commit_callbacks(execute=True):
-        payment = PaymentService.record_comp(order, staff_user=staff_user)
+    payment = PaymentService.record_comp(order, staff_user=staff_user)
+    run_tasks()
     order.refresh_from_db()
     assert order.status == Order.Status.PAID
     assert payment.method == Payment.Method.COMP
@@ -82,22 +80,20 @@ def test_record_comp_rereads_status_instead_of_trusting_a_stale_instance(make_or
 # --- record_manual ---------------------------------------------------------------
 
 
-def test_record_manual_partial_then_full_payment(
-    make_order, staff_user, paid_signals, django_capture_on_commit_callbacks
-):
+def test_record_manual_partial_then_full_payment(make_order, staff_user, paid_signals, run_tasks):
     order = make_order("100.00")
-    with django_capture_on_commit_callbacks(execute=True):
-        first = PaymentService.record_manual(
-            order, amount=Decimal("40.00"), reference="CASH-1", note="door", staff_user=staff_user
-        )
+    first = PaymentService.record_manual(
+        order, amount=Decimal("40.00"), reference="CASH-1", note="door", staff_user=staff_user
+    )
+    assert run_tasks() == 0
     order.refresh_from_db()
     assert order.status == Order.Status.PENDING
     assert order.balance_due == Decimal("60.00")
     assert paid_signals == []
     assert (first.reference, first.note, first.created_by) == ("CASH-1", "door", staff_user)
 
-    with django_capture_on_commit_callbacks(execute=True):
-        PaymentService.record_manual(order, amount=Decimal("60.00"), staff_user=staff_user)
+    PaymentService.record_manual(order, amount=Decimal("60.00"), staff_user=staff_user)
+    assert run_tasks() == 1
     order.refresh_from_db()
     assert order.status == Order.Status.PAID
     assert order.amount_paid == Decimal("100.00")
@@ -217,33 +213,26 @@ def test_record_manual_counts_only_succeeded_payments(make_order):
     assert order.status == Order.Status.PAID
 
 
-def test_order_paid_not_sent_when_transaction_rolls_back(
-    make_order, paid_signals, django_capture_on_commit_callbacks
-):
+def test_order_paid_not_sent_when_transaction_rolls_back(make_order, paid_signals, run_tasks):
     order = make_order("10.00")
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        try:
-            with transaction.atomic():
-                PaymentService.record_manual(order, amount=Decimal("10.00"))
-                raise RuntimeError("boom after the payment")
-        except RuntimeError:
-            pass
-    assert callbacks == []
+    try:
+        with transaction.atomic():
+            PaymentService.record_manual(order, amount=Decimal("10.00"))
+            raise RuntimeError("boom after the payment")
+    except RuntimeError:
+        pass
+    assert run_tasks() == 0
     assert paid_signals == []
     assert not order.payments.exists()
     order.refresh_from_db()
     assert order.status == Order.Status.PENDING
 
 
-def test_order_paid_is_sent_only_on_commit(
-    make_order, paid_signals, django_capture_on_commit_callbacks
-):
+def test_order_paid_is_sent_by_the_worker_not_by_the_payment(make_order, paid_signals, run_tasks):
     order = make_order("10.00")
-    with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        PaymentService.record_manual(order, amount=Decimal("10.00"))
-        assert paid_signals == []
-    assert len(callbacks) == 1
-    callbacks[0]()
+    PaymentService.record_manual(order, amount=Decimal("10.00"))
+    assert paid_signals == []
+    assert run_tasks() == 1
     assert paid_signals == [(order.pk, order.user_id)]
 
 

@@ -11,6 +11,7 @@ from backoffice.models import Order, Payment
 from backoffice.services.payment import PaymentService
 from backoffice.signals import order_paid
 from tests.races import outcome, run_at_once
+from tests.worker import run_db_worker
 
 THREADS = 8
 
@@ -48,13 +49,14 @@ def test_concurrent_manual_payments_never_overpay_or_double_pay(make_order):
     assert order.status == Order.Status.PENDING
     assert fired == []
 
-    # Now race to pay the remaining 20.00: exactly one wins, order_paid fires once.
+    # Now race to pay the remaining 20.00: exactly one wins, the worker sends order_paid once.
     def finisher() -> object:
         return PaymentService.record_manual(Order.objects.get(pk=order.pk), amount=Decimal("20.00"))
 
     order_paid.connect(receiver)
     try:
         outcomes = [outcome(r) for r in run_at_once([finisher] * THREADS)]
+        run_db_worker()
     finally:
         order_paid.disconnect(receiver)
 

@@ -3,6 +3,8 @@
 (The cash/comp half of ``backoffice/services/payment/`` is in test_payment.py.)
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from decimal import Decimal
 
@@ -42,9 +44,19 @@ def intent_id_of(client_secret: str) -> str:
 
 
 @pytest.fixture
-def on_commit(django_capture_on_commit_callbacks):
-    """Run on-commit callbacks (``order_paid``) at the end of a ``with`` block."""
-    return django_capture_on_commit_callbacks
+def on_commit(django_capture_on_commit_callbacks, run_tasks):
+    """Commit at the end of a ``with`` block: run on-commit callbacks, then the worker's tasks.
+
+    The callbacks call Stripe (e.g. cancelling a replaced attempt); the tasks send ``order_paid``.
+    """
+
+    @contextmanager
+    def committed(*, execute: bool = True) -> Iterator[list]:
+        with django_capture_on_commit_callbacks(execute=execute) as callbacks:
+            yield callbacks
+        run_tasks()
+
+    return committed
 
 
 @pytest.fixture

@@ -1,17 +1,22 @@
 """/healthz: the database answers → 200, it doesn't → 503; no auth, no host or TLS trouble."""
 
+from datetime import timedelta
 from unittest import mock
 
 import pytest
 from django.db import OperationalError, connection
 from django.test import Client
+from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
+
+from backoffice.services.order_paid import send_order_paid_task
 
 
 @pytest.mark.django_db
 def test_healthz_answers_200_with_a_tiny_json_body(client: Client) -> None:
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok"}
+    assert response.json() == {"status": "ok", "oldest_queued_task_seconds": None}
     assert "no-store" in response["Cache-Control"]
 
 
@@ -40,3 +45,37 @@ def test_healthz_needs_no_login_and_no_csrf_token() -> None:
     assert client.get("/healthz").status_code == 200
     assert client.head("/healthz").status_code == 200
     assert client.post("/healthz").status_code == 200
+
+
+def queue_seconds(client: Client) -> float | None:
+    """What /healthz says about the task queue (health itself stays 200)."""
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    return response.json()["oldest_queued_task_seconds"]
+
+
+@pytest.mark.django_db
+def test_healthz_tells_how_long_the_oldest_due_task_has_waited(client: Client) -> None:
+    now = timezone.now()
+    older = send_order_paid_task.enqueue(order_id=1)
+    send_order_paid_task.enqueue(order_id=2)
+    DBTaskResult.objects.filter(pk=older.id).update(enqueued_at=now - timedelta(seconds=90))
+
+    assert queue_seconds(client) == pytest.approx(90, abs=5)
+
+    # A retry in its back-off is not waiting; one due 300 s ago waits since then.
+    retry = send_order_paid_task.using(run_after=now + timedelta(minutes=5)).enqueue(order_id=3)
+    assert queue_seconds(client) == pytest.approx(90, abs=5)
+    DBTaskResult.objects.filter(pk=retry.id).update(run_after=now - timedelta(seconds=300))
+    assert queue_seconds(client) == pytest.approx(300, abs=5)
+
+
+@pytest.mark.django_db
+def test_healthz_ignores_finished_tasks(client: Client, run_tasks) -> None:
+    result = send_order_paid_task.enqueue(order_id=1)
+    DBTaskResult.objects.filter(pk=result.id).update(
+        enqueued_at=timezone.now() - timedelta(hours=1)
+    )
+    run_tasks()
+
+    assert queue_seconds(client) is None

@@ -1,4 +1,4 @@
-"""Send ``order_paid`` for paid orders whose worker died before it could (run it from cron)."""
+"""Send ``order_paid`` to paid orders still without it: a manual sweep beside the worker."""
 
 from typing import Any
 
@@ -12,8 +12,9 @@ class Command(BaseCommand):
     """manage.py send_order_paid"""
 
     help = (
-        "Send order_paid for every paid order that has not had it yet (its worker was killed "
-        "right after the payment committed). Safe to run at any time, e.g. every few minutes."
+        "Send order_paid for every paid order that has not had it yet. The background worker "
+        "(manage.py db_worker) sends it after each payment; this sweep is for orders whose "
+        "task was lost or gave up. Safe to run at any time: nothing is sent twice."
     )
 
     def handle(self, *args: Any, **options: Any) -> None:

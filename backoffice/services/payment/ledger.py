@@ -26,12 +26,14 @@ from backoffice.models import (
     Refund,
 )
 from backoffice.money import has_valid_precision, quantum
-from backoffice.services.history import SYSTEM, record_history
-from backoffice.services.order_paid import STILL_SOLD_STATUSES, send_order_paid
+from backoffice.services.history import SYSTEM, WORKER, record_history
+from backoffice.services.order_paid import STILL_SOLD_STATUSES, send_order_paid_task
 from backoffice.stripe_client import LEDGER_AMOUNT_LIMIT
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
+
+    from backoffice.services.background import TaskFailure
 
 logger = logging.getLogger(__name__)
 
@@ -236,8 +238,8 @@ def settle_order(
     The one place that sets ``Order.status`` (from ``status_from_money``; the
     action ``CANCEL`` makes it CANCELLED, which the money then never undoes), the
     attention flag (an overpayment, money on a cancelled order; cleared when
-    an overpayment was given back), clears the hold once paid or cancelled, asks for
-    ``order_paid`` after commit (sent once per order, and only if it is still
+    an overpayment was given back), clears the hold once paid or cancelled, enqueues
+    ``order_paid`` for the worker (sent once per order, and only if it is still
     sold then: see ``backoffice.services.order_paid``), and appends one entry
     to the order's history.
     """
@@ -268,8 +270,8 @@ def settle_order(
         ]
     )
     if order.status in STILL_SOLD_STATUSES and order.paid_notified_at is None:
-        order_id = order.pk
-        transaction.on_commit(lambda: send_order_paid(order_id))
+        # In this transaction: the task commits with the payment or vanishes with it.
+        send_order_paid_task.enqueue(order_id=order.pk)
     return record_history(
         order,
         actor=actor,
@@ -559,4 +561,39 @@ def resolve_attention(
         "Attention resolved",
         extra={"order": locked.reference, "staff_user": getattr(staff_user, "pk", None)},
     )
+    return entry
+
+
+def record_task_failure(failure: "TaskFailure") -> OrderHistoryEntry | None:
+    """Show an order task that gave up: an entry on the order's history, and the order flagged.
+
+    The ``on_give_up`` hook of every background task about one order (one
+    with an ``order_id`` argument); the flag stays until staff resolve it
+    (``resolve_attention``), like the money rule's flags.
+    """
+    reason = (
+        f"Background task {failure.task_name} failed after {failure.attempts} "
+        f"attempt{'s' if failure.attempts != 1 else ''}: {failure.summary}"
+    )
+    with transaction.atomic():
+        order = (
+            Order.objects.select_for_update(of=("self",))
+            .filter(pk=failure.arguments["order_id"])
+            .first()
+        )
+        if order is None:
+            logger.warning("A failed task's order no longer exists", extra=failure.arguments)
+            return None
+        reasons = [line for line in order.attention_reason.splitlines() if line.strip()]
+        order.attention_reason = "\n".join([*reasons, reason])
+        order.needs_attention = True
+        order.save(update_fields=["needs_attention", "attention_reason", "updated_at"])
+        entry = record_history(
+            order,
+            actor=WORKER,
+            action=OrderHistoryEntry.Action.OTHER,
+            message=reason,
+            status_before=order.status,
+        )
+    logger.warning("Order needs attention", extra={"order": order.reference, "reason": reason})
     return entry

@@ -12,6 +12,7 @@ from backoffice.services.payment import PaymentService
 from backoffice.services.payment.desk import _create_once
 from backoffice.signals import order_paid
 from tests.races import run_at_once
+from tests.worker import run_db_worker
 
 KEY = "k" * 32
 THREADS = 8
@@ -66,7 +67,7 @@ def test_record_manual_refuses_an_unknown_channel(make_order, channel):
 
 @pytest.mark.django_db
 def test_same_key_twice_returns_the_first_payment_with_one_entry_and_one_order_paid(
-    make_order, staff_user, django_capture_on_commit_callbacks, order_paid_sent
+    make_order, staff_user, run_tasks, order_paid_sent
 ):
     order = make_order("40.00")
     form = {
@@ -77,12 +78,12 @@ def test_same_key_twice_returns_the_first_payment_with_one_entry_and_one_order_p
         "staff_user": staff_user,
     }
 
-    with django_capture_on_commit_callbacks(execute=True):
-        first, first_created = PaymentService.record_manual_once(order, **form)
-    with django_capture_on_commit_callbacks(execute=True):
-        again, again_created = PaymentService.record_manual_once(order, **form)
-    with django_capture_on_commit_callbacks(execute=True):
-        third = PaymentService.record_manual(order, **form)
+    first, first_created = PaymentService.record_manual_once(order, **form)
+    run_tasks()
+    again, again_created = PaymentService.record_manual_once(order, **form)
+    run_tasks()
+    third = PaymentService.record_manual(order, **form)
+    run_tasks()
 
     assert (first_created, again_created) == (True, False)
     assert again.pk == first.pk == third.pk
@@ -236,4 +237,5 @@ def test_same_key_from_eight_threads_at_once_records_one_payment(make_order, ord
             (payment.pk, True)
         ]
         assert OrderHistoryEntry.objects.filter(order=order).count() == 1
+    run_db_worker()
     assert order_paid_sent == [paid_in_full.pk]  # once for the full payment, never for the part
