@@ -279,6 +279,12 @@ class Payment(models.Model):
     )
     stripe_payment_intent_id = models.CharField(max_length=255, blank=True)
     stripe_charge_id = models.CharField(max_length=255, blank=True)
+    stripe_checked_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="When a re-sync last asked Stripe about this payment's intent.",
+    )
     reference = models.CharField(max_length=255, blank=True)
     note = models.TextField(blank=True)
     created_by = models.ForeignKey(

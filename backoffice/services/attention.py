@@ -74,17 +74,33 @@ def _flagged_reasons(orders: Sequence[Order], now: datetime.datetime) -> Reasons
 
 
 def _stale_payments(now: datetime.datetime) -> QuerySet[Payment]:
-    """Stripe payments still open past the configured minutes (on the (order, status) index)."""
+    """Stripe payments open past the configured minutes and not checked at Stripe since.
+
+    An attempt the attendee abandoned stays open at Stripe for good; once a
+    re-sync (the scheduled one, or staff's) has found it still waiting, it is
+    not a worry until that check is itself older than the configured minutes,
+    so the list shows attempts nobody could check, not every abandoned checkout.
+    """
+    cutoff = _stale_cutoff(now)
     return Payment.objects.filter(
+        Q(stripe_checked_at__isnull=True) | Q(stripe_checked_at__lt=cutoff),
         method=Payment.Method.STRIPE,
         status__in=OPEN_STRIPE_STATUSES,
-        updated_at__lt=_stale_cutoff(now),
+        updated_at__lt=cutoff,
     )
 
 
 def _stale_condition(now: datetime.datetime) -> Exists:
     """The order has a stale Stripe payment."""
     return Exists(_stale_payments(now).filter(order=OuterRef("pk")))
+
+
+def _last_checked(payment: Payment, now: datetime.datetime) -> str:
+    """ ", last checked at Stripe 50 minutes ago" when a re-sync asked about it before."""
+    if payment.stripe_checked_at is None:
+        return ""
+    minutes = int((now - payment.stripe_checked_at).total_seconds() // 60)
+    return f", last checked at Stripe {minutes} minutes ago"
 
 
 def _stale_reasons(orders: Sequence[Order], now: datetime.datetime) -> Reasons:
@@ -95,7 +111,8 @@ def _stale_reasons(orders: Sequence[Order], now: datetime.datetime) -> Reasons:
         minutes = int((now - payment.updated_at).total_seconds() // 60)
         found[payment.order_id].append(
             f"Stripe payment {payment.stripe_payment_intent_id or f'#{payment.pk}'} "
-            f"{payment.get_status_display().lower()} for {minutes} minutes; re-sync it from Stripe."
+            f"{payment.get_status_display().lower()} for {minutes} minutes"
+            f"{_last_checked(payment, now)}; re-sync it from Stripe."
         )
     return found
 

@@ -93,6 +93,28 @@ def test_a_card_payment_pending_past_the_setting_is_listed_with_its_age(settings
     assert listed(card_attempt.order) is None
 
 
+def test_an_abandoned_attempt_a_re_sync_found_still_waiting_leaves_the_list_for_a_while(
+    settings, card_attempt
+):
+    settings.BACKOFFICE_STALE_PAYMENT_MINUTES = 30
+    order = card_attempt.order
+    Payment.objects.filter(pk=card_attempt.pk).update(updated_at=minutes_ago(120))
+    assert listed(order)
+
+    report = PaymentService.sync_from_stripe(order)
+
+    assert not report.changed  # still waiting for a card at Stripe
+    assert Payment.objects.get(pk=card_attempt.pk).status == Payment.Status.PENDING
+    assert listed(order) is None
+
+    # Nobody checked again for longer than the setting (the schedule stopped).
+    Payment.objects.filter(pk=card_attempt.pk).update(stripe_checked_at=minutes_ago(50))
+    assert listed(order) == [
+        f"Stripe payment {card_attempt.stripe_payment_intent_id} pending for 120 minutes, "
+        "last checked at Stripe 50 minutes ago; re-sync it from Stripe."
+    ]
+
+
 def test_a_stale_processing_payment_leaves_the_list_once_it_succeeds(
     stripe_conference, card_attempt, localstripe
 ):

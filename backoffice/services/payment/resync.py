@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Max
+from django.utils import timezone
 
 from backoffice.models import Order, OrderHistoryEntry, Payment
 from backoffice.services.history import RESYNC
@@ -140,6 +141,14 @@ def _describe(entry: OrderHistoryEntry) -> str:
     return text
 
 
+def _mark_checked(order: Order, found: list[AtStripe]) -> None:
+    """Stamp the intents Stripe answered for: a stale attempt just checked is not a worry."""
+    answered = [item.intent_id for item in found if item.intent is not None]
+    Payment.objects.filter(order=order, stripe_payment_intent_id__in=answered).update(
+        stripe_checked_at=timezone.now()
+    )
+
+
 def sync_from_stripe(order: Order) -> SyncReport:
     """Fetch every PaymentIntent the ledger knows for the order from Stripe and apply it.
 
@@ -165,6 +174,7 @@ def sync_from_stripe(order: Order) -> SyncReport:
             for item in found:
                 _apply(locked, item)
             after = _ledger_state(locked)
+            _mark_checked(locked, found)
             entries = locked.history.filter(id__gt=last_entry).order_by("id")
             changes = tuple(_describe(entry) for entry in entries)
     except UnmatchedPaymentError as exc:
