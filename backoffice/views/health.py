@@ -29,15 +29,22 @@ def _select_one() -> None:
         cursor.fetchone()
 
 
+def _within_time_limit[T](read: Callable[[], T]) -> T:
+    """Run a read under the check's own statement timeout on PostgreSQL (lock waits included).
+
+    On SQLite it runs outside a transaction: SQLite's would take the write lock.
+    """
+    if connection.vendor != "postgresql":
+        return read()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"SET LOCAL statement_timeout = {STATEMENT_TIMEOUT_MS}")
+        return read()
+
+
 def database_answers() -> bool:
     """Run ``SELECT 1`` on the default database, within one second on PostgreSQL."""
     try:
-        if connection.vendor == "postgresql":
-            with transaction.atomic(), connection.cursor() as cursor:
-                cursor.execute(f"SET LOCAL statement_timeout = {STATEMENT_TIMEOUT_MS}")
-                _select_one()
-        else:
-            _select_one()  # no transaction: SQLite's would take the write lock
+        _within_time_limit(_select_one)
     except DatabaseError as exc:
         logger.warning("Health check: database unavailable", extra={"error": type(exc).__name__})
         return False
@@ -54,9 +61,12 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 
 def queue_age() -> float | None:
-    """The oldest due task's wait in seconds; None when none waits or the queue cannot be read."""
+    """The oldest due task's wait in seconds; None when none waits or the queue cannot be read.
+
+    Under the same time limit as the check: a locked task table must not hold it up.
+    """
     try:
-        return oldest_queued_task_age()
+        return _within_time_limit(oldest_queued_task_age)
     except DatabaseError as exc:
         logger.warning("Health check: task queue unreadable", extra={"error": type(exc).__name__})
         return None

@@ -1,5 +1,6 @@
 """/healthz: the database answers → 200, it doesn't → 503; no auth, no host or TLS trouble."""
 
+import time
 from datetime import timedelta
 from unittest import mock
 
@@ -10,6 +11,8 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from backoffice.services.order_paid import send_order_paid_task
+from tests.deploy_env import shared_database_url
+from tests.fault_injection import table_locked
 
 
 @pytest.mark.django_db
@@ -79,3 +82,20 @@ def test_healthz_ignores_finished_tasks(client: Client, run_tasks) -> None:
     run_tasks()
 
     assert queue_seconds(client) is None
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)  # SET LOCAL must end with the check's own transaction
+def test_healthz_answers_in_time_while_the_task_table_is_locked(client: Client) -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("LOCK TABLE and statement_timeout are PostgreSQL features")
+    table = DBTaskResult._meta.db_table
+
+    with table_locked(shared_database_url(), table, release_after=10):
+        started = time.monotonic()
+        response = client.get("/healthz")
+        took = time.monotonic() - started
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "oldest_queued_task_seconds": None}
+    assert took < 2, f"/healthz took {took:.1f} s behind a locked task table"
