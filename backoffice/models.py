@@ -20,11 +20,12 @@ ZERO = Decimal("0.00")
 MONEY_OUT = F("refunded_amount") + F("lost_dispute_amount")
 
 # Money received on an order: the sum of (amount - refunded - lost to disputes)
-# over its SUCCEEDED and REFUNDED payments. A REFUNDED payment was refunded in
-# full, so it adds nothing: the sum runs over SUCCEEDED rows only (on the
-# (order, status) index), which also matches the finance dashboard, where a
-# REFUNDED payment counts as refunded in full and revenue is "succeeded minus
-# refunded minus lost disputes". Every read of money received uses this one expression.
+# over its SUCCEEDED and REFUNDED payments (``MONEY_HELD_STATUSES``, on the
+# (order, status) index). A REFUNDED payment was refunded in full, so it adds
+# nothing, unless a dispute was also lost on it: then the money was given back
+# twice and the sum says so (the ledger flags the order). This matches the finance
+# dashboard, where revenue is "succeeded minus refunded minus lost disputes".
+# Every read of money received uses this one expression over those statuses.
 NET_OF_REFUNDS = F("amount") - MONEY_OUT
 
 # No 0/O/1/I: references are read aloud at the desk and typed from paper.
@@ -90,7 +91,7 @@ class OrderQuerySet(models.QuerySet):
         pages at hundreds of thousands of orders, where JOIN + GROUP BY does not.
         """
         paid = (
-            Payment.objects.filter(order=OuterRef("pk"), status=Payment.Status.SUCCEEDED)
+            Payment.objects.filter(order=OuterRef("pk"), status__in=MONEY_HELD_STATUSES)
             .order_by()
             .values("order")
             .annotate(s=Sum(NET_OF_REFUNDS))
@@ -191,9 +192,7 @@ class Order(models.Model):
         annotated = self.__dict__.get("paid_sum")
         if annotated is not None:
             return annotated
-        paid = self.payments.filter(status=Payment.Status.SUCCEEDED).aggregate(
-            s=Sum(NET_OF_REFUNDS)
-        )
+        paid = self.payments.filter(status__in=MONEY_HELD_STATUSES).aggregate(s=Sum(NET_OF_REFUNDS))
         return paid["s"] or ZERO
 
     @property
@@ -352,6 +351,10 @@ class Payment(models.Model):
         """Who recorded the payment, as staff read it: the staff user, or Stripe for a card."""
         user = self.created_by if self.created_by_id is not None else None
         return actor_name(user, STRIPE_ACTOR if self.method == self.Method.STRIPE else "")
+
+
+# The payments whose money an order received (net of what left again): NET_OF_REFUNDS.
+MONEY_HELD_STATUSES = (Payment.Status.SUCCEEDED, Payment.Status.REFUNDED)
 
 
 class Refund(models.Model):

@@ -21,6 +21,9 @@ def make_payment(order: Order, amount: str = "10.00", **fields: object) -> Payme
     """Insert a ledger row directly (tests need states the services never produce together)."""
     fields.setdefault("method", Payment.Method.MANUAL)
     fields.setdefault("status", Payment.Status.SUCCEEDED)
+    if fields["status"] == Payment.Status.REFUNDED:
+        # The ledger's invariant: a REFUNDED payment was refunded in full.
+        fields.setdefault("refunded_amount", Decimal(amount))
     created_at = fields.pop("created_at", None)
     payment = Payment.objects.create(order=order, amount=Decimal(amount), **fields)
     return backdate(payment, created_at)

@@ -11,11 +11,19 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.db.models import Case, Count, DecimalField, F, Q, Sum, Value, When
+from django.db.models import Case, Count, DecimalField, F, Sum, Value, When
 from django.db.models.functions import Coalesce, Greatest, TruncDate
 from django.utils import timezone
 
-from backoffice.models import MONEY, NET_OF_REFUNDS, ZERO, Order, Payment, StripeEvent
+from backoffice.models import (
+    MONEY,
+    MONEY_HELD_STATUSES,
+    NET_OF_REFUNDS,
+    ZERO,
+    Order,
+    Payment,
+    StripeEvent,
+)
 
 COLLECTED_STATUSES = (Payment.Status.SUCCEEDED, Payment.Status.REFUNDED)
 DAILY_DAYS = 30
@@ -146,7 +154,7 @@ def daily_collected_revenue(
     )
     rows = (
         Payment.objects.filter(created_at__gte=start, created_at__lt=end)
-        .filter(Q(status=Payment.Status.SUCCEEDED))
+        .filter(status__in=MONEY_HELD_STATUSES)
         .annotate(day=TruncDate("created_at", tzinfo=zone))
         .values("day", "order__conference__currency")
         .annotate(net=_money(Sum(NET_OF_REFUNDS)))

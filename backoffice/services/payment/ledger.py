@@ -17,6 +17,7 @@ from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import Coalesce
 
 from backoffice.models import (
+    MONEY_HELD_STATUSES,
     NET_OF_REFUNDS,
     ZERO,
     Dispute,
@@ -25,6 +26,7 @@ from backoffice.models import (
     Payment,
     Refund,
 )
+from backoffice.models import MONEY_OUT as MONEY_OUT_EXPRESSION
 from backoffice.money import has_valid_precision, quantum
 from backoffice.services.history import SYSTEM, WORKER, record_history
 from backoffice.services.order_paid import STILL_SOLD_STATUSES, send_order_paid_task
@@ -58,7 +60,7 @@ def net_received(order: Order) -> Decimal:
     ``backoffice.models.NET_OF_REFUNDS``.
     """
     return (
-        Payment.objects.filter(order=order, status=Payment.Status.SUCCEEDED).aggregate(
+        Payment.objects.filter(order=order, status__in=MONEY_HELD_STATUSES).aggregate(
             s=Sum(NET_OF_REFUNDS)
         )["s"]
         or ZERO
@@ -93,6 +95,8 @@ MONEY_OUT = frozenset({OrderHistoryEntry.Action.REFUND, OrderHistoryEntry.Action
 OVERPAID = "Overpaid"
 # The prefix of every attention reason about an open dispute (recomputed by each dispute write).
 DISPUTED = "Disputed"
+# A payment refunded and also lost to a dispute: the attendee got the money back twice.
+GIVEN_BACK_TWICE = "Given back twice"
 # A dispute in one of these is over: it no longer flags its order.
 CLOSED_DISPUTE_STATUSES = frozenset(
     {
@@ -178,6 +182,20 @@ def _held_payments(order: Order) -> str:
     return ", ".join(describe_payment(payment) for payment in payments)
 
 
+def _given_back_twice(order: Order) -> list[str]:
+    """One reason per payment whose refunds and lost disputes took back more than it brought."""
+    payments = Payment.objects.filter(
+        order=order, refunded_amount__gt=ZERO, lost_dispute_amount__gt=ZERO
+    ).filter(amount__lt=MONEY_OUT_EXPRESSION)
+    return [
+        f"{GIVEN_BACK_TWICE}: {describe_payment(payment)} was refunded "
+        f"{order.format(payment.refunded_amount)} and lost a dispute of "
+        f"{order.format(payment.lost_dispute_amount)}; contest the dispute in Stripe's "
+        "dashboard or ask the attendee for the money back."
+        for payment in payments.select_related("order__conference").order_by("created_at", "id")
+    ]
+
+
 def _attention_reasons(
     order: Order, *, before: str, money: Money, action: str, message: str
 ) -> list[str]:
@@ -185,7 +203,8 @@ def _attention_reasons(
 
     An overpayment's reason names every payment the order holds (a card payment
     and the desk's cash for the same order, say), so staff see which to give back.
-    Only money given back (a refund, a lost dispute) clears overpaid ones. A
+    Only money given back (a refund, a lost dispute) clears overpaid ones, and
+    flags a payment given back twice (refunded, then lost to a dispute). A
     dispute write replaces the dispute reasons with one per dispute still open
     (so a won or lost dispute no longer flags the order).
     """
@@ -213,10 +232,16 @@ def _attention_reasons(
             f"after other payments. Received: {_held_payments(order)}. Refund the difference."
         )
     elif money_out and order.status != Order.Status.CANCELLED and money.net <= order.total:
-        return [line for line in reasons if not line.startswith(OVERPAID)]
-    if new and new not in reasons:
-        reasons.append(new)
-        logger.warning("Order needs attention", extra={"order": order.reference, "reason": new})
+        reasons = [line for line in reasons if not line.startswith(OVERPAID)]
+    added = [new] if new else []
+    if money_out:
+        added += _given_back_twice(order)
+    for line in added:
+        if line not in reasons:
+            reasons.append(line)
+            logger.warning(
+                "Order needs attention", extra={"order": order.reference, "reason": line}
+            )
     return reasons
 
 

@@ -7,16 +7,18 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from backoffice.models import Conference, Dispute, Order, OrderHistoryEntry, Payment
+from backoffice.services.dashboard import finance_summary
 from backoffice.services.payment import (
     PaymentOfAnotherConference,
     PaymentService,
     UnmatchedPaymentError,
     apply_payment_intent,
     apply_stripe_dispute,
+    apply_stripe_refund,
     net_received,
     refundable_payments,
 )
-from backoffice.stripe_client import parse_dispute, parse_payment_intent
+from backoffice.stripe_client import parse_dispute, parse_payment_intent, parse_refund
 from tests.stripe_fixtures import dispute_object, succeeded_intent
 
 pytestmark = pytest.mark.django_db
@@ -289,3 +291,44 @@ def test_a_dispute_before_the_payments_success_records_both(conference, make_ord
     assert payment.lost_dispute_amount == D("100.00")
     assert order.status == Order.Status.REFUNDED
     assert [e.action for e in history(order)] == [A.CARD_PAYMENT, A.DISPUTE_LOST]
+
+
+def refunded_at_stripe(conference: Conference, payment: Payment, minor: int) -> None:
+    """Stripe reports a succeeded refund of ``minor`` on the payment (``refund.updated``)."""
+    refund = {
+        "id": "re_before_dispute",
+        "object": "refund",
+        "amount": minor,
+        "currency": "usd",
+        "status": "succeeded",
+        "payment_intent": payment.stripe_payment_intent_id,
+        "charge": payment.stripe_charge_id,
+    }
+    apply_stripe_refund(conference, parse_refund(refund))
+
+
+@pytest.mark.parametrize("refunded", [10000, 5000])
+def test_a_dispute_lost_on_a_refunded_payment_is_money_out_twice_everywhere_and_flagged(
+    conference, paid, refunded
+):
+    order, payment = paid
+    refunded_at_stripe(conference, payment, refunded)
+    report(conference, S.NEEDS_RESPONSE)
+
+    report(conference, S.LOST)
+
+    order.refresh_from_db()
+    payment.refresh_from_db()
+    given_back = D(refunded) / 100 + D("100.00")
+    net = D("100.00") - given_back
+    assert net_received(order) == order.amount_paid == net
+    assert Order.objects.with_amounts().get(pk=order.pk).paid_sum == net
+    summary = finance_summary()
+    assert [(row.refunded, row.net) for row in summary.revenue] == [(given_back, net)]
+    assert sum(summary.daily.by_currency["USD"]) == net
+    assert order.status == Order.Status.REFUNDED
+    assert order.needs_attention
+    assert (
+        f"Given back twice: Stripe payment pi_paid of 100.00 USD was refunded "
+        f"{order.format(D(refunded) / 100)} and lost a dispute of 100.00 USD"
+    ) in order.attention_reason
