@@ -99,6 +99,11 @@ def search_disputes(queryset: QuerySet[Dispute], term: str) -> QuerySet[Dispute]
     return None
 
 
+# A declined card attempt stays worth re-checking this long: the Payment Element
+# lets the attendee retry on the same PaymentIntent.
+RECENTLY_FAILED = timedelta(days=3)
+
+
 def orders_to_resync(
     *,
     conference: Conference | None = None,
@@ -107,14 +112,19 @@ def orders_to_resync(
 ) -> QuerySet[Order]:
     """The orders a re-sync from Stripe should check, oldest first.
 
-    Every order with a Stripe payment still pending or processing (unchanged
-    for more than ``stale_minutes`` when given), plus, with ``since``, every
-    order with a Stripe payment created on or after that day (site time zone).
+    Every order with a Stripe payment still pending or processing, or declined
+    in the last ``RECENTLY_FAILED`` (the attendee may have paid on the same
+    intent with another card, and that webhook may be the one that was lost),
+    unchanged for more than ``stale_minutes`` when given; plus, with ``since``,
+    every order with a Stripe payment created on or after that day (site time zone).
     """
     stripe = Payment.objects.filter(method=Payment.Method.STRIPE).exclude(
         stripe_payment_intent_id=""
     )
-    still_open = stripe.filter(status__in=(Payment.Status.PENDING, Payment.Status.PROCESSING))
+    still_open = stripe.filter(
+        Q(status__in=(Payment.Status.PENDING, Payment.Status.PROCESSING))
+        | Q(status=Payment.Status.FAILED, updated_at__gte=timezone.now() - RECENTLY_FAILED)
+    )
     if stale_minutes is not None:
         cutoff = timezone.now() - timedelta(minutes=stale_minutes)
         still_open = still_open.filter(updated_at__lte=cutoff)

@@ -232,3 +232,28 @@ def test_an_order_that_cannot_be_synced_is_an_error_and_the_others_go_on(
     assert line.startswith(f"{stuck.reference}: error: ") and "no Stripe secret key" in line
     unpaid_at_stripe.refresh_from_db()
     assert unpaid_at_stripe.status == Order.Status.PAID
+
+
+def test_a_declined_attempt_later_paid_on_the_same_intent_is_picked_up(capsys, unpaid_at_stripe):
+    order = unpaid_at_stripe
+    # The payment_failed webhook of a first, declined card was applied (the row is
+    # FAILED); the attendee then paid on the same intent and that webhook was lost.
+    Payment.objects.filter(order=order).update(status=Payment.Status.FAILED)
+
+    out, err = run(capsys, "--stale-minutes", "0")
+
+    assert out[-1] == "Checked 1 order, 1 payment changed, 0 errors."
+    assert err == []
+    order.refresh_from_db()
+    assert order.status == Order.Status.PAID
+    assert Payment.objects.get(order=order).status == Payment.Status.SUCCEEDED
+
+
+def test_an_attempt_declined_long_ago_is_not_checked_again(capsys, unpaid_at_stripe):
+    Payment.objects.filter(order=unpaid_at_stripe).update(
+        status=Payment.Status.FAILED, updated_at=timezone.now() - timedelta(days=4)
+    )
+
+    out, _err = run(capsys)
+
+    assert out == ["Checked 0 orders, 0 payments changed, 0 errors."]
