@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from backoffice.models import Order, OrderHistoryEntry
 from backoffice.services.history import SYSTEM
+from backoffice.services.notifications import send_cancellation_confirmation
 from backoffice.services.payment.checkout import cancel_outdated_attempt
 from backoffice.services.payment.ledger import (
     OrderAction,
@@ -39,6 +40,7 @@ def cancel_order(order: Order, *, reason: str, staff_user: "AbstractBaseUser | N
     cancelled, not pending, holds money or has a card payment being processed.
     The order's card attempt, if any, is cancelled at Stripe after commit (best
     effort: see ``cancel_outdated_attempt``), so its pay page can charge nothing.
+    The attendee's confirmation is queued in the same transaction.
     """
     text = reason.strip()
     if not text:
@@ -50,6 +52,7 @@ def cancel_order(order: Order, *, reason: str, staff_user: "AbstractBaseUser | N
         # The newest open or declined attempt: a declined intent can still be paid at Stripe.
         attempt = latest_attempt(locked)
         settle_order(locked, actor=actor, action=OrderHistoryEntry.Action.CANCEL, message=text)
+        send_cancellation_confirmation(locked)
         if attempt is not None:
             attempt.order = locked
             transaction.on_commit(
