@@ -122,7 +122,9 @@ def _context(order: Order, refund: Refund | None) -> dict[str, Any]:
     return context
 
 
-def render_email(order: Order, kind: OrderEmail.Kind, *, refund: Refund | None = None) -> RenderedEmail:
+def render_email(
+    order: Order, kind: OrderEmail.Kind, *, refund: Refund | None = None
+) -> RenderedEmail:
     """Render one kind of e-mail about the order (a refund confirmation names its refund)."""
     context = _context(order, refund)
     subject = SUBJECTS[kind].format(

@@ -175,7 +175,9 @@ def test_card_payment_sends_a_receipt_with_the_charge(
     order = make_order("100.00")
 
     apply_payment_intent(
-        conference, parse_payment_intent(succeeded_intent(order, "pi_mail")), Payment.Status.SUCCEEDED
+        conference,
+        parse_payment_intent(succeeded_intent(order, "pi_mail")),
+        Payment.Status.SUCCEEDED,
     )
     run_tasks()
 
@@ -269,9 +271,7 @@ def test_a_failing_mail_server_is_retried_then_the_failure_is_shown(
     assert "ConnectionRefusedError" in last.message
 
 
-def test_resend_renders_again_to_the_current_address(
-    make_order, staff_user, run_tasks, mailoutbox
-):
+def test_resend_renders_again_to_the_current_address(make_order, staff_user, run_tasks, mailoutbox):
     order = make_order("100.00")
     first = notifications.send_payment_link(order, staff_user=None)
     run_tasks()

@@ -11,8 +11,10 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from backoffice.models import Order, OrderHistoryEntry
+
+# The module, not its names: notifications imports the ledger, loading this package.
+from backoffice.services import notifications
 from backoffice.services.history import SYSTEM
-from backoffice.services.notifications import send_cancellation_confirmation
 from backoffice.services.payment.checkout import cancel_outdated_attempt
 from backoffice.services.payment.ledger import (
     OrderAction,
@@ -52,7 +54,7 @@ def cancel_order(order: Order, *, reason: str, staff_user: "AbstractBaseUser | N
         # The newest open or declined attempt: a declined intent can still be paid at Stripe.
         attempt = latest_attempt(locked)
         settle_order(locked, actor=actor, action=OrderHistoryEntry.Action.CANCEL, message=text)
-        send_cancellation_confirmation(locked)
+        notifications.send_cancellation_confirmation(locked)
         if attempt is not None:
             attempt.order = locked
             transaction.on_commit(

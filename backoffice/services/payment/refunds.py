@@ -30,8 +30,10 @@ from django.utils import timezone
 from django.utils.formats import date_format
 
 from backoffice.models import ZERO, Order, OrderHistoryEntry, Payment, Refund
+
+# The module, not its names: notifications imports the ledger, loading this package.
+from backoffice.services import notifications
 from backoffice.services.history import STRIPE, SYSTEM
-from backoffice.services.notifications import send_refund_confirmation
 from backoffice.services.payment.ledger import (
     UNANSWERED_NOTE,
     lock_order,
@@ -326,7 +328,7 @@ def sync_refunded_amount(payment: Payment) -> Decimal:
         payment.save(update_fields=["refunded_amount", "status", "updated_at"])
     if increase > ZERO:
         for row in succeeded.select_related("payment__order__conference").order_by("id"):
-            send_refund_confirmation(row)
+            notifications.send_refund_confirmation(row)
     return increase
 
 
