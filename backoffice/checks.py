@@ -3,7 +3,7 @@
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, register
+from django.core.checks import CheckMessage, Error, Warning, register
 
 from backoffice.stripe_client import longest_call_seconds
 
@@ -38,5 +38,21 @@ def stripe_calls_fit_the_worker_timeout(**kwargs: Any) -> list[CheckMessage]:
                 "STRIPE_MAX_NETWORK_RETRIES, or raise GUNICORN_TIMEOUT."
             ),
             id="backoffice.E001",
+        )
+    ]
+
+
+@register()
+def site_url_is_set(**kwargs: Any) -> list[CheckMessage]:
+    """Warn when e-mails would carry relative pay links: BACKOFFICE_SITE_URL is unset."""
+    if settings.BACKOFFICE_SITE_URL:
+        return []
+    return [
+        Warning(
+            "BACKOFFICE_SITE_URL is not set: the pay links in e-mails to attendees "
+            "would have no host.",
+            hint="Set BACKOFFICE_SITE_URL to the site's public address, e.g. "
+            "https://registration.example.org.",
+            id="backoffice.W002",
         )
     ]

@@ -68,6 +68,22 @@ class Conference(models.Model):
     # Encrypted at rest (backoffice/fields.py); the attributes read as the plain values.
     stripe_secret_key = EncryptedTextField(blank=True)
     stripe_webhook_secret = EncryptedTextField(blank=True)
+    # Shown on every e-mail to attendees (backoffice/services/notifications.py).
+    organiser_name = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="Who runs the conference; the sender name of its e-mails (default: its name).",
+    )
+    organiser_address = models.TextField(
+        blank=True, help_text="Postal address printed on receipts."
+    )
+    contact_email = models.EmailField(
+        blank=True, help_text="Where attendees write with questions; printed on every e-mail."
+    )
+    reply_to_email = models.EmailField(
+        blank=True,
+        help_text="Where replies to the e-mails go (default: the contact e-mail).",
+    )
 
     class Meta:
         ordering = ["name"]
@@ -167,6 +183,7 @@ class Order(models.Model):
             ("import_order", "Can import orders"),
             ("cancel_order", "Can cancel an order"),
             ("sync_stripe", "Can re-sync an order from Stripe"),
+            ("send_payment_link", "Can e-mail an order's payment link"),
         ]
 
     def __str__(self) -> str:
@@ -185,6 +202,11 @@ class Order(models.Model):
     def currency(self) -> str:
         """The conference's currency code."""
         return self.conference.currency
+
+    @property
+    def email_recipient(self) -> str:
+        """Where e-mails to the attendee go: the billing e-mail, else the user's; may be empty."""
+        return self.billing_email or self.user.email
 
     @property
     def amount_paid(self) -> Decimal:
@@ -575,6 +597,7 @@ class OrderHistoryEntry(models.Model):
         ATTENTION_RESOLVED = "attention_resolved", "Attention resolved"
         DISPUTE = "dispute", "Dispute"
         DISPUTE_LOST = "dispute_lost", "Dispute lost"
+        EMAIL = "email", "E-mail"
         OTHER = "other", "Other"
 
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="history")
@@ -607,3 +630,60 @@ class OrderHistoryEntry(models.Model):
     def actor_name(self) -> str:
         """Who acted, as shown to staff: the user's name, or the label (Stripe, checkout…)."""
         return actor_name(self.actor if self.actor_id is not None else None, self.actor_label)
+
+
+class OrderEmail(models.Model):
+    """One e-mail to an order's attendee: the rendered message and whether it went out.
+
+    Written by ``backoffice.services.notifications`` in the transaction that
+    makes the mail due, with the task that sends it; the worker marks it sent,
+    or failed once its retries are used up. Nobody edits one in the admin.
+    """
+
+    class Kind(models.TextChoices):
+        PAYMENT_LINK = "payment_link", "Payment link"
+        RECEIPT = "receipt", "Receipt"
+        REFUND = "refund", "Refund confirmation"
+        CANCELLATION = "cancellation", "Cancellation confirmation"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="emails")
+    # The refund a refund confirmation is about (one confirmation per refund).
+    refund = models.ForeignKey(
+        Refund, on_delete=models.PROTECT, null=True, blank=True, related_name="emails"
+    )
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    recipient = models.EmailField()
+    from_email = models.CharField(max_length=300)
+    reply_to = models.EmailField(blank=True)
+    subject = models.CharField(max_length=300)
+    text_body = models.TextField()
+    html_body = models.TextField()
+    error = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    queued_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="order_emails",
+    )
+
+    class Meta:
+        ordering = ["-queued_at", "-id"]
+        verbose_name = "e-mail"
+        verbose_name_plural = "e-mails"
+        indexes = [
+            models.Index(fields=["order", "-queued_at"], name="order_email_order_idx"),
+            models.Index(fields=["status", "-queued_at"], name="order_email_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} to {self.recipient}"

@@ -302,6 +302,44 @@ TASKS = {
 BACKOFFICE_TASK_MAX_ATTEMPTS = env.int("BACKOFFICE_TASK_MAX_ATTEMPTS", default=5)
 BACKOFFICE_TASK_RETRY_DELAY_SECONDS = env.float("BACKOFFICE_TASK_RETRY_DELAY_SECONDS", default=30)
 
+# --- E-mail to attendees -----------------------------------------------------
+# DJANGO_EMAIL_URL says how mail leaves the site, e.g. smtp://user:pass@host:25,
+# smtp+tls://user:pass@host:587 (STARTTLS, "submission"), smtp+ssl://…:465, or
+# consolemail:// (print to stdout). Without it, DJANGO_DEBUG=1 prints every mail
+# on the console (`make run` shows them in the terminal); production warns at
+# start-up (backoffice/checks.py) and tries an SMTP server on localhost:25.
+# Django 6.1's MAILERS replaces EMAIL_BACKEND and the EMAIL_* settings.
+EMAIL_URL = env.str("DJANGO_EMAIL_URL", default="")
+if EMAIL_URL:
+    _email = environ.Env.email_url_config(EMAIL_URL)
+elif DEBUG:
+    _email = environ.Env.email_url_config("consolemail://")
+else:
+    _email = environ.Env.email_url_config("smtp://localhost:25")
+_mailer_options: dict = {}
+if _email["EMAIL_BACKEND"] == "django.core.mail.backends.smtp.EmailBackend":
+    _mailer_options = {
+        "host": _email["EMAIL_HOST"] or "localhost",
+        "port": _email["EMAIL_PORT"] or 25,
+        "username": _email["EMAIL_HOST_USER"] or "",
+        "password": _email["EMAIL_HOST_PASSWORD"] or "",
+        "use_tls": bool(_email.get("EMAIL_USE_TLS")),
+        "use_ssl": bool(_email.get("EMAIL_USE_SSL")),
+        # A hung mail server fails the task (retried later) instead of pinning the worker.
+        "timeout": env.float("DJANGO_EMAIL_TIMEOUT_SECONDS", default=20.0),
+    }
+elif _email["EMAIL_BACKEND"] == "django.core.mail.backends.filebased.EmailBackend":
+    _mailer_options = {"file_path": _email["EMAIL_FILE_PATH"]}
+MAILERS = {"default": {"BACKEND": _email["EMAIL_BACKEND"], "OPTIONS": _mailer_options}}
+# The address mails are sent from; each conference puts its own sender name in front.
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="registration@localhost")
+SERVER_EMAIL = env.str("DJANGO_SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
+# The site's public address: the pay links in e-mails are absolute URLs on it.
+# Required outside debug (a warning at start-up, backoffice.W002, when unset).
+BACKOFFICE_SITE_URL = env.str(
+    "BACKOFFICE_SITE_URL", default="http://127.0.0.1:8000" if DEBUG else ""
+).rstrip("/")
+
 # --- Logging ----------------------------------------------------------------
 # One JSON object per line on stdout, each with the request id (request_logging.py);
 # with DJANGO_DEBUG=1 (make run) the default is plain text lines instead.

@@ -36,6 +36,8 @@ def production_env(**overrides: str) -> dict[str, str]:
             "DJANGO_CSRF_TRUSTED_ORIGINS": f"https://{PRODUCTION_HOST}",
             "DJANGO_SECURE_PROXY_SSL_HEADER": "X-Forwarded-Proto",
             "BACKOFFICE_ENCRYPTION_KEYS": PRODUCTION_ENCRYPTION_KEY,
+            "BACKOFFICE_SITE_URL": f"https://{PRODUCTION_HOST}",
+            "DJANGO_EMAIL_URL": "smtp+tls://mailer:secret@smtp.example.com:587",
         }
     )
     env.update(overrides)

@@ -18,6 +18,7 @@ def test_check_deploy_reports_no_warnings_with_production_settings() -> None:
         ({"DJANGO_SECURE_HSTS_SECONDS": "0"}, "security.W004"),
         ({"DJANGO_SECURE_COOKIES": "0"}, "security.W012"),
         ({"DJANGO_SECRET_KEY": "short"}, "security.W009"),
+        ({"BACKOFFICE_SITE_URL": ""}, "backoffice.W002"),
     ],
 )
 def test_check_deploy_catches_a_weakened_setting(override: dict, warning: str) -> None:
@@ -67,3 +68,27 @@ def test_production_settings_harden_cookies_and_headers() -> None:
         "True True True ('HTTP_X_FORWARDED_PROTO', 'https') DENY same-origin "
         "['https://backoffice.example.com'] 31536000"
     )
+
+
+MAILER = "from django.conf import settings; print(settings.MAILERS['default'])"
+
+
+def test_email_url_configures_the_default_mailer() -> None:
+    result = run_manage("shell", "-c", MAILER, env=production_env())
+    assert result.returncode == 0, result.stderr
+    assert "'BACKEND': 'django.core.mail.backends.smtp.EmailBackend'" in result.stdout
+    for option in (
+        "'host': 'smtp.example.com'",
+        "'port': 587",
+        "'username': 'mailer'",
+        "'password': 'secret'",
+        "'use_tls': True",
+    ):
+        assert option in result.stdout
+
+
+def test_debug_without_email_url_prints_mails_on_the_console() -> None:
+    env = production_env(DJANGO_DEBUG="1", DJANGO_EMAIL_URL="")
+    result = run_manage("shell", "-c", MAILER, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "django.core.mail.backends.console.EmailBackend" in result.stdout

@@ -56,6 +56,10 @@ class ConferenceForm(forms.ModelForm):
             "stripe_publishable_key",
             "stripe_secret_key",
             "stripe_webhook_secret",
+            "organiser_name",
+            "organiser_address",
+            "contact_email",
+            "reply_to_email",
         ]
 
     def __init__(self, *args, **kwargs) -> None:
@@ -111,6 +115,21 @@ class ConferenceAdmin(ModelAdmin):
     prepopulated_fields = {"slug": ("name",)}
     fieldsets = (
         (None, {"fields": ("name", "slug", "currency")}),
+        (
+            _("E-mails to attendees"),
+            {
+                "fields": (
+                    "organiser_name",
+                    "organiser_address",
+                    "contact_email",
+                    "reply_to_email",
+                ),
+                "description": _(
+                    "Shown on every e-mail to attendees (payment links, receipts, refund and "
+                    "cancellation confirmations); the organiser's name is the sender's name."
+                ),
+            },
+        ),
         (
             _("Stripe"),
             {

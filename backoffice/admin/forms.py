@@ -77,6 +77,10 @@ class RegeneratePaymentLinkForm(OrderActionForm):
     """Confirmation for replacing an order's payment link (no fields of its own)."""
 
 
+class SendPaymentLinkForm(OrderActionForm):
+    """Confirmation for e-mailing an order's payment link (no fields of its own)."""
+
+
 class SyncFromStripeForm(OrderActionForm):
     """Confirmation for re-syncing an order from Stripe (no fields of its own)."""
 

@@ -45,14 +45,17 @@ from backoffice.admin.forms import (
     RefundForm,
     RegeneratePaymentLinkForm,
     ResolveAttentionForm,
+    SendPaymentLinkForm,
     SyncFromStripeForm,
 )
 from backoffice.admin.navigation import ATTENTION_PARAMETER, ATTENTION_VALUE
+from backoffice.admin.order_emails import OrderEmailInline
 from backoffice.admin.permissions import action
 from backoffice.admin.refunds import REFUND_STATUS_COLOURS
 from backoffice.exports import OrderResource
 from backoffice.models import Dispute, Order, OrderHistoryEntry, OrderLineItem, Payment, Refund
 from backoffice.money import format_amount
+from backoffice.services import notifications
 from backoffice.services.attention import attention_reasons, needing_attention
 from backoffice.services.payment import (
     OrderAction,
@@ -85,6 +88,7 @@ DETAIL_ACTIONS = {
     "mark_comp": OrderAction.RECORD_COMP,
     "record_manual": OrderAction.RECORD_MANUAL,
     "regenerate_payment_link": OrderAction.REGENERATE_PAYMENT_LINK,
+    "send_payment_link": OrderAction.SEND_PAYMENT_LINK,
     "resolve_attention": OrderAction.RESOLVE_ATTENTION,
     "cancel_order": OrderAction.CANCEL,
     "refund": OrderAction.REFUND,
@@ -109,6 +113,16 @@ REGENERATE_LINK_DIALOG = {
     ),
     "form_class": RegeneratePaymentLinkForm,
     "form_submit_text": _("Regenerate link"),
+}
+
+SEND_PAYMENT_LINK_DIALOG = {
+    "title": _("Email payment link"),
+    "description": _(
+        "E-mails the attendee the order's items, balance due and its payment link "
+        "(to the billing e-mail, else the account's). The e-mail is listed under E-mails."
+    ),
+    "form_class": SendPaymentLinkForm,
+    "form_submit_text": _("Send e-mail"),
 }
 
 CANCEL_ORDER_DIALOG = {
@@ -532,16 +546,18 @@ class OrderAdmin(LedgerImportExportMixin, ModelAdmin):
     list_per_page = 50
     # Counting every order on each page load is the slow part of a huge list.
     show_full_result_count = False
-    inlines = (OrderLineItemInline, PaymentHistoryInline, OrderHistoryInline)
+    inlines = (OrderLineItemInline, PaymentHistoryInline, OrderEmailInline, OrderHistoryInline)
     actions = (
         "mark_comp_selected",
         "record_manual_selected",
         "cancel_selected",
         "sync_from_stripe_selected",
+        "send_payment_link_selected",
     )
     actions_detail = (
         "record_manual",
         "mark_comp",
+        "send_payment_link",
         "regenerate_payment_link",
         "refund",
         "cancel_order",
@@ -650,6 +666,10 @@ class OrderAdmin(LedgerImportExportMixin, ModelAdmin):
     def has_regenerate_payment_link_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         """Whether the user may replace an order's payment link (those who may change orders)."""
         return request.user.has_perm("backoffice.change_order")
+
+    def has_send_payment_link_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """Whether the user may e-mail attendees their payment links (Desk and Finance)."""
+        return request.user.has_perm("backoffice.send_payment_link")
 
     def has_resolve_attention_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         """Whether the user may clear an order's attention flag (those who may change orders)."""
@@ -1038,6 +1058,64 @@ class OrderAdmin(LedgerImportExportMixin, ModelAdmin):
             message=_("%(reference)s has a new payment link; the old link no longer works.")
             % {"reference": order.reference},
         )
+
+    # --- Actions: Email payment link ---------------------------------------
+
+    @action(
+        description=_("Email payment link"),
+        permissions=["send_payment_link"],
+        icon="forward_to_inbox",
+        dialog=SEND_PAYMENT_LINK_DIALOG,
+    )
+    def send_payment_link(
+        self, request: HttpRequest, form: SendPaymentLinkForm, object_id: str
+    ) -> HttpResponse:
+        """E-mail this order's payment link to the attendee (sent by the worker)."""
+        order = self._get_order(request, object_id)
+        try:
+            email = notifications.send_payment_link(order, staff_user=request.user)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+            return self._render_dialog(request, self.send_payment_link, form)
+        return self._finish_dialog(
+            request,
+            order,
+            logged=_("E-mailed the payment link to %(recipient)s.")
+            % {"recipient": email.recipient},
+            message=_("The payment link of %(reference)s is on its way to %(recipient)s.")
+            % {"reference": order.reference, "recipient": email.recipient},
+        )
+
+    @action(
+        description=_("Email payment link"),
+        permissions=["send_payment_link"],
+        icon="forward_to_inbox",
+    )
+    def send_payment_link_selected(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
+        """E-mail each selected order's payment link; one message saying which were skipped."""
+        sent = 0
+        skipped: list[str] = []
+        for order in queryset.select_related("conference", "user").order_by("pk"):
+            try:
+                email = notifications.send_payment_link(order, staff_user=request.user)
+            except ValidationError as exc:
+                skipped.extend(exc.messages)
+                continue
+            sent += 1
+            self.log_change(
+                request,
+                order,
+                _("E-mailed the payment link to %(recipient)s.") % {"recipient": email.recipient},
+            )
+        summary = ngettext(
+            "E-mailed the payment link of %(count)d order.",
+            "E-mailed the payment links of %(count)d orders.",
+            sent,
+        ) % {"count": sent}
+        skipped_intro = ngettext(
+            "%(count)d order was skipped:", "%(count)d orders were skipped:", len(skipped)
+        ) % {"count": len(skipped)}
+        self._report_bulk(request, summary, done=sent, skipped_intro=skipped_intro, skipped=skipped)
 
     # --- Actions: Resolve attention ----------------------------------------
 

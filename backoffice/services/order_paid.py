@@ -10,7 +10,8 @@ commit together, or not at all; a failure is retried with back-off
 ``send_due_order_paid`` (the ``send_order_paid`` command) is a manual sweep of
 sold orders still without the stamp, e.g. after tasks were lost with a queue.
 A receiver with effects outside the database (an e-mail) may see a signal
-again after a crash mid-send, never none.
+again after a crash mid-send, never none. The attendee's receipt is queued
+here, in the same transaction as the stamp (``notifications.send_receipt``).
 """
 
 import logging
@@ -47,6 +48,11 @@ def send_order_paid(order_id: int) -> bool:
             )
             return False
         order_paid.send(sender=Order, order=order, user=order.user)
+        # Imported here: notifications imports the ledger, which imports this module.
+        from backoffice.services.notifications import send_receipt
+
+        # The receipt commits with the stamp: one per order, whichever way it was paid.
+        send_receipt(order)
         order.paid_notified_at = timezone.now()
         order.save(update_fields=["paid_notified_at"])
     return True

@@ -16,6 +16,7 @@ STAFF_GROUPS: dict[str, tuple[str, ...]] = {
         "backoffice.record_manual_payment",
         "backoffice.mark_comp",
         "backoffice.cancel_order",
+        "backoffice.send_payment_link",
     ),
     FINANCE: (
         "backoffice.view_order",
@@ -28,6 +29,7 @@ STAFF_GROUPS: dict[str, tuple[str, ...]] = {
         "backoffice.view_dispute",
         "backoffice.cancel_order",
         "backoffice.sync_stripe",
+        "backoffice.send_payment_link",
     ),
 }
 

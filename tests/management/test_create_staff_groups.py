@@ -23,6 +23,7 @@ def test_creates_front_desk_and_finance_groups_with_their_permissions():
         "backoffice.record_manual_payment",
         "backoffice.mark_comp",
         "backoffice.cancel_order",
+        "backoffice.send_payment_link",
     }
     assert perms("Finance") == {
         "backoffice.view_order",
@@ -35,6 +36,7 @@ def test_creates_front_desk_and_finance_groups_with_their_permissions():
         "backoffice.view_dispute",
         "backoffice.cancel_order",
         "backoffice.sync_stripe",
+        "backoffice.send_payment_link",
     }
     assert 'Group "Front desk" created' in out.getvalue()
 
@@ -64,6 +66,7 @@ def test_group_members_get_exactly_the_desk_powers(django_user_model):
     assert clerk.has_perm("backoffice.view_order")
     assert not clerk.has_perm("backoffice.change_order")
     assert clerk.has_perm("backoffice.cancel_order")
+    assert clerk.has_perm("backoffice.send_payment_link")
     assert not clerk.has_perm("backoffice.export_payment")
     # Money goes back only through Finance (issue 10).
     assert not clerk.has_perm("backoffice.refund_payment")
@@ -81,4 +84,5 @@ def test_finance_members_may_refund_cancel_re_sync_and_see_refunds(django_user_m
     assert accountant.has_perm("backoffice.cancel_order")
     assert accountant.has_perm("backoffice.view_refund")
     assert accountant.has_perm("backoffice.sync_stripe")
+    assert accountant.has_perm("backoffice.send_payment_link")
     assert not accountant.has_perm("backoffice.change_refund")

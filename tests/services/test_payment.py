@@ -93,7 +93,7 @@ def test_record_manual_partial_then_full_payment(make_order, staff_user, paid_si
     assert (first.reference, first.note, first.created_by) == ("CASH-1", "door", staff_user)
 
     PaymentService.record_manual(order, amount=Decimal("60.00"), staff_user=staff_user)
-    assert run_tasks() == 1
+    assert run_tasks() == 2  # order_paid, then the receipt it queued
     order.refresh_from_db()
     assert order.status == Order.Status.PAID
     assert order.amount_paid == Decimal("100.00")
@@ -232,7 +232,7 @@ def test_order_paid_is_sent_by_the_worker_not_by_the_payment(make_order, paid_si
     order = make_order("10.00")
     PaymentService.record_manual(order, amount=Decimal("10.00"))
     assert paid_signals == []
-    assert run_tasks() == 1
+    assert run_tasks() == 2  # order_paid, then the receipt it queued
     assert paid_signals == [(order.pk, order.user_id)]
 
 

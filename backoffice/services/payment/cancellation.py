@@ -11,6 +11,9 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from backoffice.models import Order, OrderHistoryEntry
+
+# The module, not its names: notifications imports the ledger, loading this package.
+from backoffice.services import notifications
 from backoffice.services.history import SYSTEM
 from backoffice.services.payment.checkout import cancel_outdated_attempt
 from backoffice.services.payment.ledger import (
@@ -39,6 +42,7 @@ def cancel_order(order: Order, *, reason: str, staff_user: "AbstractBaseUser | N
     cancelled, not pending, holds money or has a card payment being processed.
     The order's card attempt, if any, is cancelled at Stripe after commit (best
     effort: see ``cancel_outdated_attempt``), so its pay page can charge nothing.
+    The attendee's confirmation is queued in the same transaction.
     """
     text = reason.strip()
     if not text:
@@ -50,6 +54,7 @@ def cancel_order(order: Order, *, reason: str, staff_user: "AbstractBaseUser | N
         # The newest open or declined attempt: a declined intent can still be paid at Stripe.
         attempt = latest_attempt(locked)
         settle_order(locked, actor=actor, action=OrderHistoryEntry.Action.CANCEL, message=text)
+        notifications.send_cancellation_confirmation(locked)
         if attempt is not None:
             attempt.order = locked
             transaction.on_commit(

@@ -387,6 +387,7 @@ class OrderAction(StrEnum):
     RECORD_COMP = "record_comp"
     RECORD_MANUAL = "record_manual"
     REGENERATE_PAYMENT_LINK = "regenerate_payment_link"
+    SEND_PAYMENT_LINK = "send_payment_link"
     RESOLVE_ATTENTION = "resolve_attention"
     CANCEL = "cancel_order"
     REFUND = "refund"
@@ -431,6 +432,20 @@ def _manual_allowed(order: Order) -> Allowed:
     if pending.allowed and order.balance_due <= ZERO:
         return Allowed(
             False, f"{order.reference} has no balance due; use “Mark comp” for zero-total orders."
+        )
+    return pending
+
+
+def _send_link_allowed(order: Order) -> Allowed:
+    """E-mailing the pay link needs a pending order with a balance due and an address to send to."""
+    pending = _unless_pending(order, "only a pending order's payment link can be e-mailed.")
+    if not pending.allowed:
+        return pending
+    if order.balance_due <= ZERO:
+        return Allowed(False, f"{order.reference} has no balance due; there is nothing to pay.")
+    if not order.email_recipient:
+        return Allowed(
+            False, f"{order.reference} has no e-mail address; add a billing e-mail first."
         )
     return pending
 
@@ -542,6 +557,7 @@ def allowed_actions(order: Order) -> dict[OrderAction, Allowed]:
         OrderAction.REGENERATE_PAYMENT_LINK: _unless_pending(
             order, "only a pending order's payment link can be replaced."
         ),
+        OrderAction.SEND_PAYMENT_LINK: _send_link_allowed(order),
         OrderAction.RESOLVE_ATTENTION: (
             Allowed(True)
             if order.needs_attention

@@ -30,6 +30,9 @@ from django.utils import timezone
 from django.utils.formats import date_format
 
 from backoffice.models import ZERO, Order, OrderHistoryEntry, Payment, Refund
+
+# The module, not its names: notifications imports the ledger, loading this package.
+from backoffice.services import notifications
 from backoffice.services.history import STRIPE, SYSTEM
 from backoffice.services.payment.ledger import (
     UNANSWERED_NOTE,
@@ -309,15 +312,23 @@ def _copy_payment(payment: Payment, fresh: Payment) -> None:
 
 
 def sync_refunded_amount(payment: Payment) -> Decimal:
-    """Set a locked payment's refunded amount to its SUCCEEDED refunds; return the increase."""
-    succeeded = payment.refunds.filter(status=Refund.Status.SUCCEEDED).aggregate(s=Sum("amount"))
-    total = succeeded["s"] or ZERO
+    """Set a locked payment's refunded amount to its SUCCEEDED refunds; return the increase.
+
+    Every path that makes a refund succeed (the desk, Stripe's events, a
+    re-sync) counts it here, so here each newly counted refund's confirmation
+    to the attendee is queued (once per refund, in the same transaction).
+    """
+    succeeded = payment.refunds.filter(status=Refund.Status.SUCCEEDED)
+    total = succeeded.aggregate(s=Sum("amount"))["s"] or ZERO
     increase = total - payment.refunded_amount
     if increase:
         payment.refunded_amount = total
         if total >= payment.amount and payment.status == Payment.Status.SUCCEEDED:
             payment.status = Payment.Status.REFUNDED
         payment.save(update_fields=["refunded_amount", "status", "updated_at"])
+    if increase > ZERO:
+        for row in succeeded.select_related("payment__order__conference").order_by("id"):
+            notifications.send_refund_confirmation(row)
     return increase
 
 

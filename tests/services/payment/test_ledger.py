@@ -24,7 +24,7 @@ LEDGER = BACKOFFICE / "services" / "payment" / "ledger.py"
 # Fields of an order that only the ledger's rule may assign.
 RULED_FIELDS = {"status", "needs_attention", "attention_reason"}
 # Names that hold a payment (or another row with a status of its own), never an order.
-NOT_AN_ORDER = {"payment", "attempt", "refund", "dispute"}
+NOT_AN_ORDER = {"payment", "attempt", "refund", "dispute", "email"}
 # Creating an order may set its first status: an imported order arrives with one.
 CREATION = {("services/order_import.py", "fill_order")}
 
@@ -247,6 +247,7 @@ def test_allowed_actions_of_a_pending_order_with_a_balance(make_order):
         "only zero-total orders can be comped.",
         "record_manual": "",
         "regenerate_payment_link": "",
+        "send_payment_link": "",
         "resolve_attention": f"{order.reference} does not need attention.",
         "cancel_order": "",
         "refund": f"{order.reference} has no payment with anything left to refund.",
@@ -260,6 +261,7 @@ def test_allowed_actions_of_a_pending_zero_total_order(make_order):
 
     assert reasons(order)["record_comp"] == ""
     assert "has no balance due" in reasons(order)["record_manual"]
+    assert "has no balance due" in reasons(order)["send_payment_link"]
 
 
 @pytest.mark.django_db
@@ -273,6 +275,8 @@ def test_allowed_actions_of_a_paid_order_say_why_not(make_order):
         "manual payments can only be recorded for pending orders.",
         "regenerate_payment_link": f"{order.reference} is paid; "
         "only a pending order's payment link can be replaced.",
+        "send_payment_link": f"{order.reference} is paid; "
+        "only a pending order's payment link can be e-mailed.",
         "resolve_attention": f"{order.reference} does not need attention.",
         "cancel_order": f"{order.reference} is paid; only a pending order with no money "
         "received can be cancelled (refund its payments instead).",

@@ -1,0 +1,139 @@
+"""End to end: a real worker sends the receipt through Django's SMTP backend to an SMTP server."""
+
+import email
+import email.policy
+import socket
+from decimal import Decimal
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from backoffice.models import Conference, OrderEmail, OrderHistoryEntry
+from backoffice.services.notifications import resend
+from backoffice.services.payment import PaymentService
+from tests.worker import run_db_worker
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Inbox:
+    """An aiosmtpd handler keeping every message it accepts; ``refuse`` answers 451 instead."""
+
+    def __init__(self) -> None:
+        self.envelopes: list[Envelope] = []
+        self.refuse = False
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.refuse:
+            return "451 Requested action aborted: local error in processing"
+        self.envelopes.append(envelope)
+        return "250 Message accepted for delivery"
+
+
+@pytest.fixture(scope="module")
+def smtp_server():
+    """A real SMTP server on a free port of 127.0.0.1, for the whole module."""
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield inbox, controller.port
+    controller.stop()
+
+
+@pytest.fixture
+def inbox(smtp_server, settings):
+    """The server's inbox, emptied, with Django's SMTP backend pointed at it."""
+    inbox, port = smtp_server
+    inbox.envelopes.clear()
+    inbox.refuse = False
+    settings.MAILERS = {
+        "default": {
+            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "OPTIONS": {"host": "127.0.0.1", "port": port, "timeout": 5},
+        }
+    }
+    settings.DEFAULT_FROM_EMAIL = "registration@example.org"
+    settings.BACKOFFICE_SITE_URL = "https://pay.example.org"
+    settings.BACKOFFICE_TASK_RETRY_DELAY_SECONDS = 0
+    return inbox
+
+
+@pytest.fixture
+def organised(conference: Conference) -> Conference:
+    """The conference with organiser details and a reply-to address."""
+    conference.organiser_name = "Python Events Ltd"
+    conference.contact_email = "help@example.org"
+    conference.reply_to_email = "desk@example.org"
+    conference.save()
+    return conference
+
+
+@pytest.mark.django_db(transaction=True)
+def test_worker_sends_the_receipt_of_a_manual_payment_over_smtp(
+    inbox, organised, make_order, staff_user
+):
+    order = make_order("100.00")
+    PaymentService.record_manual(
+        order, amount=Decimal("100.00"), reference="WIRE-42", staff_user=staff_user
+    )
+    assert inbox.envelopes == []
+
+    run_db_worker()
+
+    [envelope] = inbox.envelopes
+    assert envelope.rcpt_tos == ["ada@example.com"]
+    assert envelope.mail_from == "registration@example.org"
+    message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+    assert message["To"] == "ada@example.com"
+    assert message["From"] == "Python Events Ltd <registration@example.org>"
+    assert message["Reply-To"] == "desk@example.org"
+    assert message["Subject"] == f"PyCon Test: receipt for order {order.reference}"
+    assert message.get_content_type() == "multipart/alternative"
+    text = message.get_body(preferencelist=("plain",)).get_content()
+    html = message.get_body(preferencelist=("html",)).get_content()
+    assert f"order {order.reference} for PyCon Test is paid" in text
+    assert "Total: 100.00 USD" in text and "100.00 USD, reference WIRE-42" in text
+    assert f"https://pay.example.org/pay/{order.payment_token}/" in text
+    assert "WIRE-42" in html and "<table" in html
+    record = OrderEmail.objects.get(order=order)
+    assert (record.kind, record.status, record.attempts) == (
+        OrderEmail.Kind.RECEIPT,
+        OrderEmail.Status.SENT,
+        1,
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_server_answering_451_is_retried_then_the_failure_is_shown(
+    inbox, settings, organised, make_order
+):
+    settings.BACKOFFICE_TASK_MAX_ATTEMPTS = 2
+    inbox.refuse = True
+    order = make_order("0.00")
+    PaymentService.record_comp(order)
+
+    run_db_worker()
+
+    assert inbox.envelopes == []
+    record = OrderEmail.objects.get(order=order)
+    assert (record.status, record.attempts) == (OrderEmail.Status.FAILED, 2)
+    assert "451" in record.error
+    order.refresh_from_db()
+    assert order.needs_attention
+    assert "send_email_task failed after 2 attempts" in order.attention_reason
+    assert OrderHistoryEntry.objects.filter(
+        order=order, actor_label="worker", message__contains="451"
+    ).exists()
+
+    # The server is back: staff resend it and the next worker run delivers it.
+    inbox.refuse = False
+    resend(record, staff_user=None)
+    run_db_worker()
+
+    assert [e.rcpt_tos for e in inbox.envelopes] == [["ada@example.com"]]
