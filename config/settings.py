@@ -256,6 +256,8 @@ BACKOFFICE_IMPORT_MAX_ROWS = env.int("BACKOFFICE_IMPORT_MAX_ROWS", default=20_00
 # A Stripe payment still pending or processing this many minutes after its last change
 # is listed under "Needs attention" (a webhook may have been missed; re-sync it).
 BACKOFFICE_STALE_PAYMENT_MINUTES = env.int("BACKOFFICE_STALE_PAYMENT_MINUTES", default=30)
+# The sidebar's Needs attention badge reuses its count this long (0: count on every page).
+BACKOFFICE_ATTENTION_BADGE_SECONDS = env.int("BACKOFFICE_ATTENTION_BADGE_SECONDS", default=30)
 UNFOLD["DASHBOARD_CALLBACK"] = "backoffice.admin.dashboard.dashboard_callback"
 UNFOLD["SIDEBAR"]["navigation"].insert(
     1,

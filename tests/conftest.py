@@ -108,6 +108,12 @@ def make_order(db, conference, attendee) -> Callable[..., Order]:
 
 
 @pytest.fixture(autouse=True)
+def exact_attention_badge(settings) -> None:
+    """Count the Needs attention badge on every page: a cached count would leak between tests."""
+    settings.BACKOFFICE_ATTENTION_BADGE_SECONDS = 0
+
+
+@pytest.fixture(autouse=True)
 def fast_password_hasher(settings) -> None:
     """Hash test passwords with a fast hasher; PBKDF2 makes every user fixture slow."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -75,9 +75,9 @@ def attention_active(request: HttpRequest) -> bool:
 
 def attention_badge(request: HttpRequest) -> str:
     """Sidebar: how many orders need attention (shown only to staff who may see orders)."""
-    from backoffice.services.attention import attention_count  # models load after settings
+    from backoffice.services.attention import recent_attention_count  # models load after settings
 
-    count = attention_count()
+    count = recent_attention_count()
     return f"{count:,}" if count else ""
 
 

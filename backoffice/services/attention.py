@@ -21,6 +21,7 @@ from functools import reduce
 from operator import or_
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
@@ -239,6 +240,26 @@ def needing_attention(
 def attention_count(*, now: datetime.datetime | None = None) -> int:
     """How many orders need attention (one query)."""
     return needing_attention(now=now).count()
+
+
+BADGE_CACHE_KEY = "backoffice:attention-count"
+
+
+def recent_attention_count() -> int:
+    """The count for the sidebar badge on every admin page, reused for a few seconds.
+
+    The count is one query, but it reads every order that could qualify; the
+    badge need not be exact to the second (``BACKOFFICE_ATTENTION_BADGE_SECONDS``,
+    0 to count on every page). The list itself and the dashboard always count.
+    """
+    seconds = settings.BACKOFFICE_ATTENTION_BADGE_SECONDS
+    if seconds <= 0:
+        return attention_count()
+    count = cache.get(BADGE_CACHE_KEY)
+    if count is None:
+        count = attention_count()
+        cache.set(BADGE_CACHE_KEY, count, seconds)
+    return count
 
 
 def attention_reasons(

@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 from django.contrib.admin.models import LogEntry
 from django.contrib.messages import SUCCESS, get_messages
+from django.core.cache import cache
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -16,6 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from backoffice.models import Order, OrderHistoryEntry, Payment
+from backoffice.services.attention import BADGE_CACHE_KEY
 from backoffice.services.payment import PaymentService, apply_payment_intent
 from backoffice.stripe_client import parse_payment_intent
 from tests.admin.test_order_history import order_form_data
@@ -274,6 +276,21 @@ def test_the_sidebar_links_the_preset_with_a_count(supervisor_client, overpaid, 
     html = supervisor_client.get(reverse("admin:index")).content.decode()
 
     assert sidebar_badge(html) == "2"
+
+
+def test_the_sidebar_badge_reuses_its_count_for_the_configured_seconds(
+    settings, supervisor_client, overpaid, make_order
+):
+    settings.BACKOFFICE_ATTENTION_BADGE_SECONDS = 30
+    cache.delete(BADGE_CACHE_KEY)
+    assert sidebar_badge(supervisor_client.get(reverse("admin:index")).content.decode()) == "1"
+    stale_card_attempt(make_order("100.00"))
+
+    html = supervisor_client.get(reverse("admin:index"))
+
+    assert sidebar_badge(html.content.decode()) == "1"  # counted 0 seconds ago
+    cache.delete(BADGE_CACHE_KEY)  # the 30 seconds are over
+    assert sidebar_badge(supervisor_client.get(reverse("admin:index")).content.decode()) == "2"
 
 
 def test_the_sidebar_shows_no_badge_when_nothing_needs_attention(supervisor_client, make_order):
