@@ -172,8 +172,13 @@ def run_scheduled_job(name: str) -> str:
 
 def _record(name: str, outcome: JobOutcome) -> None:
     """Write a run's end on the job's schedule row."""
-    ScheduledJob.objects.filter(name=name).update(
-        last_finished_at=timezone.now(), last_result=outcome.result, last_error=outcome.error
+    ScheduledJob.objects.update_or_create(
+        name=name,
+        defaults={
+            "last_finished_at": timezone.now(),
+            "last_result": outcome.result,
+            "last_error": outcome.error,
+        },
     )
 
 
