@@ -216,6 +216,12 @@ UNFOLD = {
                         "link": reverse_lazy("admin:django_tasks_database_dbtaskresult_changelist"),
                         "permission": "backoffice.admin.navigation.can_view_tasks",
                     },
+                    {
+                        "title": "Scheduled jobs",
+                        "icon": "schedule",
+                        "link": reverse_lazy("admin:backoffice_scheduledjob_changelist"),
+                        "permission": "backoffice.admin.navigation.can_view_scheduled_jobs",
+                    },
                 ],
             },
         ],
