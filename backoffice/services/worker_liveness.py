@@ -93,9 +93,9 @@ def recover_stuck_tasks(*, now: datetime | None = None) -> list[str]:
                     "started_at": result.started_at.isoformat(),
                 },
             )
-            result.status = TaskResultStatus.READY
-            result.started_at = None
-            result.save(update_fields=["status", "started_at"])
+            DBTaskResult.objects.filter(pk=result.pk).update(
+                status=TaskResultStatus.READY, started_at=None
+            )
             recovered.append(str(result.id))
     return recovered
 
