@@ -2,9 +2,12 @@
 # Build:   docker build -t backoffice .
 # Migrate: docker run --rm --env-file backoffice.env backoffice python manage.py migrate
 # Run:     docker run -d -p 8000:8000 --env-file backoffice.env backoffice
-# Worker:  docker run -d --env-file backoffice.env backoffice python manage.py db_worker
-#          (background tasks, e.g. order_paid after a payment: run at least one beside
-#          the web containers, on the same database; see the README's "Scaling out")
+# Worker:  docker run -d --restart unless-stopped --env-file backoffice.env backoffice \
+#            python manage.py run_worker
+#          (background tasks, e.g. order_paid after a payment, and the periodic jobs:
+#          run at least one beside the web containers, on the same database; it exits
+#          when the database goes away, hence the restart policy; see the README's
+#          "Scaling out")
 FROM python:3.12-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

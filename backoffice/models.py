@@ -687,3 +687,44 @@ class OrderEmail(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} to {self.recipient}"
+
+
+class ScheduledJob(models.Model):
+    """One periodic job's schedule row: when the worker last started it and how it ended.
+
+    One row per job name (unique), claimed under a row lock by the worker that
+    finds it due, so a job due while several workers run is started once
+    (``backoffice.services.schedule``).
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    last_run_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a worker last found the job due and queued it."
+    )
+    last_finished_at = models.DateTimeField(null=True, blank=True)
+    last_result = models.TextField(blank=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class WorkerHeartbeat(models.Model):
+    """A background worker's sign of life, written every few seconds while it runs.
+
+    A task left running by a worker whose heartbeat stopped is put back in the
+    queue (``backoffice.services.schedule.recover_stuck_tasks``).
+    """
+
+    worker_id = models.CharField(max_length=64, unique=True)
+    started_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-last_seen_at"]
+
+    def __str__(self) -> str:
+        return self.worker_id

@@ -216,6 +216,12 @@ UNFOLD = {
                         "link": reverse_lazy("admin:django_tasks_database_dbtaskresult_changelist"),
                         "permission": "backoffice.admin.navigation.can_view_tasks",
                     },
+                    {
+                        "title": "Scheduled jobs",
+                        "icon": "schedule",
+                        "link": reverse_lazy("admin:backoffice_scheduledjob_changelist"),
+                        "permission": "backoffice.admin.navigation.can_view_scheduled_jobs",
+                    },
                 ],
             },
         ],
@@ -303,6 +309,16 @@ TASKS = {
 # order tasks (backoffice/services/background.py).
 BACKOFFICE_TASK_MAX_ATTEMPTS = env.int("BACKOFFICE_TASK_MAX_ATTEMPTS", default=5)
 BACKOFFICE_TASK_RETRY_DELAY_SECONDS = env.float("BACKOFFICE_TASK_RETRY_DELAY_SECONDS", default=30)
+# Periodic jobs, run by the workers (`manage.py run_worker`; backoffice/services/schedule.py).
+# The Stripe re-sync runs this often, for card payments open for more than
+# RESYNC_STALE_MINUTES (below STALE_PAYMENT_MINUTES, so a missed webhook is
+# repaired before the order is listed under "Needs attention").
+BACKOFFICE_RESYNC_INTERVAL_MINUTES = env.int("BACKOFFICE_RESYNC_INTERVAL_MINUTES", default=15)
+BACKOFFICE_RESYNC_STALE_MINUTES = env.int("BACKOFFICE_RESYNC_STALE_MINUTES", default=10)
+# A task RUNNING this long whose worker has been silent as long is put back in the queue.
+BACKOFFICE_TASK_STUCK_MINUTES = env.int("BACKOFFICE_TASK_STUCK_MINUTES", default=15)
+# Finished task rows are deleted once this old (daily).
+BACKOFFICE_TASK_RETENTION_DAYS = env.int("BACKOFFICE_TASK_RETENTION_DAYS", default=14)
 
 # --- E-mail to attendees -----------------------------------------------------
 # DJANGO_EMAIL_URL says how mail leaves the site, e.g. smtp://user:pass@host:25,

@@ -6,11 +6,13 @@ them out for unfold's card, table and chart components.
 
 import json
 from collections import defaultdict
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from django.http import HttpRequest
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
@@ -20,7 +22,13 @@ from backoffice.admin.navigation import ATTENTION_PARAMETER, ATTENTION_VALUE
 from backoffice.models import ZERO, Order, Payment
 from backoffice.money import format_amount, quantum
 from backoffice.services.attention import attention_count
-from backoffice.services.dashboard import FinanceSummary, failed_stripe_events, finance_summary
+from backoffice.services.dashboard import (
+    BackgroundSummary,
+    FinanceSummary,
+    background_summary,
+    failed_stripe_events,
+    finance_summary,
+)
 
 CHART_COLOURS = ("var(--color-primary-600)", "#0ea5e9", "#f59e0b", "#10b981", "#ef4444")
 
@@ -139,10 +147,58 @@ def attention_notice(request: HttpRequest) -> str:
     )
 
 
+def _when(moment: datetime | None) -> str:
+    """A moment in the site's time zone, or a dash."""
+    return date_format(timezone.localtime(moment), "DATETIME_FORMAT") if moment else "—"
+
+
+def _wait(seconds: float | None) -> str:
+    """The oldest queued task's wait: 'none waiting', '42 s' or '7 min'."""
+    if seconds is None:
+        return _("none waiting")
+    return f"{int(seconds)} s" if seconds < 120 else f"{int(seconds // 60)} min"
+
+
+def workers_down_notice(summary: BackgroundSummary) -> str:
+    """A warning for every staff user when queued tasks wait longer than workers allow."""
+    if not summary.workers_down:
+        return ""
+    return _(
+        "Background workers seem to be down: the oldest queued task has waited %(wait)s "
+        "(e-mails and scheduled jobs wait with it). Start or restart "
+        "`python manage.py run_worker`."
+    ) % {"wait": _wait(summary.oldest_queued_seconds)}
+
+
+def background_card(summary: BackgroundSummary) -> dict[str, Any]:
+    """The queue's wait, live workers, and a row per periodic job with its last run."""
+    return {
+        "oldest_queued": _wait(summary.oldest_queued_seconds),
+        "workers_alive": summary.workers_alive,
+        "jobs_table": {
+            "headers": ["Job", "Every", "Last run", "Result", "Next run"],
+            "rows": [
+                [
+                    job.name,
+                    str(job.interval),
+                    _when(job.last_finished_at or job.last_run_at),
+                    job.last_error or job.last_result or "—",
+                    _when(job.next_run_at) if job.next_run_at else _("at the next tick"),
+                ]
+                for job in summary.jobs
+            ],
+        },
+    }
+
+
 def dashboard_callback(request: HttpRequest, context: dict[str, Any]) -> dict[str, Any]:
     """Add the finance figures to the admin index for staff who may see payments."""
     context["failed_events"] = failed_events_notice(request)
     context["attention"] = attention_notice(request)
+    background = background_summary()
+    context["workers_down"] = workers_down_notice(background)
+    if request.user.has_perm("backoffice.view_scheduledjob"):
+        context["background"] = background_card(background)
     if not request.user.has_perm("backoffice.view_payment"):
         return context
     summary = finance_summary()

@@ -84,3 +84,8 @@ def attention_badge(request: HttpRequest) -> str:
 def can_view_tasks(request: HttpRequest) -> bool:
     """Sidebar: the background task queue (django-tasks-db's list)."""
     return request.user.has_perm("django_tasks_database.view_dbtaskresult")
+
+
+def can_view_scheduled_jobs(request: HttpRequest) -> bool:
+    """Sidebar: the periodic jobs' schedule rows."""
+    return request.user.has_perm("backoffice.view_scheduledjob")

@@ -2,7 +2,9 @@
 
 One list, derived from the ledger at read time: an order is on it while any
 reason builder below finds a reason, and leaves it by itself once the cause is
-gone (the payment settled, the refund went through, the event was reprocessed).
+gone (the payment settled, the refund went through, the event was reprocessed,
+the order whose hold expired was paid or cancelled). An expired hold needs no
+scheduled job: read at request time, it is listed the moment the hold ends.
 The one stored reason is the ledger's own flag (``Order.needs_attention``,
 raised by ``settle_order`` for an overpayment and cleared by "Resolve
 attention", which writes the order's history).
@@ -24,8 +26,10 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
+from django.utils.formats import date_format
 
 from backoffice.models import Dispute, Order, Payment, Refund, StripeEvent
+from backoffice.services.payment.cancellation import hold_expired
 from backoffice.services.payment.ledger import CLOSED_DISPUTE_STATUSES, DISPUTED, dispute_text
 
 # Our card attempt is still open in one of these (the same as the ledger's).
@@ -219,12 +223,33 @@ def _dispute_reasons(orders: Sequence[Order], now: datetime.datetime) -> Reasons
     return found
 
 
+# --- A pending order whose hold has expired ------------------------------------
+
+
+def _hold_condition(now: datetime.datetime) -> Q:
+    """The order is still pending after its hold ended (the cancellation module's rule)."""
+    return hold_expired(now)
+
+
+def _hold_reasons(orders: Sequence[Order], now: datetime.datetime) -> Reasons:
+    """ "Hold expired on …; cancel the order or take its payment." (no query)."""
+    found: Reasons = {}
+    for order in orders:
+        expires = order.hold_expires_at
+        # hold_expired(now) on the loaded row: pending, with a hold that ended before now.
+        if order.status == Order.Status.PENDING and expires is not None and expires < now:
+            when = date_format(timezone.localtime(expires), "DATETIME_FORMAT")
+            found[order.pk] = [f"Hold expired on {when}; cancel the order or take its payment."]
+    return found
+
+
 REASON_BUILDERS: list[ReasonBuilder] = [
     ReasonBuilder(_flagged_condition, _flagged_reasons),
     ReasonBuilder(_stale_condition, _stale_reasons),
     ReasonBuilder(_refund_condition, _refund_reasons),
     ReasonBuilder(_event_condition, _event_reasons),
     ReasonBuilder(_dispute_condition, _dispute_reasons),
+    ReasonBuilder(_hold_condition, _hold_reasons),
 ]
 
 

@@ -24,6 +24,9 @@ from backoffice.models import (
     Payment,
     StripeEvent,
 )
+from backoffice.services.background import oldest_queued_task_age
+from backoffice.services.schedule import JobStatus, job_statuses
+from backoffice.services.worker_liveness import workers_alive
 
 COLLECTED_STATUSES = (Payment.Status.SUCCEEDED, Payment.Status.REFUNDED)
 DAILY_DAYS = 30
@@ -183,4 +186,31 @@ def finance_summary(*, today: datetime.date | None = None) -> FinanceSummary:
         orders_by_status=orders_by_status(),
         outstanding=outstanding_on_pending_orders(),
         daily=daily_collected_revenue(today=today),
+    )
+
+
+# The queue's oldest due task waiting longer than this means no worker is taking tasks.
+QUEUE_WARNING_SECONDS = 5 * 60
+
+
+@dataclass(frozen=True)
+class BackgroundSummary:
+    """The workers at a glance: the queue's wait, live workers, and each periodic job."""
+
+    oldest_queued_seconds: float | None
+    workers_alive: int
+    jobs: list[JobStatus]
+
+    @property
+    def workers_down(self) -> bool:
+        """A task has waited longer than a worker would ever let it."""
+        return (self.oldest_queued_seconds or 0) > QUEUE_WARNING_SECONDS
+
+
+def background_summary() -> BackgroundSummary:
+    """The oldest queued task's age, the workers seen lately and the jobs' last runs."""
+    return BackgroundSummary(
+        oldest_queued_seconds=oldest_queued_task_age(),
+        workers_alive=workers_alive(),
+        jobs=job_statuses(),
     )

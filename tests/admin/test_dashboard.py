@@ -2,13 +2,18 @@
 
 import json
 import re
+from datetime import timedelta
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
 
 from backoffice.models import Payment, StripeEvent
+from backoffice.services.schedule import run_scheduled_job, tick
+from backoffice.services.worker_liveness import beat
 from tests.ledger_factories import make_payment, make_staff
 
 pytestmark = pytest.mark.django_db
@@ -108,3 +113,40 @@ def test_failed_events_notice_costs_one_query_whatever_their_number(client):
     with CaptureQueriesContext(connection) as many:
         assert "21 Stripe events" in client.get(INDEX).content.decode()
     assert len(many) == len(few)
+
+
+def test_superusers_see_the_queue_wait_and_each_scheduled_jobs_last_run(admin_client, run_tasks):
+    beat("worker-1")
+    tick()
+    run_tasks()
+
+    response = admin_client.get(INDEX)
+
+    html = response.content.decode()
+    section = html[html.index('id="background-work"') :]
+    assert "Oldest queued task: none waiting · Workers alive: 1" in section
+    assert "stripe_resync" in section and "0:15:00" in section
+    assert "Checked 0 orders, 0 payments changed, 0 errors." in section
+    assert "Put back 0 stuck task(s)." in section
+    assert 'id="workers-down"' not in html
+
+
+def test_every_staff_user_is_warned_when_queued_tasks_wait_too_long(client, make_order):
+    client.force_login(make_staff("desk", "backoffice.view_order"))
+    waiting = run_scheduled_job.enqueue("prune_task_results")
+    DBTaskResult.objects.filter(pk=waiting.id).update(
+        enqueued_at=timezone.now() - timedelta(minutes=7)
+    )
+
+    html = client.get(INDEX).content.decode()
+
+    assert 'id="workers-down"' in html
+    assert "the oldest queued task has waited 7 min" in html
+    assert 'id="background-work"' not in html  # the jobs table is for those who may see it
+
+
+def test_no_warning_while_the_queue_is_fresh(client):
+    client.force_login(make_staff("desk", "backoffice.view_order"))
+    run_scheduled_job.enqueue("prune_task_results")
+
+    assert 'id="workers-down"' not in client.get(INDEX).content.decode()

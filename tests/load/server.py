@@ -3,7 +3,7 @@
 One server per test module (``load_server``, module-scoped), started with
 ``tests.deploy_env.running_gunicorn`` against the pytest-django PostgreSQL test
 database (throwaway; tests commit their data through ``transaction=True``), with
-two background workers (``manage.py db_worker``) beside it that send ``order_paid``.
+two background workers (``manage.py run_worker``) beside it that send ``order_paid``.
 Stripe's API is the session's localstripe. The settings module is
 ``tests.load.server_settings``: production settings plus a test-only app
 (``tests/load/probe``) that writes one row per ``order_paid`` into
@@ -293,13 +293,13 @@ def load_server_env(
 
 @contextmanager
 def running_task_workers(env: dict[str, str], log: Path) -> Iterator[list[subprocess.Popen]]:
-    """Run ``TASK_WORKERS`` ``manage.py db_worker`` processes; stop them with SIGTERM.
+    """Run ``TASK_WORKERS`` ``manage.py run_worker`` processes; stop them with SIGTERM.
 
     They reach the database directly, not through a fault test's proxy: the fault
     tests break the web processes' connections, not the workers'.
     """
     worker_env = {**env, "DATABASE_URL": shared_database_url()}
-    command = [sys.executable, "manage.py", "db_worker", "--no-reload", "--interval", "0.2"]
+    command = [sys.executable, "manage.py", "run_worker", "--no-reload", "--interval", "0.2"]
     processes: list[subprocess.Popen] = []
     with log.open("w") as out:
         try:

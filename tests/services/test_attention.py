@@ -1,6 +1,6 @@
 """The "Needs attention" selector: every reason appears, and goes away once resolved."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -331,4 +331,28 @@ def test_an_open_dispute_is_listed_until_it_closes_even_after_staff_resolve_the_
 
     apply_stripe_dispute(stripe_conference, parse_dispute({**opened, "status": "won"}))
     order.refresh_from_db()
+    assert listed(order) is None
+
+
+def test_a_pending_order_whose_hold_expired_is_listed_until_it_is_cancelled(make_order, staff_user):
+    expired = make_order("100.00", hold_expires_at=datetime(2026, 5, 3, 14, 0, tzinfo=UTC))
+    active = make_order("100.00", hold_expires_at=timezone.now() + timedelta(days=1))
+    no_hold = make_order("100.00")
+
+    assert listed(expired) == [
+        "Hold expired on May 3, 2026, 2 p.m.; cancel the order or take its payment."
+    ]
+    assert listed(active) is None
+    assert listed(no_hold) is None
+
+    PaymentService.cancel_order(expired, reason="Hold expired", staff_user=staff_user)
+    assert listed(expired) is None
+
+
+def test_an_order_paid_after_its_hold_expired_leaves_the_list(make_order):
+    order = make_order("100.00", hold_expires_at=minutes_ago(60))
+    assert listed(order) is not None
+
+    PaymentService.record_manual(order, amount=Decimal("100.00"), channel=Payment.Channel.CASH)
+
     assert listed(order) is None

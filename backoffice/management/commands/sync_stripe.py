@@ -1,15 +1,14 @@
-"""Re-sync orders from Stripe: apply what Stripe holds that no webhook brought (run from cron)."""
+"""Re-sync orders from Stripe: apply what Stripe holds that no webhook brought."""
 
 from datetime import date
 from typing import Any
 
-from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.translation import ngettext
 
 from backoffice.models import Conference
 from backoffice.services.ledger import orders_to_resync
-from backoffice.services.payment import PaymentProviderError, PaymentService, StripeUnreachable
+from backoffice.services.payment.resync_batch import resync_orders
 
 # Exit codes besides 0: 1 for bad options or an order that could not be applied
 # (Django's CommandError default), 2 when Stripe could not be reached or refused us.
@@ -75,52 +74,23 @@ class Command(BaseCommand):
                 else None
             ),
         )
-        checked = changed_payments = errors = 0
-        stripe_error: PaymentProviderError | None = None
-        for order in orders.iterator():
-            if isinstance(stripe_error, StripeUnreachable):
-                errors += 1  # every further try would wait for the same time-out
-                self.stderr.write(f"{order.reference}: not checked (Stripe unreachable).")
-                continue
-            checked += 1
-            try:
-                report = PaymentService.sync_from_stripe(order)
-            except PaymentProviderError as exc:
-                errors += 1
-                stripe_error = exc
-                self.stderr.write(f"{order.reference}: error: {exc}")
-                continue
-            except ValidationError as exc:
-                errors += 1
-                self.stderr.write(f"{order.reference}: error: {' '.join(exc.messages)}")
-                continue
-            changed_payments += report.payments_changed
-            if report.changed or report.notes:
-                self.stdout.write(report.summary())
-        self.stdout.write(_summary(checked, changed_payments, errors))
-        if stripe_error is not None:
+        run = resync_orders(orders.iterator())
+        for line in run.changes:
+            self.stdout.write(line)
+        for line in run.errors:
+            self.stderr.write(line)
+        self.stdout.write(run.summary())
+        if run.stripe_error is not None:
             raise CommandError(
-                f"Stripe could not be reached or refused: {stripe_error}", returncode=STRIPE_FAILED
+                f"Stripe could not be reached or refused: {run.stripe_error}",
+                returncode=STRIPE_FAILED,
             )
-        if errors:
+        if run.errors:
             raise CommandError(
                 ngettext(
                     "%(count)d order could not be re-synced.",
                     "%(count)d orders could not be re-synced.",
-                    errors,
+                    len(run.errors),
                 )
-                % {"count": errors}
+                % {"count": len(run.errors)}
             )
-
-
-def _summary(checked: int, changed_payments: int, errors: int) -> str:
-    """The last line: orders checked, payments changed, errors."""
-    return ", ".join(
-        [
-            ngettext("Checked %(count)d order", "Checked %(count)d orders", checked)
-            % {"count": checked},
-            ngettext("%(count)d payment changed", "%(count)d payments changed", changed_payments)
-            % {"count": changed_payments},
-            ngettext("%(count)d error.", "%(count)d errors.", errors) % {"count": errors},
-        ]
-    )

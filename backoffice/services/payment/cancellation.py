@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from backoffice.models import Order, OrderHistoryEntry
@@ -87,12 +87,17 @@ class HoldState(StrEnum):
     NONE = "none"
 
 
+def hold_expired(now: datetime) -> Q:
+    """The order is still pending and its hold ended before ``now``."""
+    return Q(status=Order.Status.PENDING, hold_expires_at__lt=now)
+
+
 def with_hold(orders: QuerySet[Order], state: HoldState) -> QuerySet[Order]:
     """The pending orders among ``orders`` whose hold is expired, still active, or not set."""
     pending = orders.filter(status=Order.Status.PENDING)
     now = timezone.now()
     if state == HoldState.EXPIRED:
-        return pending.filter(hold_expires_at__lt=now)
+        return orders.filter(hold_expired(now))
     if state == HoldState.ACTIVE:
         return pending.filter(hold_expires_at__gte=now)
     return pending.filter(hold_expires_at__isnull=True)
