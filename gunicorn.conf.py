@@ -31,7 +31,13 @@ workers = _int("GUNICORN_WORKERS", 2 * _cpu_count() + 1)
 threads = _int("GUNICORN_THREADS", 4)
 timeout = _int("GUNICORN_TIMEOUT", 30)
 graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)
-keepalive = _int("GUNICORN_KEEPALIVE", 5)
+# A gthread worker takes new connections only while it has a free thread: one whose
+# threads are all stuck (on a lock, say) leaves /healthz and other pages to workers
+# that can answer them, instead of queueing them behind the stuck ones. Kept-alive
+# idle connections would count against that, so they are off by default (a proxy in
+# front keeps its own client connections alive).
+worker_connections = threads
+keepalive = _int("GUNICORN_KEEPALIVE", 0 if threads > 1 else 5)
 # Recycle workers now and then (0 = never), jittered so they don't restart together.
 max_requests = _int("GUNICORN_MAX_REQUESTS", 0)
 max_requests_jitter = _int("GUNICORN_MAX_REQUESTS_JITTER", 0)
