@@ -3,6 +3,7 @@
 from backoffice.admin import (
     conferences,
     disputes,
+    export_files,
     orders,
     payments,
     refunds,
@@ -14,6 +15,7 @@ from backoffice.admin import (
 __all__ = [
     "conferences",
     "disputes",
+    "export_files",
     "orders",
     "payments",
     "refunds",

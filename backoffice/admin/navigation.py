@@ -84,3 +84,10 @@ def attention_badge(request: HttpRequest) -> str:
 def can_view_tasks(request: HttpRequest) -> bool:
     """Sidebar: the background task queue (django-tasks-db's list)."""
     return request.user.has_perm("django_tasks_database.view_dbtaskresult")
+
+
+def can_see_exports(request: HttpRequest) -> bool:
+    """Sidebar: the Exports link (background exports)."""
+    from backoffice.services.export_jobs import may_see_exports
+
+    return may_see_exports(request.user)
