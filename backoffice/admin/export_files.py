@@ -46,7 +46,7 @@ class ExportFileAdmin(ModelAdmin):
     list_display_links = None
     list_filter = ("status", "file_format")
     list_select_related = ("requested_by",)
-    actions_row = ("download",)
+    actions_detail = ("download",)
     ordering = ("-created_at", "-id")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ExportFile]:
@@ -74,6 +74,12 @@ class ExportFileAdmin(ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: ExportFile | None = None) -> bool:
         """Files expire on their own (``delete_expired_exports``)."""
         return False
+
+    def get_actions_detail(self, request: HttpRequest, object_id: int | str) -> list:
+        """The Download button only on a ready export."""
+        permitted = super().get_actions_detail(request, object_id)
+        ready = self.get_queryset(request).filter(pk=object_id, status=ExportFile.Status.READY)
+        return permitted if ready.exists() else []
 
     @display(description="Requested", ordering="created_at")
     def created(self, export: ExportFile) -> str:

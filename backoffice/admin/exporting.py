@@ -155,15 +155,11 @@ class LedgerExportMixin(ExportMixin):
             used = getattr(spec, "used_parameters", None)
             if not used:
                 continue
-            chosen = [
-                str(choice["display"])
-                for choice in spec.choices(changelist)
-                if choice.get("selected") and isinstance(spec, FieldListFilter)
-            ]
-            if not chosen:
-                values = [v for value in used.values() for v in _as_list(value) if v]
-                chosen = [" – ".join(str(value) for value in values)]
-            parts.append(f"{spec.title.capitalize()}: {', '.join(chosen)}")
+            labels = _value_labels(spec)
+            values = [str(v) for value in used.values() for v in _as_list(value) if v != ""]
+            joiner = ", " if labels else " – "  # a range's bounds read "from – to"
+            described = joiner.join(labels.get(value, value) for value in values)
+            parts.append(f"{str(spec.title).capitalize()}: {described}")
         if changelist.query:
             parts.append(f"Search: “{changelist.query}”")
         if export_jobs.SELECTED_ROWS in filters:
@@ -197,6 +193,15 @@ class LedgerExportMixin(ExportMixin):
             queryset=queryset,
             title=str(self.model._meta.verbose_name_plural).capitalize(),
         )
+
+
+def _value_labels(spec: Any) -> dict[str, str]:
+    """A field filter's values with their labels (choices, or related rows); {} otherwise."""
+    if not isinstance(spec, FieldListFilter):
+        return {}
+    pairs = list(getattr(spec, "lookup_choices", None) or [])
+    pairs += list(getattr(spec.field, "flatchoices", None) or [])
+    return {str(value): str(label) for value, label in pairs}
 
 
 def _as_list(value: Any) -> list[Any]:
