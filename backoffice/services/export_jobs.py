@@ -181,8 +181,7 @@ def _start(export_id: int) -> ExportFile | None:
         )
         if export is None or export.status in (ExportFile.Status.READY, ExportFile.Status.FAILED):
             return None
-        export.status = ExportFile.Status.RUNNING
-        export.save(update_fields=["status"])
+        ExportFile.objects.filter(pk=export.pk).update(status=ExportFile.Status.RUNNING)
     return export
 
 
