@@ -253,7 +253,7 @@ BACKOFFICE_STREAMING_EXPORT_THRESHOLD = env.int(
 # XLSX files are built in memory inside the request up to this many rows (measured in
 # bench/export.py to finish well inside the 30 s worker timeout); bigger ones, and CSV
 # files asked for as a file, are written by the background worker (services/export_jobs.py).
-BACKOFFICE_XLSX_IN_REQUEST_MAX_ROWS = env.int("BACKOFFICE_XLSX_IN_REQUEST_MAX_ROWS", default=20_000)
+BACKOFFICE_XLSX_IN_REQUEST_MAX_ROWS = env.int("BACKOFFICE_XLSX_IN_REQUEST_MAX_ROWS", default=15_000)
 # Files written by background exports are deleted this many days after they are ready.
 BACKOFFICE_EXPORT_RETENTION_DAYS = env.int("BACKOFFICE_EXPORT_RETENTION_DAYS", default=7)
 # Imports are previewed and then applied inside one request each: files above

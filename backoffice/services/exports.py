@@ -29,7 +29,7 @@ CHUNK_ROWS = 2000
 #: CSV exports with more rows than this stream from the admin (settings override).
 DEFAULT_STREAMING_THRESHOLD = 20_000
 #: XLSX exports with more rows than this go to the background worker (settings override).
-DEFAULT_XLSX_IN_REQUEST_MAX_ROWS = 20_000
+DEFAULT_XLSX_IN_REQUEST_MAX_ROWS = 15_000
 
 
 def streaming_threshold() -> int:
