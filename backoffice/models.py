@@ -728,3 +728,54 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return self.worker_id
+
+
+class ExportFile(models.Model):
+    """An export written by the background worker: what was asked, by whom, and the file.
+
+    ``list_name`` is the exported list's model label (``backoffice.payment``);
+    ``filters`` the list's query parameters, as the admin list had them, from
+    which the worker rebuilds the rows; ``filters_description`` says the same
+    in words. The file lives in the default storage until ``expires_at``.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Being written"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+
+    class Format(models.TextChoices):
+        CSV = "csv", "CSV"
+        XLSX = "xlsx", "XLSX"
+
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="export_files"
+    )
+    list_name = models.CharField(max_length=100, help_text="Model label of the exported list.")
+    resource_name = models.CharField(
+        max_length=100, blank=True, help_text="The list's export Resource class, by name."
+    )
+    filters = models.JSONField(default=dict, blank=True)
+    filters_description = models.TextField(blank=True)
+    fields = models.JSONField(
+        default=list, blank=True, help_text="Columns picked on the export form; empty for all."
+    )
+    file_format = models.CharField(max_length=10, choices=Format.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    row_count = models.PositiveIntegerField(null=True, blank=True)
+    file = models.FileField(upload_to="exports/%Y/%m/", blank=True, max_length=255)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["requested_by", "-created_at"], name="export_user_created_idx"),
+            models.Index(fields=["expires_at"], name="export_expires_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.list_name} {self.get_file_format_display()} ({self.get_status_display()})"

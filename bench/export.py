@@ -4,6 +4,14 @@ Usage (PostgreSQL on 127.0.0.1:5432, user postgres, trust auth):
 
     .venv/bin/python bench/export.py                 # full size
     .venv/bin/python bench/export.py --orders 40000 --payments 100000   # quick look
+    .venv/bin/python bench/export.py --xlsx          # only the XLSX paths (below)
+
+``--xlsx`` measures the two XLSX paths only: the admin's in-request export
+(the library's in-memory workbook, on a ``--xlsx-sample`` of rows, giving
+the rows per second that ``BACKOFFICE_XLSX_IN_REQUEST_MAX_ROWS`` is chosen
+from) and the background export of the whole ledger, written by a real
+``manage.py db_worker --batch`` process whose peak RSS (``ru_maxrss`` of
+the waited-for child) and wall clock are reported, beside an idle worker's.
 
 It creates its own throwaway database (``bo_bench_<pid>``), migrates it,
 fills it with bulk SQL, measures every path in a fresh child process (so the
@@ -52,6 +60,7 @@ def child_env(db: str) -> dict[str, str]:
         "DJANGO_SECURE_SSL_REDIRECT": "0",
         "BACKOFFICE_ENCRYPTION_KEYS": os.environ.get("BACKOFFICE_ENCRYPTION_KEYS", BENCH_KEY),
         "PYTHONPATH": str(ROOT),
+        "DJANGO_MEDIA_ROOT": str(Path(tempfile.gettempdir()) / f"bench-media-{db}"),
     }
 
 
@@ -174,14 +183,14 @@ def run_child(db: str, mode: str, *extra: str) -> dict:
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
-def measure(db: str, modes: list[str], *extra: str) -> dict[str, dict]:
+def measure(db: str, modes: list[str], *extra: str, runs: int = RUNS) -> dict[str, dict]:
     """Median seconds and peak RSS over RUNS child processes per mode.
 
     The modes run interleaved (a, b, c, a, b, c, …) so that load from other
     processes on the machine weighs on all of them alike.
     """
     reports: dict[str, list[dict]] = {mode: [] for mode in modes}
-    for _ in range(RUNS):
+    for _ in range(runs):
         for mode in modes:
             reports[mode].append(run_child(db, mode, *extra))
     results = {}
@@ -231,27 +240,43 @@ def main() -> None:
     parser.add_argument("--payments", type=int, default=1_000_000)
     parser.add_argument("--sample", type=int, default=50_000, help="rows for the in-memory path")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument("--xlsx", action="store_true", help="measure the XLSX paths only")
+    parser.add_argument(
+        "--xlsx-sample", type=int, default=20_000, help="rows for the in-request XLSX path"
+    )
+    parser.add_argument("--db-name", help="use this existing, filled database")
+    parser.add_argument("--runs", type=int, default=RUNS, help="runs per path (median)")
     parser.add_argument("--child")
     parser.add_argument("--db")
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.sample)
+        child(args.child, args.xlsx_sample if args.child == "library-xlsx" else args.sample)
         return
 
-    db = f"bo_bench_{os.getpid()}"
-    admin_sql(db, f"CREATE DATABASE {db}")
+    if args.db_name:
+        db = args.db_name
+        args.keep = True
+    else:
+        db = f"bo_bench_{os.getpid()}"
+        admin_sql(db, f"CREATE DATABASE {db}")
     try:
-        subprocess.run(
-            [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
-            env=child_env(db),
-            cwd=ROOT,
-            check=True,
-        )
-        seconds = populate(db, args.orders, args.payments)
-        print(
-            f"Database {db}: {args.orders:,} orders, {args.payments:,} payments "
-            f"built in {seconds:.1f} s (PostgreSQL, bulk SQL)."
-        )
+        if not args.db_name:
+            started = time.perf_counter()
+            subprocess.run(
+                [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
+                env=child_env(db),
+                cwd=ROOT,
+                check=True,
+            )
+            migrated = time.perf_counter() - started
+            seconds = populate(db, args.orders, args.payments)
+            print(
+                f"Database {db}: {args.orders:,} orders, {args.payments:,} payments "
+                f"built in {seconds:.1f} s (PostgreSQL, bulk SQL; migrate {migrated:.1f} s)."
+            )
+        if args.xlsx:
+            xlsx_table(db, args.xlsx_sample, args.runs)
+            return
         streamed = measure(db, ["copy", "stream", "command", "admin-stream"])
         copy, stream = streamed["copy"], streamed["stream"]
         command, admin_stream = streamed["command"], streamed["admin-stream"]
@@ -276,6 +301,86 @@ def main() -> None:
     finally:
         if not args.keep:
             admin_sql(db, f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+
+
+def xlsx_table(db: str, sample: int, runs: int) -> None:
+    """Measure the in-request XLSX rate and the background XLSX export, and print them."""
+    in_request = measure(db, ["library-xlsx"], "--xlsx-sample", str(sample), runs=runs)
+    in_request = in_request["library-xlsx"]
+    background = measure(db, ["background-xlsx"], runs=runs)["background-xlsx"]
+    rate = in_request["rows"] / in_request["seconds"]
+    print()
+    print(
+        f"{'XLSX path':<52} {'rows':>9} {f's (med {runs})':>10} {'rows/s':>8} {'peak RSS':>9} "
+        f"{'growth':>7} {'file':>8}"
+    )
+    for name, result in (
+        (f"in-request (library, in memory), {sample:,}-row sample", in_request),
+        ("background task in db_worker --batch (write-only)", background),
+    ):
+        print(
+            f"{name:<52} {result['rows']:>9,} {result['seconds']:>10.2f} "
+            f"{result['rows'] / result['seconds']:>8,.0f} {result['rss_mb']:>6.0f} MB "
+            f"{result['growth_mb']:>4.0f} MB {result['bytes'] / 1e6:>5.0f} MB"
+        )
+    print(
+        f"\nIn-request XLSX: {rate:,.0f} rows/s, so {rate * 10:,.0f} rows take about 10 s "
+        "(a third of the 30 s worker timeout)."
+    )
+    print(
+        "Peak RSS of the worker is the whole db_worker process; growth is over the same "
+        "worker run with no task (Django and the project loaded)."
+    )
+    print(f"load average at the end: {os.getloadavg()[0]:.1f} ({os.cpu_count()} CPUs)")
+
+
+def background_xlsx() -> None:
+    """Queue the background XLSX export of the whole ledger and run a db_worker process on it."""
+    from django.contrib.auth import get_user_model
+
+    from backoffice.models import ExportFile
+    from backoffice.services.export_jobs import request_export
+
+    command = [
+        sys.executable,
+        "manage.py",
+        "db_worker",
+        "--batch",
+        "--no-startup-delay",
+        "--no-reload",
+        "--queue-name",
+        "*",
+        "-v0",
+    ]
+    subprocess.run(command, cwd=ROOT, check=True)  # no task: the idle worker's footprint
+    idle_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    export = request_export(
+        user=get_user_model().objects.get(username="bench-admin"),
+        list_name="backoffice.payment",
+        filters={},
+        file_format=ExportFile.Format.XLSX,
+    )
+    started = time.perf_counter()
+    subprocess.run(command, cwd=ROOT, check=True)
+    seconds = time.perf_counter() - started
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    export.refresh_from_db()
+    assert export.status == ExportFile.Status.READY, (export.status, export.error)
+    size = export.file.size
+    export.file.delete(save=False)
+    export.delete()
+    print(
+        json.dumps(
+            {
+                "rows": export.row_count,
+                "seconds": seconds,
+                "cpu": 0.0,
+                "rss_mb": peak_mb,
+                "growth_mb": peak_mb - idle_mb,
+                "bytes": size,
+            }
+        )
+    )
 
 
 # --- Children: one measurement each -----------------------------------------------------
@@ -416,6 +521,19 @@ def child(mode: str, sample: int) -> None:
         dataset = PaymentResource().export(queryset=queryset)
         content = base_formats.CSV().export_data(dataset).encode("utf-8-sig")
         report(len(dataset), time.perf_counter() - started, len(content))
+    elif mode == "library-xlsx":
+        from import_export.formats import base_formats
+
+        from backoffice.models import Payment
+
+        first = Payment.objects.order_by("id").values_list("id", flat=True)[0]
+        queryset = Payment.objects.filter(id__lt=first + sample).order_by("-created_at", "-id")
+        started = start_clock()
+        dataset = PaymentResource().export(queryset=queryset, force_native_type=True)
+        content = base_formats.XLSX().export_data(dataset)
+        report(len(dataset), time.perf_counter() - started, len(content))
+    elif mode == "background-xlsx":
+        background_xlsx()
     elif mode == "admin-lists":
         admin_lists()
     else:

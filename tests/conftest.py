@@ -125,3 +125,10 @@ def run_tasks(db) -> Callable[[], int]:
     from tests.worker import run_queued_tasks
 
     return run_queued_tasks
+
+
+@pytest.fixture
+def media_root(settings, tmp_path):
+    """The default storage in a temporary folder (background exports write files there)."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT

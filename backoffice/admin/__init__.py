@@ -3,6 +3,7 @@
 from backoffice.admin import (
     conferences,
     disputes,
+    export_files,
     order_emails,
     orders,
     payments,
@@ -16,6 +17,7 @@ from backoffice.admin import (
 __all__ = [
     "conferences",
     "disputes",
+    "export_files",
     "order_emails",
     "orders",
     "payments",

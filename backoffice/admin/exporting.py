@@ -2,13 +2,23 @@
 
 from typing import Any
 
+from django import forms
 from django.contrib import messages
+from django.contrib.admin.filters import FieldListFilter
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    QueryDict,
+    StreamingHttpResponse,
+)
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.html import format_html
 from import_export.admin import ExportMixin, ImportMixin
 from import_export.formats import base_formats
 from import_export.resources import ModelResource
@@ -18,7 +28,7 @@ from unfold.contrib.import_export.forms import ImportForm, SelectableFieldsExpor
 
 from backoffice.exports import PREVIEW_ROWS
 from backoffice.import_formats import BoundedCSV, BoundedXLSX
-from backoffice.services import order_import
+from backoffice.services import export_jobs, order_import
 from backoffice.services.exports import (
     has_more_rows_than,
     spreadsheet_row_limit,
@@ -28,7 +38,19 @@ from backoffice.services.exports import (
 
 
 class ColumnExportForm(SelectableFieldsExportForm):
-    """unfold's export form, each checkbox labelled with the column's header as exported."""
+    """unfold's export form, each checkbox labelled with the column's header as exported.
+
+    "Prepare a file" sends the export to the background worker whatever its size.
+    """
+
+    prepare_file = forms.BooleanField(
+        required=False,
+        label="Prepare a file to download later",
+        help_text=(
+            "The file is written in the background and listed under Exports; "
+            "large XLSX exports always are."
+        ),
+    )
 
     def _get_field_label(self, resource: type[ModelResource], field_name: str) -> str:
         """The column name ("Attendee email"), not the field name."""
@@ -39,15 +61,24 @@ class ColumnExportForm(SelectableFieldsExportForm):
 class LedgerExportMixin(ExportMixin):
     """import-export's admin export (CSV and XLSX) styled by unfold, permission-gated.
 
-    CSV is UTF-8 with a byte-order mark; a CSV export of more than
-    ``BACKOFFICE_STREAMING_EXPORT_THRESHOLD`` rows streams (same bytes) instead of
-    being built in memory, so it never runs into the worker timeout; an XLSX export
-    of more than ``BACKOFFICE_XLSX_EXPORT_MAX_ROWS`` rows is refused with a message.
+    Three paths, chosen in ``_do_file_export``:
+
+    - in the background (``services.export_jobs``): an XLSX export of more than
+      ``BACKOFFICE_XLSX_IN_REQUEST_MAX_ROWS`` rows, or any export with "Prepare a
+      file" ticked, is queued; the worker writes the file and the Exports list
+      offers it for download;
+    - streamed: a CSV export of more than ``BACKOFFICE_STREAMING_EXPORT_THRESHOLD``
+      rows streams (same bytes), so it never runs into the worker timeout;
+    - in memory: the rest, by the library. CSV is UTF-8 with a byte-order mark.
     """
 
     export_form_class = ColumnExportForm
     export_formats = [base_formats.CSV, base_formats.XLSX]
     to_encoding = "utf-8-sig"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        export_jobs.register_export_list(self.model._meta.label_lower, self.background_source)
 
     def has_export_permission(self, request: HttpRequest) -> bool:
         """An export shows every row: it needs the view permission besides the export one."""
@@ -63,9 +94,11 @@ class LedgerExportMixin(ExportMixin):
         """Stream large CSV exports; leave the rest to the library."""
         if not self.has_export_permission(request):
             raise PermissionDenied
-        if isinstance(file_format, base_formats.CSV) and has_more_rows_than(
-            queryset, streaming_threshold()
-        ):
+        is_csv = isinstance(file_format, base_formats.CSV)
+        wants_file = bool(export_form and export_form.cleaned_data.get("prepare_file"))
+        if wants_file or (not is_csv and has_more_rows_than(queryset, spreadsheet_row_limit())):
+            return self.queue_export(request, file_format, export_form)
+        if is_csv and has_more_rows_than(queryset, streaming_threshold()):
             resource_class = self.choose_export_resource_class(export_form, request)
             resource = resource_class(**self.get_export_resource_kwargs(request))
             fields = self.get_export_resource_fields_from_form(export_form)
@@ -77,16 +110,103 @@ class LedgerExportMixin(ExportMixin):
             response["Content-Disposition"] = f'attachment; filename="{filename}"'
             post_export.send(sender=None, model=self.model)
             return response
-        limit = spreadsheet_row_limit()
-        if not isinstance(file_format, base_formats.CSV) and has_more_rows_than(queryset, limit):
-            self.message_user(
-                request,
-                f"More than {limit:,} rows is too many for an XLSX file: export CSV "
-                "(streamed, any size) or narrow the filters.",
-                messages.ERROR,
-            )
-            return HttpResponseRedirect(request.get_full_path())
         return super()._do_file_export(file_format, request, queryset, export_form=export_form)
+
+    def queue_export(
+        self, request: HttpRequest, file_format: base_formats.Format, export_form: Any
+    ) -> HttpResponse:
+        """Hand the export to the worker and show the Exports list, saying it is coming."""
+        filters = export_jobs.filters_as_lists(request.GET)
+        if export_form is not None and "export_items" in export_form.changed_data:
+            filters[export_jobs.SELECTED_ROWS] = [
+                str(pk) for pk in export_form.cleaned_data["export_items"]
+            ]
+        resource_class = self.choose_export_resource_class(export_form, request)
+        try:
+            export_jobs.request_export(
+                user=request.user,
+                list_name=self.model._meta.label_lower,
+                filters=filters,
+                file_format=file_format.get_extension(),
+                resource_name=resource_class.__name__,
+                fields=self.get_export_resource_fields_from_form(export_form),
+                description=self.describe_export_filters(request, filters),
+            )
+        except ValidationError as exc:
+            self.message_user(request, " ".join(exc.messages), messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+        exports_url = reverse("admin:backoffice_exportfile_changelist")
+        self.message_user(
+            request,
+            format_html(
+                "Your export is being prepared. It will be listed under "
+                '<a href="{}">Exports</a> with a download link when it is ready.',
+                exports_url,
+            ),
+            messages.SUCCESS,
+        )
+        return HttpResponseRedirect(exports_url)
+
+    def describe_export_filters(self, request: HttpRequest, filters: dict[str, list]) -> str:
+        """The list's filters and search in words, e.g. "Status: Succeeded; Search: “x”"."""
+        changelist = self.get_changelist_instance(request)
+        parts = []
+        for spec in changelist.filter_specs:
+            used = getattr(spec, "used_parameters", None)
+            if not used:
+                continue
+            labels = _value_labels(spec)
+            values = [str(v) for value in used.values() for v in _as_list(value) if v != ""]
+            joiner = ", " if labels else " – "  # a range's bounds read "from – to"
+            described = joiner.join(labels.get(value, value) for value in values)
+            parts.append(f"{str(spec.title).capitalize()}: {described}")
+        if changelist.query:
+            parts.append(f"Search: “{changelist.query}”")
+        if export_jobs.SELECTED_ROWS in filters:
+            parts.append(f"{len(filters[export_jobs.SELECTED_ROWS]):,} selected rows")
+        return "; ".join(parts) or "All rows"
+
+    def background_source(
+        self, user: AbstractBaseUser, filters: dict[str, list[str]], resource_name: str
+    ) -> export_jobs.ExportSource:
+        """The worker's view of this list: its rows as ``user`` filtered them, and the Resource."""
+        request = HttpRequest()
+        request.method = "GET"
+        request.user = user
+        request.path = reverse(
+            f"admin:{self.model._meta.app_label}_{self.model._meta.model_name}_changelist"
+        )
+        params = QueryDict(mutable=True)
+        for key, values in filters.items():
+            if key != export_jobs.SELECTED_ROWS:
+                params.setlist(key, values)
+        request.GET = params
+        if not self.has_export_permission(request):
+            raise PermissionDenied
+        queryset = self.get_export_queryset(request)
+        if export_jobs.SELECTED_ROWS in filters:
+            queryset = queryset.filter(pk__in=filters[export_jobs.SELECTED_ROWS])
+        classes = {cls.__name__: cls for cls in self.get_export_resource_classes(request)}
+        resource_class = classes.get(resource_name) or self.get_export_resource_classes(request)[0]
+        return export_jobs.ExportSource(
+            resource=resource_class(**self.get_export_resource_kwargs(request)),
+            queryset=queryset,
+            title=str(self.model._meta.verbose_name_plural).capitalize(),
+        )
+
+
+def _value_labels(spec: Any) -> dict[str, str]:
+    """A field filter's values with their labels (choices, or related rows); {} otherwise."""
+    if not isinstance(spec, FieldListFilter):
+        return {}
+    pairs = list(getattr(spec, "lookup_choices", None) or [])
+    pairs += list(getattr(spec.field, "flatchoices", None) or [])
+    return {str(value): str(label) for value, label in pairs}
+
+
+def _as_list(value: Any) -> list[Any]:
+    """A filter parameter's value(s) as a list."""
+    return list(value) if isinstance(value, list | tuple) else [value]
 
 
 class LimitedImportForm(ImportForm):

@@ -89,3 +89,10 @@ def can_view_tasks(request: HttpRequest) -> bool:
 def can_view_scheduled_jobs(request: HttpRequest) -> bool:
     """Sidebar: the periodic jobs' schedule rows."""
     return request.user.has_perm("backoffice.view_scheduledjob")
+
+
+def can_see_exports(request: HttpRequest) -> bool:
+    """Sidebar: the Exports link (background exports)."""
+    from backoffice.services.export_jobs import may_see_exports
+
+    return may_see_exports(request.user)

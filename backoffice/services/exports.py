@@ -28,8 +28,8 @@ BOM = "\ufeff".encode()
 CHUNK_ROWS = 2000
 #: CSV exports with more rows than this stream from the admin (settings override).
 DEFAULT_STREAMING_THRESHOLD = 20_000
-#: XLSX exports with more rows than this are refused with a message (settings override).
-DEFAULT_XLSX_MAX_ROWS = 100_000
+#: XLSX exports with more rows than this go to the background worker (settings override).
+DEFAULT_XLSX_IN_REQUEST_MAX_ROWS = 15_000
 
 
 def streaming_threshold() -> int:
@@ -40,8 +40,10 @@ def streaming_threshold() -> int:
 
 
 def spreadsheet_row_limit() -> int:
-    """Most rows an admin XLSX export may have (it is built in memory, unlike streamed CSV)."""
-    return int(getattr(settings, "BACKOFFICE_XLSX_EXPORT_MAX_ROWS", DEFAULT_XLSX_MAX_ROWS))
+    """Most rows an admin XLSX export builds in the request (larger ones go to the worker)."""
+    return int(
+        getattr(settings, "BACKOFFICE_XLSX_IN_REQUEST_MAX_ROWS", DEFAULT_XLSX_IN_REQUEST_MAX_ROWS)
+    )
 
 
 def has_more_rows_than(queryset: models.QuerySet, limit: int) -> bool:

@@ -42,6 +42,7 @@ from django_tasks_db.models import DBTaskResult
 from django_tasks_db.utils import exclusive_transaction
 
 from backoffice.models import ScheduledJob
+from backoffice.services.export_jobs import delete_expired_exports
 from backoffice.services.ledger import orders_to_resync
 from backoffice.services.payment.resync_batch import resync_orders
 from backoffice.services.worker_liveness import forget_silent_workers, recover_stuck_tasks
@@ -105,6 +106,12 @@ def prune_finished_tasks() -> JobOutcome:
     return JobOutcome(result=f"Deleted {deleted} finished task row(s).")
 
 
+def delete_expired_export_files() -> JobOutcome:
+    """Delete background export files (and their rows) past ``BACKOFFICE_EXPORT_RETENTION_DAYS``."""
+    deleted = delete_expired_exports()
+    return JobOutcome(result=f"Deleted {deleted} expired export file(s).")
+
+
 JOBS: list[Job] = [
     Job(
         name="stripe_resync",
@@ -123,6 +130,12 @@ JOBS: list[Job] = [
         description="Delete finished background task rows older than the retention.",
         interval=lambda: PRUNE_INTERVAL,
         run=prune_finished_tasks,
+    ),
+    Job(
+        name="delete_expired_exports",
+        description="Delete background export files past their retention.",
+        interval=lambda: PRUNE_INTERVAL,
+        run=delete_expired_export_files,
     ),
 ]
 JOBS_BY_NAME = {job.name: job for job in JOBS}

@@ -238,21 +238,6 @@ def test_streamed_export_honours_selected_columns(finance, make_order, settings)
     assert csv_rows(response) == [["Amount", "Note"], ["12.00", "hello"]]
 
 
-def test_too_large_xlsx_export_is_refused_with_a_message(finance, make_order, settings):
-    settings.BACKOFFICE_XLSX_EXPORT_MAX_ROWS = 2
-    order = make_order("100.00")
-    for _ in range(3):
-        make_payment(order)
-    refused = post_export(finance, XLSX, "?method__exact=manual")
-    assert refused.status_code == 302
-    assert refused["Location"] == EXPORT_URL + "?method__exact=manual"
-    page = finance.get(refused["Location"])
-    assert "too many for an XLSX file" in page.content.decode()
-    assert csv_rows(post_export(finance, CSV))[1:] != []
-    settings.BACKOFFICE_XLSX_EXPORT_MAX_ROWS = 3
-    assert post_export(finance, XLSX).status_code == 200
-
-
 @pytest.mark.parametrize("method", ["get", "post"])
 def test_export_needs_the_view_permission_too(client, make_order, method):
     order = make_order("10.00", billing_email="secret.payer@example.com")

@@ -19,7 +19,12 @@ def test_superusers_see_each_job_with_its_interval_and_last_run(admin_client, ru
 
     assert response.status_code == 200
     html = response.content.decode()
-    for name in ("stripe_resync", "recover_stuck_tasks", "prune_task_results"):
+    for name in (
+        "stripe_resync",
+        "recover_stuck_tasks",
+        "prune_task_results",
+        "delete_expired_exports",
+    ):
         assert name in html
     assert "0:15:00" in html and "1 day, 0:00:00" in html
     assert "Checked 0 orders, 0 payments changed, 0 errors." in html

@@ -9,7 +9,7 @@ from django.tasks import TaskResultStatus
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from backoffice.models import Order, Payment, ScheduledJob
+from backoffice.models import ExportFile, Order, Payment, ScheduledJob
 from backoffice.services.schedule import JOBS, job_statuses, run_scheduled_job, tick
 from tests.races import run_at_once
 from tests.stripe_fixtures import free_port, paid_at_stripe
@@ -35,7 +35,7 @@ def test_a_due_job_is_queued_once_and_its_run_is_recorded_on_its_row():
     assert tick() == ALL_JOBS
     assert queued_jobs() == ALL_JOBS
 
-    assert run_queued_tasks() == 3
+    assert run_queued_tasks() == len(JOBS)
 
     assert set(DBTaskResult.objects.values_list("status", flat=True)) == {
         TaskResultStatus.SUCCESSFUL
@@ -129,7 +129,7 @@ def test_stripe_unreachable_is_recorded_on_the_row_and_the_worker_goes_on(
     settings.STRIPE_API_BASE = f"http://127.0.0.1:{free_port()}"
 
     tick()
-    assert run_queued_tasks() == 3
+    assert run_queued_tasks() == len(JOBS)
 
     resync = row("stripe_resync")
     assert resync.last_result == "Checked 1 order, 0 payments changed, 1 error."
@@ -169,7 +169,7 @@ def test_the_prune_job_deletes_finished_tasks_older_than_the_retention(settings)
 
 @pytest.mark.django_db
 def test_job_statuses_list_every_job_with_its_last_and_next_run():
-    assert [status.last_run_at for status in job_statuses()] == [None, None, None]
+    assert [status.last_run_at for status in job_statuses()] == [None] * len(JOBS)
 
     tick()
     run_queued_tasks()
@@ -179,3 +179,25 @@ def test_job_statuses_list_every_job_with_its_last_and_next_run():
     assert resync.interval == timedelta(minutes=15)
     assert resync.next_run_at == resync.last_run_at + timedelta(minutes=15)
     assert resync.last_result.startswith("Checked 0 orders")
+
+
+@pytest.mark.django_db
+def test_the_daily_job_deletes_expired_export_files(django_user_model, media_root):
+    user = django_user_model.objects.create_user("finance")
+    expired, kept = (
+        ExportFile.objects.create(
+            requested_by=user,
+            list_name="backoffice.payment",
+            file_format=ExportFile.Format.CSV,
+            status=ExportFile.Status.READY,
+            expires_at=timezone.now() + timedelta(days=days),
+        )
+        for days in (-1, 1)
+    )
+
+    tick()
+    run_queued_tasks()
+
+    assert list(ExportFile.objects.all()) == [kept]
+    assert row("delete_expired_exports").last_result == "Deleted 1 expired export file(s)."
+    assert not ExportFile.objects.filter(pk=expired.pk).exists()
