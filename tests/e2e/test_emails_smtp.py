@@ -2,48 +2,22 @@
 
 import email
 import email.policy
-import socket
 from decimal import Decimal
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from backoffice.models import Conference, OrderEmail, OrderHistoryEntry
 from backoffice.services.notifications import resend
 from backoffice.services.payment import PaymentService
+from tests.smtp_server import running_smtp_server
 from tests.worker import run_db_worker
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class Inbox:
-    """An aiosmtpd handler keeping every message it accepts; ``refuse`` answers 451 instead."""
-
-    def __init__(self) -> None:
-        self.envelopes: list[Envelope] = []
-        self.refuse = False
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        if self.refuse:
-            return "451 Requested action aborted: local error in processing"
-        self.envelopes.append(envelope)
-        return "250 Message accepted for delivery"
 
 
 @pytest.fixture(scope="module")
 def smtp_server():
     """A real SMTP server on a free port of 127.0.0.1, for the whole module."""
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    yield inbox, controller.port
-    controller.stop()
+    with running_smtp_server() as (inbox, port):
+        yield inbox, port
 
 
 @pytest.fixture

@@ -47,6 +47,7 @@ from tests.deploy_env import (
     shared_database_url,
 )
 from tests.load.probe.apps import PROBE_TABLE
+from tests.smtp_server import shared_smtp_server
 from tests.stripe_fixtures import LocalStripe, sign_payload
 
 WORKERS = 4
@@ -287,6 +288,8 @@ def load_server_env(
         "STRIPE_MAX_NETWORK_RETRIES": "0",
         # The test process encrypts the conferences' Stripe keys it creates; the server reads them.
         "BACKOFFICE_ENCRYPTION_KEYS": ",".join(settings.BACKOFFICE_ENCRYPTION_KEYS),
+        # Receipts go to a real SMTP server of the test process.
+        "DJANGO_EMAIL_URL": f"smtp://127.0.0.1:{shared_smtp_server()[1]}",
     }
     return production_env(**{**env, **overrides})
 

@@ -29,7 +29,7 @@ from django.db.models import Count, Q
 from django.urls import reverse
 
 from backoffice.admin.forms import new_form_key
-from backoffice.models import Conference, Order, Payment, StripeEvent
+from backoffice.models import Conference, Order, OrderEmail, Payment, StripeEvent
 from backoffice.services.payment import PaymentService
 from backoffice.services.staff_groups import FINANCE, FRONT_DESK, create_staff_groups
 from tests.load.server import AdminSession, Server, report
@@ -388,6 +388,14 @@ def assert_storm_ledger(server: Server, paid: list[CardOrder], summary: str) -> 
     counts = server.order_paid_counts(order_ids)
     not_once = {pk: n for pk, n in counts.items() if n != 1}
     assert not_once == {}, f"{summary}\norder_paid not sent exactly once: {not_once}"
+
+    # Each paid order's receipt went out once, through the real SMTP server.
+    receipts = Counter(
+        OrderEmail.objects.filter(
+            order_id__in=order_ids, kind=OrderEmail.Kind.RECEIPT, status=OrderEmail.Status.SENT
+        ).values_list("order_id", flat=True)
+    )
+    assert receipts == Counter(order_ids), f"{summary}\nreceipts not sent once: {receipts}"
 
 
 # --- Scenarios ------------------------------------------------------------------------------
