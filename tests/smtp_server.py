@@ -1,6 +1,8 @@
 """A real SMTP server for tests (aiosmtpd on a free port of 127.0.0.1) and its inbox."""
 
+import asyncio
 import atexit
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -11,13 +13,25 @@ from tests.deploy_env import free_port
 
 
 class Inbox:
-    """An aiosmtpd handler keeping every message it accepts; ``refuse`` answers 451 instead."""
+    """An aiosmtpd handler keeping every message it accepts.
+
+    ``refuse`` answers 451 instead; ``stall`` holds every message unanswered (its
+    sender waits mid-send, ``reached`` is set) until ``stall`` is cleared, then
+    answers 451: a message the server never acknowledged is not delivered.
+    """
 
     def __init__(self) -> None:
         self.envelopes: list[Envelope] = []
         self.refuse = False
+        self.stall = False
+        self.reached = threading.Event()
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.stall:
+            self.reached.set()
+            while self.stall:
+                await asyncio.sleep(0.05)
+            return "451 Requested action aborted: the sender went away"
         if self.refuse:
             return "451 Requested action aborted: local error in processing"
         self.envelopes.append(envelope)

@@ -2,13 +2,22 @@
 
 import email
 import email.policy
+import subprocess
+import sys
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
 
 from backoffice.models import Conference, OrderEmail, OrderHistoryEntry
 from backoffice.services.notifications import resend
 from backoffice.services.payment import PaymentService
+from backoffice.services.worker_liveness import recover_stuck_tasks, stuck_after
+from tests.deploy_env import REPO_DIR, production_env, shared_database_url
 from tests.smtp_server import running_smtp_server
 from tests.worker import run_db_worker
 
@@ -26,6 +35,8 @@ def inbox(smtp_server, settings):
     inbox, port = smtp_server
     inbox.envelopes.clear()
     inbox.refuse = False
+    inbox.stall = False
+    inbox.reached.clear()
     settings.MAILERS = {
         "default": {
             "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
@@ -110,4 +121,50 @@ def test_a_server_answering_451_is_retried_then_the_failure_is_shown(
     resend(record, staff_user=None)
     run_db_worker()
 
+    assert [e.rcpt_tos for e in inbox.envelopes] == [["ada@example.com"]]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_while_sending_leaves_the_receipt_to_be_sent_after_all(
+    smtp_server, inbox, organised, make_order, staff_user
+):
+    """A real ``run_worker`` process SIGKILLed mid-send: the task is put back and sent once."""
+    if connection.vendor != "postgresql":
+        pytest.skip("a worker process needs the test database on a server (PostgreSQL)")
+    _, port = smtp_server
+    inbox.stall = True
+    order = make_order("100.00")
+    PaymentService.record_manual(order, amount=Decimal("100.00"), staff_user=staff_user)
+    env = production_env(
+        DATABASE_URL=shared_database_url(),
+        DJANGO_EMAIL_URL=f"smtp://127.0.0.1:{port}",
+        DEFAULT_FROM_EMAIL="registration@example.org",
+        BACKOFFICE_ENCRYPTION_KEYS=",".join(settings.BACKOFFICE_ENCRYPTION_KEYS),
+    )
+    worker = subprocess.Popen(
+        [sys.executable, "manage.py", "run_worker", "--no-reload", "--interval", "0.2"],
+        cwd=REPO_DIR,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert inbox.reached.wait(timeout=60), "the worker never reached the SMTP server"
+    finally:
+        worker.kill()  # SIGKILL: no chance to mark anything
+        worker.wait(timeout=30)
+    inbox.stall = False
+    record = OrderEmail.objects.get(order=order, kind=OrderEmail.Kind.RECEIPT)
+    assert record.status != OrderEmail.Status.SENT
+    [stuck] = DBTaskResult.objects.running()
+    assert stuck.task_path.endswith("send_email_task")
+
+    # Later, the scheduled recovery finds the dead worker's task and puts it back.
+    recovered = recover_stuck_tasks(now=timezone.now() + stuck_after() + timedelta(minutes=1))
+    assert recovered == [str(stuck.id)]
+    run_db_worker()
+
+    record.refresh_from_db()
+    assert record.status == OrderEmail.Status.SENT
     assert [e.rcpt_tos for e in inbox.envelopes] == [["ada@example.com"]]
