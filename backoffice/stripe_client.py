@@ -284,41 +284,33 @@ class StripeClient:
 
     def list_disputes(self, payment_intent_id: str) -> list["StripeDispute"]:
         """Every dispute Stripe holds on a PaymentIntent (``GET /v1/disputes?payment_intent=``)."""
-
-        def fetch() -> list[dict[str, Any]]:
-            page = self._client.v1.disputes.list(
-                {"payment_intent": payment_intent_id, "limit": 100}
-            )
-            return [item.to_dict() for item in page.auto_paging_iter()]
-
-        with _translate_stripe_errors("look up the payment's disputes"):
-            listed = fetch()
-        try:
-            return [
-                parse_dispute(item, where=f"Stripe's answer[{index}]")
-                for index, item in enumerate(listed)
-            ]
-        except MalformedStripeEvent as exc:
-            raise PaymentProviderError(
-                f"Stripe answered with a dispute we cannot read: {exc}"
-            ) from exc
+        return self._list_for_intent(
+            self._client.v1.disputes, payment_intent_id, parse_dispute, "dispute"
+        )
 
     def list_refunds(self, payment_intent_id: str) -> list["StripeRefund"]:
         """Every refund Stripe holds for a PaymentIntent (all pages, as Stripe lists them)."""
+        return self._list_for_intent(
+            self._client.v1.refunds, payment_intent_id, parse_refund, "refund"
+        )
+
+    def _list_for_intent[T](
+        self, service: Any, payment_intent_id: str, parse: Callable[..., T], noun: str
+    ) -> list[T]:
+        """Every object of one kind Stripe lists for an intent, all pages, typed.
+
+        Stripe errors and answers we cannot read are ``PaymentProviderError``.
+        """
         params: dict[str, Any] = {"payment_intent": payment_intent_id, "limit": 100}
-        with _translate_stripe_errors("list the payment's refunds"):
-            listed = [
-                refund.to_dict()
-                for refund in self._client.v1.refunds.list(params).auto_paging_iter()
-            ]
+        with _translate_stripe_errors(f"list the payment's {noun}s"):
+            listed = [item.to_dict() for item in service.list(params).auto_paging_iter()]
         try:
             return [
-                parse_refund(obj, where=f"Stripe's list of refunds[{i}]")
-                for i, obj in enumerate(listed)
+                parse(obj, where=f"Stripe's list of {noun}s[{i}]") for i, obj in enumerate(listed)
             ]
         except MalformedStripeEvent as exc:
             raise PaymentProviderError(
-                f"Stripe answered with a refund we cannot read: {exc}"
+                f"Stripe answered with a {noun} we cannot read: {exc}"
             ) from exc
 
 

@@ -97,12 +97,14 @@ def test_an_unreadable_dispute_from_stripe_is_a_provider_error(stripe_conference
     intent = f"pi_bad_{uuid.uuid4().hex[:8]}"
     localstripe.put_dispute(dispute_object(intent, "ch_bad", 100, status="mystery"))
 
-    with pytest.raises(PaymentProviderError, match=r"cannot read: Stripe's answer\[0\]\.status"):
+    with pytest.raises(
+        PaymentProviderError, match=r"cannot read: Stripe's list of disputes\[0\].status"
+    ):
         StripeClient(stripe_conference).list_disputes(intent)
 
 
 def test_an_unreachable_stripe_is_a_provider_error(stripe_conference, settings):
     settings.STRIPE_API_BASE = "http://127.0.0.1:9"  # nothing listens on the discard port
 
-    with pytest.raises(PaymentProviderError, match="look up the payment's disputes"):
+    with pytest.raises(PaymentProviderError, match="list the payment's disputes"):
         StripeClient(stripe_conference).list_disputes("pi_1")
