@@ -1,16 +1,19 @@
 """Re-syncing many orders from Stripe in one go: ``manage.py sync_stripe`` and the scheduled job.
 
 Each order goes through ``PaymentService.sync_from_stripe``; an order that
-fails is counted and the others go on, except that once Stripe is unreachable
-the remaining orders are skipped (each would wait for the same time-out).
+fails (Stripe refused, the order's row stayed locked past the lock timeout) is
+counted and the others go on, except that once Stripe is unreachable the
+remaining orders are skipped (each would wait for the same time-out).
 """
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
+from django.db import DatabaseError
 from django.utils.translation import ngettext
 
+from backoffice.database_outage import database_unavailable
 from backoffice.models import Order
 from backoffice.services.payment.resync import sync_from_stripe
 from backoffice.stripe_client import PaymentProviderError, StripeUnreachable
@@ -60,6 +63,16 @@ def resync_orders(orders: Iterable[Order]) -> ResyncRun:
             continue
         except ValidationError as exc:
             run.errors.append(f"{order.reference}: error: {' '.join(exc.messages)}")
+            continue
+        except DatabaseError as exc:
+            if not database_unavailable(exc):
+                raise  # a bug, not a busy database
+            # The order's row stayed locked past the lock timeout (a long desk write,
+            # say): nothing was changed; the next run tries again.
+            run.errors.append(
+                f"{order.reference}: not checked now: the database is busy "
+                f"({type(exc.__cause__).__name__}); the next run tries again."
+            )
             continue
         run.changed_payments += report.payments_changed
         if report.changed or report.notes:
