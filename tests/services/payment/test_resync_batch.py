@@ -9,6 +9,7 @@ from tests.deploy_env import shared_database_url
 from tests.fault_injection import table_locked
 from tests.stripe_fixtures import paid_at_stripe
 
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)  # another connection must be able to lock the table
 def test_an_order_locked_past_the_lock_timeout_is_an_error_and_the_next_run_repairs_it(
