@@ -185,8 +185,8 @@ RESOLVE_ATTENTION_DIALOG = {
 SYNC_FROM_STRIPE_DIALOG = {
     "title": _("Re-sync from Stripe"),
     "description": _(
-        "Asks Stripe for each card payment of this order and its refunds, and applies "
-        "whatever the site missed (a webhook that never arrived), as the webhook would "
+        "Asks Stripe for each card payment of this order, its refunds and disputes, and "
+        "applies whatever the site missed (a webhook that never arrived), as the webhook would "
         "have. Nothing is sent to the attendee's card; running it again changes nothing."
     ),
     "form_class": SyncFromStripeForm,
