@@ -443,10 +443,10 @@ def main() -> None:
     try:
         built = prepare_database(db, orders=args.orders, payments=args.payments, reuse=reuse)
         print(built, file=sys.stderr)
+        size = ledger_size(db)  # before the runs, which add orders paid by webhooks
         with tempfile.TemporaryDirectory() as tmp:
             baseline = baseline_code(args.baseline, Path(tmp)) if args.baseline else None
             results = measure_rounds(db, args, baseline)
-        size = ledger_size(db)
     finally:
         if not keep:
             export.admin_sql(db, f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")

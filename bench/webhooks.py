@@ -3,8 +3,8 @@
 ``measure_webhooks(db_name, events=, concurrency=)`` runs inside a Django process
 already pointed at ``db_name``. Each event is a signed ``payment_intent.succeeded``
 paying in full the card attempt of a pending order made for the run (the common case:
-the attendee paid), so every event changes money and settles an order. It returns one dict: events/s,
-p50 and p95 latency, gunicorn workers' CPU per event (user + system, from /proc),
+the attendee paid), so every event changes money and settles an order. It returns one
+dict: events/s, p50 and p95 latency, gunicorn workers' CPU per event (user + system, from /proc),
 and queries and commits per event (counted in process through the test client on
 a few more events, since gunicorn's queries cannot be seen from outside).
 """
