@@ -405,8 +405,9 @@ def report(*, command: str, context: list[str], table: str, started: float) -> s
             "",
             "Wall clock is the median over the runs (each page: median of 3 requests after "
             "a warm-up, in process through the test client, so it is server time). CPU is the "
-            "Python process plus its PostgreSQL backend (webhooks: the gunicorn workers only); "
-            "contention on the machine inflates wall clock, not CPU. Queries is the most seen "
+            "Python process plus its PostgreSQL backend, not PostgreSQL's parallel workers "
+            "(webhooks: the gunicorn workers only); contention on the machine inflates wall "
+            "clock more than CPU. Queries is the most seen "
             "in any run; slowest SQL is the median of each run's slowest query.",
             "",
         ]
