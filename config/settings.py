@@ -275,6 +275,9 @@ BACKOFFICE_IMPORT_MAX_ROWS = env.int("BACKOFFICE_IMPORT_MAX_ROWS", default=20_00
 # A Stripe payment still pending or processing this many minutes after its last change
 # is listed under "Needs attention" (a webhook may have been missed; re-sync it).
 BACKOFFICE_STALE_PAYMENT_MINUTES = env.int("BACKOFFICE_STALE_PAYMENT_MINUTES", default=30)
+# A card attempt still waiting for the attendee this long after it opened is cancelled at
+# Stripe by the next re-sync (the pay link starts a new one); 0 keeps them open for good.
+BACKOFFICE_ABANDONED_ATTEMPT_HOURS = env.int("BACKOFFICE_ABANDONED_ATTEMPT_HOURS", default=24)
 # The sidebar's Needs attention badge reuses its count this long (0: count on every page).
 BACKOFFICE_ATTENTION_BADGE_SECONDS = env.int("BACKOFFICE_ATTENTION_BADGE_SECONDS", default=30)
 UNFOLD["DASHBOARD_CALLBACK"] = "backoffice.admin.dashboard.dashboard_callback"

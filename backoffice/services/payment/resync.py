@@ -14,7 +14,9 @@ written, and no row lock is held while waiting on the network.
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Max
@@ -27,7 +29,6 @@ from backoffice.services.payment.ledger import (
     OrderAction,
     allowed_actions,
     lock_order,
-    stripe_intent_ids,
     sync_caller_copy,
 )
 from backoffice.services.payment.refund_sync import apply_stripe_refund
@@ -38,11 +39,13 @@ from backoffice.services.payment.stripe_sync import (
 )
 from backoffice.stripe_client import (
     PaymentIntentMissing,
+    PaymentProviderError,
     StripeClient,
     StripeDispute,
     StripeNotConfigured,
     StripePaymentIntent,
     StripeRefund,
+    StripeUnreachable,
 )
 
 logger = logging.getLogger(__name__)
@@ -86,12 +89,48 @@ def _client(order: Order) -> StripeClient:
         raise ValidationError(str(exc)) from exc
 
 
-def _fetch(client: StripeClient, intent_id: str) -> AtStripe:
-    """Ask Stripe for one intent and what hangs on it; raises ``PaymentProviderError``."""
+# Stripe statuses of an intent still waiting for the attendee (a card, a confirmation,
+# 3-D Secure): nothing was taken on it.
+AWAITING_ATTENDEE = ("requires_payment_method", "requires_confirmation", "requires_action")
+
+
+def _abandoned(intent: StripePaymentIntent, opened_at: datetime) -> bool:
+    """Whether an attempt still waits for the attendee past the abandoned-attempt hours."""
+    hours = settings.BACKOFFICE_ABANDONED_ATTEMPT_HOURS
+    return (
+        hours > 0
+        and intent.status in AWAITING_ATTENDEE
+        and opened_at < timezone.now() - timedelta(hours=hours)
+    )
+
+
+def _close_abandoned(client: StripeClient, intent: StripePaymentIntent) -> StripePaymentIntent:
+    """Cancel an abandoned attempt at Stripe; the intent as Stripe then holds it.
+
+    The pay link starts a new attempt when the attendee comes back. If Stripe
+    refuses (the attendee paid at this very moment), the intent is read again
+    and applied as it is.
+    """
+    try:
+        return client.cancel_payment_intent(intent.id)
+    except StripeUnreachable:
+        raise
+    except PaymentProviderError:
+        return client.retrieve_payment_intent(intent.id)
+
+
+def _fetch(client: StripeClient, intent_id: str, opened_at: datetime) -> AtStripe:
+    """Ask Stripe for one intent and what hangs on it; raises ``PaymentProviderError``.
+
+    An attempt the attendee abandoned long ago is cancelled at Stripe on the
+    way, so re-syncs (and the Needs attention list) stop carrying it forever.
+    """
     try:
         intent = client.retrieve_payment_intent(intent_id)
     except PaymentIntentMissing:
         return AtStripe(intent_id=intent_id, intent=None)
+    if _abandoned(intent, opened_at):
+        intent = _close_abandoned(client, intent)
     if not intent.charge_id:
         # A refund or a dispute needs a charge: an intent that never charged has
         # none (and localstripe cannot list refunds for it).
@@ -149,6 +188,16 @@ def _mark_checked(order: Order, found: list[AtStripe]) -> None:
     )
 
 
+def _intents(order: Order) -> list[tuple[str, datetime]]:
+    """Each Stripe PaymentIntent the ledger knows for the order, with when it was opened."""
+    return list(
+        Payment.objects.filter(order=order, method=Payment.Method.STRIPE)
+        .exclude(stripe_payment_intent_id="")
+        .order_by("created_at", "id")
+        .values_list("stripe_payment_intent_id", "created_at")
+    )
+
+
 def sync_from_stripe(order: Order) -> SyncReport:
     """Fetch every PaymentIntent the ledger knows for the order from Stripe and apply it.
 
@@ -160,7 +209,7 @@ def sync_from_stripe(order: Order) -> SyncReport:
     """
     allowed_actions(order)[OrderAction.SYNC_STRIPE].check()
     client = _client(order)
-    found = [_fetch(client, intent_id) for intent_id in stripe_intent_ids(order)]
+    found = [_fetch(client, intent_id, opened_at) for intent_id, opened_at in _intents(order)]
     notes = tuple(
         f"Stripe no longer knows payment {item.intent_id} (were the keys changed?)."
         for item in found

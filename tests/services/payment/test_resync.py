@@ -1,9 +1,11 @@
 """Re-sync from Stripe (``PaymentService.sync_from_stripe``) against localstripe, no webhook."""
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from backoffice.models import Dispute, Order, OrderHistoryEntry, Payment, Refund
 from backoffice.services.payment import PaymentService
@@ -292,3 +294,30 @@ def test_a_dispute_lost_at_stripe_counts_as_money_out_after_the_sync(
     assert order.amount_paid == Decimal("0.00")
     assert not order.needs_attention
     assert report.changed and entries(order)[-1].action == Action.DISPUTE_LOST
+
+
+def test_an_attempt_abandoned_for_a_day_is_cancelled_at_stripe_and_the_link_starts_a_new_one(
+    settings, stripe_conference, make_order, localstripe
+):
+    settings.BACKOFFICE_ABANDONED_ATTEMPT_HOURS = 24
+    old = make_order("100.00", conference=stripe_conference)
+    fresh = make_order("100.00", conference=stripe_conference)
+    for order in (old, fresh):
+        PaymentService.initiate_payment(order)
+    Payment.objects.filter(order=old).update(created_at=timezone.now() - timedelta(hours=25))
+    Payment.objects.filter(order=fresh).update(created_at=timezone.now() - timedelta(hours=23))
+
+    report = PaymentService.sync_from_stripe(old)
+    assert not PaymentService.sync_from_stripe(fresh).changed
+
+    attempt = Payment.objects.get(order=old)
+    assert attempt.status == Payment.Status.CANCELED
+    intent = localstripe.api("GET", f"/v1/payment_intents/{attempt.stripe_payment_intent_id}")
+    assert intent["status"] == "canceled"
+    assert report.changed
+    assert Payment.objects.get(order=fresh).status == Payment.Status.PENDING
+    old.refresh_from_db()
+    assert old.status == Order.Status.PENDING
+    # The attendee comes back: the pay link opens a new attempt.
+    PaymentService.initiate_payment(old)
+    assert Payment.objects.filter(order=old, status=Payment.Status.PENDING).count() == 1
