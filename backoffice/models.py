@@ -166,6 +166,15 @@ class Order(models.Model):
             models.Index(fields=["-created_at", "-id"], name="order_created_idx"),
             models.Index(fields=["status", "-created_at"], name="order_status_created_idx"),
             models.Index(fields=["conference", "status"], name="order_conference_status_idx"),
+            # The Needs attention count's parts (backoffice/services/attention.py): small sets.
+            models.Index(
+                fields=["id"], name="order_attention_idx", condition=Q(needs_attention=True)
+            ),
+            models.Index(
+                fields=["hold_expires_at"],
+                name="order_pending_hold_idx",
+                condition=Q(status="pending", hold_expires_at__isnull=False),
+            ),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(total__gte=0), name="order_total_not_negative"),

@@ -356,3 +356,10 @@ def test_an_order_paid_after_its_hold_expired_leaves_the_list(make_order):
     PaymentService.record_manual(order, amount=Decimal("100.00"), channel=Payment.Channel.CASH)
 
     assert listed(order) is None
+
+
+def test_the_count_is_the_number_of_orders_listed_once_each(conference, make_order):
+    orders = make_troubled(make_order, conference, 3)  # several reasons each
+    make_order("100.00")
+
+    assert attention_count() == needing_attention().count() == len(orders)
