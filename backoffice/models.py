@@ -5,6 +5,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
 from django.db.models import F, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, Upper
@@ -97,6 +98,14 @@ class Conference(models.Model):
         super().save(*args, **kwargs)
 
 
+def trigram_indexes(prefix: str, *columns: str) -> list[GinIndex]:
+    """PostgreSQL trigram indexes on UPPER(column), the expression Django's icontains compares."""
+    return [
+        GinIndex(OpClass(Upper(column), name="gin_trgm_ops"), name=f"{prefix}_{column}_trgm")
+        for column in columns
+    ]
+
+
 class OrderQuerySet(models.QuerySet):
     """Queries over orders."""
 
@@ -166,6 +175,9 @@ class Order(models.Model):
             models.Index(fields=["-created_at", "-id"], name="order_created_idx"),
             models.Index(fields=["status", "-created_at"], name="order_status_created_idx"),
             models.Index(fields=["conference", "status"], name="order_conference_status_idx"),
+            # Substring search (icontains: UPPER(col) LIKE '%TERM%') through trigrams; created
+            # on PostgreSQL only (migration 0018), SQLite scans its small tables.
+            *trigram_indexes("order", "reference", "billing_name", "billing_email"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(total__gte=0), name="order_total_not_negative"),
@@ -339,6 +351,7 @@ class Payment(models.Model):
                 condition=~Q(stripe_charge_id=""),
             ),
             models.Index(Upper("reference"), name="payment_reference_upper_idx"),
+            *trigram_indexes("payment", "reference"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gte=0), name="payment_amount_not_negative"),
@@ -560,6 +573,8 @@ class StripeEvent(models.Model):
         ordering = ["-received_at", "-id"]
         indexes = [
             models.Index(fields=["-received_at", "-id"], name="stripe_event_received_idx"),
+            # A pasted event id is found without a scan (the unique index leads with conference).
+            models.Index(fields=["stripe_event_id"], name="stripe_event_id_idx"),
             # The "Needs attention" list asks for an order's failed or unprocessed events.
             models.Index(
                 fields=["order"],

@@ -50,6 +50,7 @@ from backoffice.admin.forms import (
 )
 from backoffice.admin.navigation import ATTENTION_PARAMETER, ATTENTION_VALUE
 from backoffice.admin.order_emails import OrderEmailInline
+from backoffice.admin.pagination import LargeListMixin
 from backoffice.admin.permissions import action
 from backoffice.admin.refunds import REFUND_STATUS_COLOURS
 from backoffice.exports import OrderResource
@@ -57,6 +58,7 @@ from backoffice.models import Dispute, Order, OrderHistoryEntry, OrderLineItem, 
 from backoffice.money import format_amount
 from backoffice.services import notifications
 from backoffice.services.attention import attention_reasons, needing_attention
+from backoffice.services.ledger import search_orders
 from backoffice.services.payment import (
     OrderAction,
     PaymentProviderError,
@@ -65,6 +67,7 @@ from backoffice.services.payment import (
     allowed_actions,
 )
 from backoffice.services.payment.cancellation import HoldState, with_hold
+from backoffice.services.search import search_orders_text
 
 ORDER_STATUS_LABELS = {
     Order.Status.PENDING: "warning",
@@ -511,7 +514,7 @@ class OrderHistoryInline(ReadOnlyOrderInline):
 
 
 @admin.register(Order)
-class OrderAdmin(LedgerImportExportMixin, ModelAdmin):
+class OrderAdmin(LargeListMixin, LedgerImportExportMixin, ModelAdmin):
     """Orders: find one, see what was paid, comp it or record a payment taken at the desk."""
 
     # Export (CSV/XLSX of the filtered list) and import (new orders from another
@@ -544,8 +547,6 @@ class OrderAdmin(LedgerImportExportMixin, ModelAdmin):
     search_help_text = _("Reference, billing name or e-mail, or the attendee's e-mail.")
     list_select_related = ("conference", "user")
     list_per_page = 50
-    # Counting every order on each page load is the slow part of a huge list.
-    show_full_result_count = False
     inlines = (OrderLineItemInline, PaymentHistoryInline, OrderEmailInline, OrderHistoryInline)
     actions = (
         "mark_comp_selected",
@@ -624,6 +625,15 @@ class OrderAdmin(LedgerImportExportMixin, ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Order]:
         """Orders with their paid amount and balance annotated (one subquery, no per-row query)."""
         return super().get_queryset(request).with_amounts()
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Order], search_term: str
+    ) -> tuple[QuerySet[Order], bool]:
+        """Pasted identifiers exactly; names and e-mail fragments through trigram indexes."""
+        found = search_orders(queryset, search_term)
+        if found is None:
+            found = search_orders_text(queryset, search_term)
+        return found, False
 
     def get_list_display(self, request: HttpRequest) -> tuple[str, ...]:
         """The Needs attention preset adds a column saying why each order is on it."""
