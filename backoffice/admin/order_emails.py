@@ -17,6 +17,7 @@ from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin, TabularInline
 from unfold.decorators import display
 
+from backoffice.admin.inline_tables import TableInlineMixin
 from backoffice.admin.pagination import LargeListMixin
 from backoffice.admin.permissions import action
 from backoffice.models import Order, OrderEmail
@@ -46,7 +47,7 @@ def email_url(email: OrderEmail) -> str:
     return reverse("admin:backoffice_orderemail_change", args=[email.pk])
 
 
-class OrderEmailInline(TabularInline):
+class OrderEmailInline(TableInlineMixin, TabularInline):
     """The order's e-mails, newest first, each with a link to open it."""
 
     model = OrderEmail

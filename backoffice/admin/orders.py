@@ -48,6 +48,7 @@ from backoffice.admin.forms import (
     SendPaymentLinkForm,
     SyncFromStripeForm,
 )
+from backoffice.admin.inline_tables import TableInlineMixin
 from backoffice.admin.navigation import ATTENTION_PARAMETER, ATTENTION_VALUE
 from backoffice.admin.order_emails import OrderEmailInline
 from backoffice.admin.pagination import LargeListMixin
@@ -274,7 +275,7 @@ def _reasons_html(reasons: list[str]) -> str:
     return format_html_join(mark_safe("<br>"), "{}", ((reason,) for reason in reasons))
 
 
-class ReadOnlyOrderInline(TabularInline):
+class ReadOnlyOrderInline(TableInlineMixin, TabularInline):
     """An inline shown to whoever may see the order, never added to, edited or deleted.
 
     Line items are what the attendee bought (editing them would break the
@@ -464,15 +465,6 @@ class OrderHistoryInline(ReadOnlyOrderInline):
     def get_queryset(self, request: HttpRequest) -> QuerySet[OrderHistoryEntry]:
         """Fetch the acting user and the currency with the entries."""
         return super().get_queryset(request).select_related("actor", "order__conference")
-
-    def rows(self, request: HttpRequest, order: Order) -> list[list[str]]:
-        """The order's entries as table cells, one list per entry (the History page's table)."""
-        entries = self.get_queryset(request).filter(order=order)
-        return [[getattr(self, name)(entry) for name in self.fields] for entry in entries]
-
-    def headers(self) -> list[str]:
-        """The column titles of ``rows``."""
-        return [getattr(self, name).short_description for name in self.fields]
 
     @display(description=_("Date"))
     def when(self, entry: OrderHistoryEntry) -> str:
@@ -715,10 +707,10 @@ class OrderAdmin(LargeListMixin, LedgerImportExportMixin, ModelAdmin):
         response = super().history_view(request, object_id, extra_context)
         if isinstance(response, TemplateResponse):  # not a redirect for a missing order
             timeline = OrderHistoryInline(self.model, self.admin_site)
-            response.context_data["timeline_headers"] = timeline.headers()
-            response.context_data["timeline_rows"] = timeline.rows(
-                request, response.context_data["object"]
-            )
+            entries = timeline.get_queryset(request).filter(order=response.context_data["object"])
+            table = timeline.table(entries)
+            response.context_data["timeline_headers"] = table["headers"]
+            response.context_data["timeline_rows"] = table["rows"]
         return response
 
     def get_actions_detail(self, request: HttpRequest, object_id: int | str) -> list:
