@@ -92,8 +92,8 @@ class LargeTablePaginator(Paginator):
 
     @property
     def count_cap(self) -> int:
-        """How many filtered rows are counted at most."""
-        return settings.BACKOFFICE_LIST_COUNT_CAP
+        """How many filtered rows are counted at most (always more than a page, to page on)."""
+        return max(settings.BACKOFFICE_LIST_COUNT_CAP, self.per_page + 1)
 
     @cached_property
     def count(self) -> int:
