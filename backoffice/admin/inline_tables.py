@@ -38,11 +38,11 @@ class TableInlineMixin:
         return TableFormSet
 
     def table(self, rows: Any) -> dict[str, list]:
-        """The column headers and each row's cells."""
+        """The column headers and each row's cells, as (column name, cell) pairs."""
         names = self.fields
         return {
             "headers": [label_for_field(name, self.model, model_admin=self) for name in names],
-            "rows": [[self.cell(name, row) for name in names] for row in rows],
+            "rows": [[(name, self.cell(name, row)) for name in names] for row in rows],
         }
 
     def cell(self, name: str, row: Model) -> str:

@@ -78,4 +78,4 @@ def test_cells_show_what_the_read_only_fields_showed(admin_client, admin_user, m
     assert 'id="payments-data"' in html
     assert "WIRE-&lt;b&gt;" in html  # escaped text
     assert "Manual" in html  # a choice shows its label
-    assert "<td>10.00 USD (refunded 2.00 USD)</td>" in html
+    assert '<td class="field-amount_display">10.00 USD (refunded 2.00 USD)</td>' in html
