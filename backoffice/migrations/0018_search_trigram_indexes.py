@@ -12,11 +12,13 @@ from django.contrib.postgres.operations import TrigramExtension
 from django.db import migrations, models
 from django.db.models.functions import Upper
 
-# auth_user belongs to django.contrib.auth, so its index is plain SQL, not model state.
+# auth_user belongs to django.contrib.auth, so its indexes are plain SQL, not model state:
+# trigram indexes for fragments, and a btree on UPPER(email) for a pasted address (iexact).
 USER_INDEXES = {
-    "backoffice_user_email_trgm": "email",
-    "backoffice_user_first_name_trgm": "first_name",
-    "backoffice_user_last_name_trgm": "last_name",
+    "backoffice_user_email_trgm": "USING gin (UPPER({email}) gin_trgm_ops)",
+    "backoffice_user_first_name_trgm": "USING gin (UPPER({first_name}) gin_trgm_ops)",
+    "backoffice_user_last_name_trgm": "USING gin (UPPER({last_name}) gin_trgm_ops)",
+    "backoffice_user_email_upper": "(UPPER({email}))",
 }
 
 
@@ -38,14 +40,14 @@ def user_table(apps) -> str:
 
 
 def add_user_indexes(apps, schema_editor) -> None:
-    """Trigram indexes on the attendee's account e-mail and names, on PostgreSQL."""
+    """Indexes on the attendee's account e-mail and names, on PostgreSQL."""
     if schema_editor.connection.vendor != "postgresql":
         return
     table = schema_editor.quote_name(user_table(apps))
-    for name, column in USER_INDEXES.items():
+    columns = {name: schema_editor.quote_name(name) for name in ("email", "first_name", "last_name")}
+    for name, definition in USER_INDEXES.items():
         schema_editor.execute(
-            f"CREATE INDEX IF NOT EXISTS {name} ON {table} "
-            f"USING gin (UPPER({schema_editor.quote_name(column)}) gin_trgm_ops)"
+            f"CREATE INDEX IF NOT EXISTS {name} ON {table} {definition.format(**columns)}"
         )
 
 
@@ -75,6 +77,10 @@ class Migration(migrations.Migration):
         AddIndexOnPostgreSQL("order", trigram("billing_name", "order_billing_name_trgm")),
         AddIndexOnPostgreSQL("order", trigram("billing_email", "order_billing_email_trgm")),
         AddIndexOnPostgreSQL("payment", trigram("reference", "payment_reference_trgm")),
+        migrations.AddIndex(
+            model_name="order",
+            index=models.Index(Upper("billing_email"), name="order_billing_email_upper_idx"),
+        ),
         migrations.RunPython(add_user_indexes, drop_user_indexes, elidable=False),
         # A pasted evt_ id (the unique index leads with the conference).
         migrations.AddIndex(
