@@ -750,10 +750,10 @@ class OrderAdmin(LargeListMixin, LedgerImportExportMixin, ModelAdmin):
         name = order.billing_name or user.get_full_name() or user.get_username()
         return name, order.billing_email or user.email
 
-    @display(description=_("Status"), label=ORDER_STATUS_LABELS, ordering="status")
-    def status_label(self, order: Order) -> tuple[str, str]:
-        """The order status as a coloured label."""
-        return order.status, order.get_status_display()
+    @display(description=_("Status"), ordering="status")
+    def status_label(self, order: Order) -> str:
+        """The order status as a coloured label (rendered once per status, not per row)."""
+        return _label(order.status, order.get_status_display(), ORDER_STATUS_LABELS)
 
     @display(description=_("Why"))
     def attention_reasons_column(self, order: Order) -> str:
