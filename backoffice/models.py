@@ -5,6 +5,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
 from django.db.models import F, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, Upper
@@ -97,6 +98,14 @@ class Conference(models.Model):
         super().save(*args, **kwargs)
 
 
+def trigram_indexes(prefix: str, *columns: str) -> list[GinIndex]:
+    """PostgreSQL trigram indexes on UPPER(column), the expression Django's icontains compares."""
+    return [
+        GinIndex(OpClass(Upper(column), name="gin_trgm_ops"), name=f"{prefix}_{column}_trgm")
+        for column in columns
+    ]
+
+
 class OrderQuerySet(models.QuerySet):
     """Queries over orders."""
 
@@ -175,6 +184,12 @@ class Order(models.Model):
                 name="order_pending_hold_idx",
                 condition=Q(status="pending", hold_expires_at__isnull=False),
             ),
+            # Substring search (icontains: UPPER(col) LIKE '%TERM%') through trigrams; created
+            # on PostgreSQL only (migration 0018), SQLite scans its small tables.
+            *trigram_indexes("order", "reference", "billing_name", "billing_email"),
+            # A pasted e-mail (iexact): a trigram index answers equality too, but slowly
+            # when every address shares "@example.com"'s trigrams.
+            models.Index(Upper("billing_email"), name="order_billing_email_upper_idx"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(total__gte=0), name="order_total_not_negative"),
@@ -348,6 +363,7 @@ class Payment(models.Model):
                 condition=~Q(stripe_charge_id=""),
             ),
             models.Index(Upper("reference"), name="payment_reference_upper_idx"),
+            *trigram_indexes("payment", "reference"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gte=0), name="payment_amount_not_negative"),
@@ -569,6 +585,8 @@ class StripeEvent(models.Model):
         ordering = ["-received_at", "-id"]
         indexes = [
             models.Index(fields=["-received_at", "-id"], name="stripe_event_received_idx"),
+            # A pasted event id is found without a scan (the unique index leads with conference).
+            models.Index(fields=["stripe_event_id"], name="stripe_event_id_idx"),
             # The "Needs attention" list asks for an order's failed or unprocessed events.
             models.Index(
                 fields=["order"],

@@ -42,6 +42,8 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    # Trigram indexes for substring search (PostgreSQL only; harmless on SQLite).
+    "django.contrib.postgres",
     "import_export",
     "axes",
     # The task queue's table, its admin list and `manage.py db_worker` (see TASKS below).
@@ -280,6 +282,9 @@ BACKOFFICE_STALE_PAYMENT_MINUTES = env.int("BACKOFFICE_STALE_PAYMENT_MINUTES", d
 BACKOFFICE_ABANDONED_ATTEMPT_HOURS = env.int("BACKOFFICE_ABANDONED_ATTEMPT_HOURS", default=24)
 # The sidebar's Needs attention badge reuses its count this long (0: count on every page).
 BACKOFFICE_ATTENTION_BADGE_SECONDS = env.int("BACKOFFICE_ATTENTION_BADGE_SECONDS", default=30)
+# Admin lists count filtered rows up to this many, then show "10,000+"; an unfiltered list
+# of more rows shows PostgreSQL's estimate of the table's size (backoffice/admin/pagination.py).
+BACKOFFICE_LIST_COUNT_CAP = env.int("BACKOFFICE_LIST_COUNT_CAP", default=10_000)
 UNFOLD["DASHBOARD_CALLBACK"] = "backoffice.admin.dashboard.dashboard_callback"
 UNFOLD["SIDEBAR"]["navigation"].insert(
     1,

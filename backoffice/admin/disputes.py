@@ -9,6 +9,7 @@ from backoffice.admin.ledger import ReadOnlyLedgerAdmin, local_moment, order_lin
 from backoffice.models import Dispute
 from backoffice.money import format_amount
 from backoffice.services.ledger import search_disputes
+from backoffice.services.search import search_disputes_text
 
 DISPUTE_STATUS_COLOURS = {
     Dispute.Status.WARNING_NEEDS_RESPONSE: "warning",
@@ -45,6 +46,7 @@ class DisputeAdmin(ReadOnlyLedgerAdmin):
     search_fields = ("payment__order__reference", "stripe_dispute_id", "reason")
     search_help_text = "Order reference, attendee email, Stripe dispute, payment or charge id."
     search_selector = staticmethod(search_disputes)
+    text_selector = staticmethod(search_disputes_text)
 
     @display(description="Opened", ordering="created_at")
     def created(self, dispute: Dispute) -> str:

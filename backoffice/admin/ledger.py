@@ -13,6 +13,7 @@ from django.utils.html import format_html
 from unfold.admin import ModelAdmin
 from unfold.decorators import display
 
+from backoffice.admin.pagination import LargeListMixin
 from backoffice.models import Order, Payment, Refund
 
 
@@ -33,29 +34,29 @@ def order_link(order: Order) -> str:
     )
 
 
-class ReadOnlyLedgerAdmin(ModelAdmin):
-    """A ledger list nobody edits here (superusers included), searched through a selector.
+class ReadOnlyLedgerAdmin(LargeListMixin, ModelAdmin):
+    """A ledger list nobody edits here (superusers included), searched through selectors.
 
     ``search_selector(queryset, term)`` returns the rows an exact, indexed lookup
-    finds for a pasted identifier, or None to fall back to substring search.
+    finds for a pasted identifier, or None to fall back to ``text_selector``'s
+    substring search (through the orders' trigram indexes, services/search.py).
     """
 
     search_selector: Callable[[QuerySet, str], QuerySet | None]
+    text_selector: Callable[[QuerySet, str], QuerySet]
     list_display_links = None
     list_filter_submit = True
     list_per_page = 50
-    # A COUNT(*) over the whole ledger on every page view is wasted at a million rows.
-    show_full_result_count = False
     ordering = ("-created_at", "-id")
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet, search_term: str
     ) -> tuple[QuerySet, bool]:
-        """Exact, indexed lookups for pasted identifiers; substring search for the rest."""
+        """Exact, indexed lookups for pasted identifiers; indexed substring search for the rest."""
         found = self.search_selector(queryset, search_term)
-        if found is not None:
-            return found, False
-        return super().get_search_results(request, queryset, search_term)
+        if found is None:
+            found = self.text_selector(queryset, search_term)
+        return found, False
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         """Ledger rows are written by the payment services, never typed in here."""

@@ -17,9 +17,12 @@ from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin, TabularInline
 from unfold.decorators import display
 
+from backoffice.admin.inline_tables import TableInlineMixin
+from backoffice.admin.pagination import LargeListMixin
 from backoffice.admin.permissions import action
 from backoffice.models import Order, OrderEmail
 from backoffice.services import notifications
+from backoffice.services.search import search_order_emails
 
 EMAIL_STATUS_LABELS = {
     OrderEmail.Status.QUEUED: "warning",
@@ -44,7 +47,7 @@ def email_url(email: OrderEmail) -> str:
     return reverse("admin:backoffice_orderemail_change", args=[email.pk])
 
 
-class OrderEmailInline(TabularInline):
+class OrderEmailInline(TableInlineMixin, TabularInline):
     """The order's e-mails, newest first, each with a link to open it."""
 
     model = OrderEmail
@@ -87,13 +90,14 @@ class OrderEmailInline(TabularInline):
 
 
 @admin.register(OrderEmail)
-class OrderEmailAdmin(ModelAdmin):
+class OrderEmailAdmin(LargeListMixin, ModelAdmin):
     """One e-mail to an attendee as it was sent: envelope, status, both parts; Resend."""
 
     list_display = ("subject", "kind", "recipient", "status_label", "queued_at", "sent_at")
     list_filter = ("kind", "status")
     search_fields = ("recipient", "subject", "order__reference")
     list_select_related = ("order",)
+    list_per_page = 50
     actions_detail = ("resend", "open_html")
     fieldsets = (
         (
@@ -156,6 +160,15 @@ class OrderEmailAdmin(ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[OrderEmail]:
         """E-mails with their order (for the link) and author."""
         return super().get_queryset(request).select_related("order", "created_by")
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet, search_term: str
+    ) -> tuple[QuerySet, bool]:
+        """A pasted order reference through its index; substring search for the rest."""
+        found = search_order_emails(queryset, search_term)
+        if found is not None:
+            return found, False
+        return super().get_search_results(request, queryset, search_term)
 
     @display(description=_("Order"))
     def order_link(self, email: OrderEmail) -> str:

@@ -10,6 +10,7 @@ from backoffice.admin.ledger import ReadOnlyLedgerAdmin, order_link
 from backoffice.exports import PaymentResource, amount_for_export, attendee_email
 from backoffice.models import Payment
 from backoffice.services.ledger import search_payments
+from backoffice.services.search import search_payments_text
 
 STATUS_COLOURS = {
     Payment.Status.PENDING: "info",
@@ -58,6 +59,7 @@ class PaymentAdmin(LedgerExportMixin, ReadOnlyLedgerAdmin):
     )
     search_help_text = "Order reference, attendee email, payment reference or Stripe id."
     search_selector = staticmethod(search_payments)
+    text_selector = staticmethod(search_payments_text)
 
     @display(description="Order", ordering="order__reference")
     def order_link(self, payment: Payment) -> str:

@@ -9,6 +9,7 @@ from backoffice.admin.ledger import ReadOnlyLedgerAdmin, order_link
 from backoffice.models import Refund
 from backoffice.money import format_amount
 from backoffice.services.ledger import search_refunds
+from backoffice.services.search import search_refunds_text
 
 REFUND_STATUS_COLOURS = {
     Refund.Status.PENDING: "info",
@@ -49,6 +50,7 @@ class RefundAdmin(ReadOnlyLedgerAdmin):
     )
     search_help_text = "Order reference, attendee email or Stripe refund id."
     search_selector = staticmethod(search_refunds)
+    text_selector = staticmethod(search_refunds_text)
 
     @display(description="Order", ordering="payment__order__reference")
     def order(self, refund: Refund) -> str:

@@ -24,9 +24,11 @@ from unfold.decorators import display
 
 from backoffice.admin.dialogs import close_dialog, render_dialog
 from backoffice.admin.forms import ReprocessStripeEventForm
+from backoffice.admin.pagination import LargeListMixin
 from backoffice.admin.permissions import action
 from backoffice.models import StripeEvent
 from backoffice.request_logging import redact, redact_data
+from backoffice.services.search import search_stripe_events
 from backoffice.services.webhooks import reprocess_stripe_event
 
 REPROCESS_PERMISSION = "backoffice.reprocess_stripeevent"
@@ -88,7 +90,7 @@ def _when(moment: datetime | None) -> str:
 
 
 @admin.register(StripeEvent)
-class StripeEventAdmin(ModelAdmin):
+class StripeEventAdmin(LargeListMixin, ModelAdmin):
     """What Stripe told us, read-only; failed events can be reprocessed."""
 
     list_display = (
@@ -103,7 +105,6 @@ class StripeEventAdmin(ModelAdmin):
     search_fields = ("stripe_event_id", "type")
     list_select_related = ("conference",)
     list_per_page = 50
-    show_full_result_count = False
     actions = ("reprocess_selected",)
     actions_detail = ("reprocess",)
     fields = (
@@ -118,6 +119,15 @@ class StripeEventAdmin(ModelAdmin):
         "payload_pretty",
     )
     readonly_fields = fields
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet, search_term: str
+    ) -> tuple[QuerySet, bool]:
+        """A pasted event id through its index; substring search for the rest."""
+        found = search_stripe_events(queryset, search_term)
+        if found is not None:
+            return found, False
+        return super().get_search_results(request, queryset, search_term)
 
     # --- Read-only ------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Selectors over the ledger: finding payments, refunds and disputes by what finance pastes.
+"""Selectors over the ledger: finding orders, payments, refunds and disputes by what finance pastes.
 
 Also the orders a scheduled re-sync from Stripe checks (``orders_to_resync``).
 """
@@ -29,9 +29,37 @@ def _is_email(term: str) -> bool:
 
 
 def _orders_with_email(email: str) -> QuerySet[Order]:
-    """Primary keys of the orders billed to, or placed by, this e-mail (any case)."""
-    users = get_user_model().objects.filter(email__iexact=email).values("pk")
-    return Order.objects.filter(Q(billing_email__iexact=email) | Q(user__in=users)).values("pk")
+    """Primary keys of the orders billed to, or placed by, this e-mail (any case).
+
+    A union of two indexed lookups (the trigram indexes on UPPER(e-mail) also
+    serve equality): an OR across the join would scan every order.
+    """
+    users = get_user_model().objects.order_by().filter(email__iexact=email).values("pk")
+    billed = Order.objects.order_by().filter(billing_email__iexact=email).values("pk")
+    return billed.union(Order.objects.order_by().filter(user__in=users).values("pk"))
+
+
+def search_orders(queryset: QuerySet[Order], term: str) -> QuerySet[Order] | None:
+    """Orders matching a pasted identifier through an index, or None for free text.
+
+    An order reference, an e-mail address (billing or account), or the Stripe
+    payment intent or charge id of one of the order's payments is matched
+    exactly; anything else is left to the substring search (None).
+    """
+    term = term.strip()
+    if not term or " " in term:
+        return None
+    if ORDER_REFERENCE.fullmatch(term.upper()):
+        return queryset.filter(reference=term.upper())
+    if term.startswith("pi_"):
+        paid = Payment.objects.filter(stripe_payment_intent_id=term).values("order_id")
+        return queryset.filter(pk__in=paid)
+    if term.startswith(("ch_", "py_")):
+        paid = Payment.objects.filter(stripe_charge_id=term).values("order_id")
+        return queryset.filter(pk__in=paid)
+    if "@" in term and _is_email(term):
+        return queryset.filter(pk__in=_orders_with_email(term))
+    return None
 
 
 def search_payments(queryset: QuerySet[Payment], term: str) -> QuerySet[Payment] | None:

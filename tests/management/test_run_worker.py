@@ -27,7 +27,7 @@ def test_a_batch_worker_runs_the_due_jobs_then_forgets_its_heartbeat():
     assert all(row.last_finished_at is not None and not row.last_error for row in rows.values())
     results = DBTaskResult.objects.all()
     assert [r.status for r in results] == [TaskResultStatus.SUCCESSFUL] * len(JOBS)
-    assert all(r.worker_ids == ["batch-worker"] for r in results)
+    assert [r.worker_ids for r in results] == [["batch-worker"]] * len(JOBS)
     assert not WorkerHeartbeat.objects.exists()  # it stopped cleanly
 
     call_command(

@@ -1,9 +1,9 @@
-"""Ledger search: pasted identifiers are matched exactly; free text is left to the admin."""
+"""Ledger search: pasted identifiers are matched exactly; free text goes to services/search."""
 
 import pytest
 
-from backoffice.models import Payment
-from backoffice.services.ledger import search_payments
+from backoffice.models import Order, Payment
+from backoffice.services.ledger import search_orders, search_payments
 from tests.ledger_factories import make_payment
 
 pytestmark = pytest.mark.django_db
@@ -56,3 +56,22 @@ def test_free_text_is_left_to_the_substring_search(payments):
     assert found("billing@exam") is None
     assert found("two words") is None
     assert found("") is None
+
+
+def test_orders_are_found_by_pasted_reference_email_or_stripe_id(payments, make_order):
+    first, second = payments["stripe"].order, payments["cash"].order
+    other = make_order(billing_email="someone@example.org")
+
+    def orders_found(term: str) -> set[int] | None:
+        result = search_orders(Order.objects.all(), term)
+        return None if result is None else set(result.values_list("pk", flat=True))
+
+    assert orders_found(first.reference.lower()) == {first.pk}
+    assert orders_found("pi_123") == {first.pk}
+    assert orders_found("ch_456") == {first.pk}
+    assert orders_found("BILLING@example.com") == {first.pk}
+    # the attendee's account e-mail finds every order they placed
+    assert orders_found("attendee@example.com") == {first.pk, second.pk, other.pk}
+    assert orders_found("pi_unknown") == set()
+    assert orders_found("lovelace") is None
+    assert orders_found("two words") is None
