@@ -155,6 +155,12 @@ class Order(models.Model):
         editable=False,
         help_text="When order_paid was sent for this order; empty while it is due.",
     )
+    # What the maintained totals (``OrderTotal``) count for this order: its status
+    # and, while pending, its balance; empty until counted. See services/ledger_totals.py.
+    counted_status = models.CharField(
+        max_length=20, blank=True, default="", db_default="", editable=False
+    )
+    counted_balance = models.DecimalField(**MONEY, default=ZERO, db_default=ZERO, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -298,6 +304,10 @@ class Payment(models.Model):
     idempotency_key = models.CharField(
         max_length=64, blank=True, default="", db_default="", editable=False
     )
+    # What the maintained totals (``LedgerTotal``) count for this payment: NULL while
+    # it is not collected, else its amount and what went back of it. See services/ledger_totals.py.
+    counted_collected = models.DecimalField(**MONEY, null=True, blank=True, editable=False)
+    counted_refunded = models.DecimalField(**MONEY, default=ZERO, db_default=ZERO, editable=False)
     stripe_payment_intent_id = models.CharField(max_length=255, blank=True)
     stripe_charge_id = models.CharField(max_length=255, blank=True)
     stripe_checked_at = models.DateTimeField(
@@ -377,6 +387,55 @@ class Payment(models.Model):
 
 # The payments whose money an order received (net of what left again): NET_OF_REFUNDS.
 MONEY_HELD_STATUSES = (Payment.Status.SUCCEEDED, Payment.Status.REFUNDED)
+
+# Sums over many ledger rows: room for a conference's whole takings.
+TOTAL = {"max_digits": 18, "decimal_places": 2}
+
+
+class LedgerTotal(models.Model):
+    """Money collected per conference, local day of the payment and method, kept by the ledger.
+
+    Every ledger write adds its change in the same transaction (``settle_order``
+    calls ``services.ledger_totals.recount_order``); ``check_ledger_totals``
+    recomputes them from the ledger. ``refunded`` counts lost disputes as money
+    out, like the dashboard always did. The currency is the conference's.
+    """
+
+    conference = models.ForeignKey(Conference, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField(help_text="The payment's creation day in the site's time zone.")
+    method = models.CharField(max_length=10, choices=Payment.Method.choices)
+    payments = models.IntegerField(default=0, help_text="Succeeded and refunded payments.")
+    collected = models.DecimalField(**TOTAL, default=ZERO)
+    refunded = models.DecimalField(**TOTAL, default=ZERO)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["conference", "day", "method"], name="ledger_total_unique_key"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.conference_id} {self.day} {self.method}"
+
+
+class OrderTotal(models.Model):
+    """How many orders a conference has in each status, and what its pending ones still owe."""
+
+    conference = models.ForeignKey(Conference, on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(max_length=20, choices=Order.Status.choices)
+    orders = models.IntegerField(default=0)
+    balance = models.DecimalField(
+        **TOTAL, default=ZERO, help_text="Balance due, summed over the pending orders."
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["conference", "status"], name="order_total_unique_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.conference_id} {self.status}"
 
 
 class Refund(models.Model):

@@ -29,6 +29,7 @@ from backoffice.models import (
 from backoffice.models import MONEY_OUT as MONEY_OUT_EXPRESSION
 from backoffice.money import has_valid_precision, quantum
 from backoffice.services.history import SYSTEM, WORKER, record_history
+from backoffice.services.ledger_totals import recount_order
 from backoffice.services.order_paid import STILL_SOLD_STATUSES, send_order_paid_task
 from backoffice.stripe_client import LEDGER_AMOUNT_LIMIT
 
@@ -294,6 +295,8 @@ def settle_order(
             "updated_at",
         ]
     )
+    # The dashboard's totals change in this transaction, under this lock, or not at all.
+    recount_order(order)
     if order.status in STILL_SOLD_STATUSES and order.paid_notified_at is None:
         # In this transaction: the task commits with the payment or vanishes with it.
         send_order_paid_task.enqueue(order_id=order.pk)
