@@ -24,6 +24,7 @@ from backoffice.models import (
     OrderTotal,
     Payment,
 )
+from backoffice.money import format_amount
 from backoffice.services.ledger_totals import COLLECTED_STATUSES
 
 # What went back of a collected payment: all of it once REFUNDED, else its
@@ -130,14 +131,15 @@ def stored_order_totals() -> dict[OrderKey, tuple[int, Decimal]]:
     }
 
 
-def _ledger_text(figures: tuple[int, Decimal, Decimal]) -> str:
-    """'3 payments, 120.00 collected, 10.00 refunded'."""
-    return f"{figures[0]} payments, {figures[1]} collected, {figures[2]} refunded"
+def _ledger_text(figures: tuple[int, Decimal, Decimal], currency: str) -> str:
+    """'3 payments, 120.00 USD collected, 10.00 USD refunded'."""
+    collected, refunded = (format_amount(amount, currency) for amount in figures[1:])
+    return f"{figures[0]} payments, {collected} collected, {refunded} refunded"
 
 
-def _orders_text(figures: tuple[int, Decimal]) -> str:
-    """'12 orders, 900.00 due'."""
-    return f"{figures[0]} orders, {figures[1]} due"
+def _orders_text(figures: tuple[int, Decimal], currency: str) -> str:
+    """'12 orders, 900.00 USD due'."""
+    return f"{figures[0]} orders, {format_amount(figures[1], currency)} due"
 
 
 def find_differences() -> list[TotalDifference]:
@@ -154,8 +156,8 @@ def find_differences() -> list[TotalDifference]:
                     conference=conference.name,
                     currency=conference.currency,
                     key=f"{key[1].isoformat()} {key[2]}",
-                    stored=_ledger_text(old),
-                    computed=_ledger_text(new),
+                    stored=_ledger_text(old, conference.currency),
+                    computed=_ledger_text(new, conference.currency),
                 )
             )
     stored_orders, computed_orders = stored_order_totals(), computed_order_totals()
@@ -168,8 +170,8 @@ def find_differences() -> list[TotalDifference]:
                     conference=conference.name,
                     currency=conference.currency,
                     key=f"{key[1]} orders",
-                    stored=_orders_text(old),
-                    computed=_orders_text(new),
+                    stored=_orders_text(old, conference.currency),
+                    computed=_orders_text(new, conference.currency),
                 )
             )
     return differences
