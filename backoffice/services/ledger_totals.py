@@ -3,12 +3,14 @@
 Each payment remembers what it added to ``LedgerTotal`` (``counted_collected``,
 NULL while it is not collected, and ``counted_refunded``); each order what it
 added to ``OrderTotal`` (``counted_status``, empty until counted, and
-``counted_balance``). ``recount_order`` compares those with the order's rows
+``counted_balance``). ``count_order`` compares those with the order's rows
 as they are now and adds only the difference, with one atomic upsert per
-total row (``INSERT ... ON CONFLICT DO UPDATE SET x = x + excluded.x``), so
-two orders of one conference written at once both count. ``settle_order``
+totals table (``INSERT ... ON CONFLICT DO UPDATE SET x = x + excluded.x``),
+so two orders of one conference written at once both count. ``settle_order``
 calls it at the end of every ledger write, under the order's lock and in its
-transaction; writers that create orders in bulk call ``count_new_orders``.
+transaction (at most four queries: the order's payments, two upserts, the
+payments' counted state); writers that create orders in bulk call
+``count_new_orders``, test factories ``recount_order``.
 """
 
 from collections import defaultdict
@@ -68,15 +70,14 @@ def local_day(payment: Payment) -> date:
     return timezone.localdate(payment.created_at, timezone=timezone.get_default_timezone())
 
 
-def recount_order(order: Order) -> None:
-    """Add to the totals what changed in the order's ledger since it was last counted.
+def count_order(order: Order) -> list[str]:
+    """Add to the totals what changed in a locked order's ledger since it was last counted.
 
-    Call inside the transaction of the write, with the order locked (``settle_order``
-    does); reads the order's row and payments afresh.
+    ``order`` is the locked, fresh row with its new status set; its counted
+    fields are updated in memory and their names returned for the caller's
+    ``save(update_fields=...)`` (``settle_order`` saves them with the status).
+    Call inside the transaction of the write.
     """
-    fresh = Order.objects.only(
-        "conference_id", "status", "total", "counted_status", "counted_balance"
-    ).get(pk=order.pk)
     payments = list(
         Payment.objects.filter(order_id=order.pk).only(
             "method",
@@ -104,24 +105,32 @@ def recount_order(order: Order) -> None:
         payment.counted_collected, payment.counted_refunded = new
         changed.append(payment)
     if changed:
-        # Sorted keys: two writers lock the same total rows in the same order (no deadlock).
         add_to_ledger_totals(
-            [
-                (fresh.conference_id, day, method, *delta)
-                for (day, method), delta in sorted(deltas.items())
-            ]
+            [(order.conference_id, day, method, *delta) for (day, method), delta in deltas.items()]
         )
         Payment.objects.bulk_update(changed, ["counted_collected", "counted_refunded"])
-    balance = order_balance(fresh, payments)
-    if (fresh.status, balance) != (fresh.counted_status, fresh.counted_balance):
-        rows = [(fresh.conference_id, fresh.status, 1, balance)]
-        if fresh.counted_status:
-            rows.append((fresh.conference_id, fresh.counted_status, -1, -fresh.counted_balance))
-        add_to_order_totals(_merge_order_rows(rows))
-        Order.objects.filter(pk=order.pk).update(
-            counted_status=fresh.status, counted_balance=balance
-        )
-    order.counted_status, order.counted_balance = fresh.status, balance
+    balance = order_balance(order, payments)
+    if (order.status, balance) == (order.counted_status, order.counted_balance):
+        return []
+    rows = [(order.conference_id, order.status, 1, balance)]
+    if order.counted_status:
+        rows.append((order.conference_id, order.counted_status, -1, -order.counted_balance))
+    add_to_order_totals(rows)
+    order.counted_status, order.counted_balance = order.status, balance
+    return ["counted_status", "counted_balance"]
+
+
+def recount_order(order: Order) -> None:
+    """Re-read the order and count what changed since it was last counted, saving its state.
+
+    For writers that change an order's rows outside ``settle_order`` (test
+    factories, repairs); call inside their transaction.
+    """
+    fresh = Order.objects.get(pk=order.pk)
+    fields = count_order(fresh)
+    if fields:
+        fresh.save(update_fields=fields)
+    order.counted_status, order.counted_balance = fresh.counted_status, fresh.counted_balance
 
 
 def count_new_orders(orders: Sequence[Order]) -> None:
@@ -142,36 +151,35 @@ def count_new_orders(orders: Sequence[Order]) -> None:
     )
 
 
-def _merge_order_rows(
-    rows: list[tuple[int, str, int, Decimal]],
-) -> list[tuple[int, str, int, Decimal]]:
-    """One change per (conference, status), in key order; a status unchanged nets out."""
-    merged: dict[tuple[int, str], list] = defaultdict(lambda: [0, ZERO])
-    for conference, status, orders, balance in rows:
-        merged[(conference, status)][0] += orders
-        merged[(conference, status)][1] += balance
-    return [(c, s, n, b) for (c, s), (n, b) in sorted(merged.items())]
-
-
 def _upsert(table: str, key: Sequence[str], columns: Sequence[str], rows: list[tuple]) -> None:
-    """Insert each row, or add its columns to the row already there (PostgreSQL and SQLite)."""
-    if not rows:
+    """Insert the rows, or add their columns to the rows already there: one statement.
+
+    Rows are merged per key and sorted, so two writers lock the same total rows
+    in the same order (no deadlock); works on PostgreSQL and SQLite.
+    """
+    merged: dict[tuple, list] = {}
+    for row in rows:
+        values = merged.setdefault(row[: len(key)], [0] * len(columns))
+        for index, value in enumerate(row[len(key) :]):
+            values[index] += value
+    merged = {k: v for k, v in merged.items() if any(v)}
+    if not merged:
         return
     quote = connection.ops.quote_name
     names = ", ".join(quote(name) for name in (*key, *columns))
-    marks = ", ".join(["%s"] * (len(key) + len(columns)))
+    marks = "(" + ", ".join(["%s"] * (len(key) + len(columns))) + ")"
     increments = ", ".join(
         f"{quote(c)} = {quote(table)}.{quote(c)} + excluded.{quote(c)}" for c in columns
     )
     # Names come from the models' metadata; values are bound as parameters.
     conflict = ", ".join(quote(k) for k in key)
     sql = (
-        f"INSERT INTO {quote(table)} ({names}) VALUES ({marks}) "  # noqa: S608
+        f"INSERT INTO {quote(table)} ({names}) VALUES {', '.join([marks] * len(merged))} "  # noqa: S608
         f"ON CONFLICT ({conflict}) DO UPDATE SET {increments}"
     )
+    parameters = [_adapt(value) for k in sorted(merged) for value in (*k, *merged[k])]
     with connection.cursor() as cursor:
-        for row in rows:
-            cursor.execute(sql, [_adapt(value) for value in row])
+        cursor.execute(sql, parameters)
 
 
 def _adapt(value: object) -> object:
@@ -189,7 +197,7 @@ def add_to_ledger_totals(rows: list[tuple[int, date, str, int, Decimal, Decimal]
         LedgerTotal._meta.db_table,
         ("conference_id", "day", "method"),
         ("payments", "collected", "refunded"),
-        [row for row in rows if any(row[3:])],
+        rows,
     )
 
 
@@ -199,5 +207,5 @@ def add_to_order_totals(rows: list[tuple[int, str, int, Decimal]]) -> None:
         OrderTotal._meta.db_table,
         ("conference_id", "status"),
         ("orders", "balance"),
-        [row for row in rows if any(row[2:])],
+        rows,
     )
