@@ -35,6 +35,7 @@ REFUNDED_PART = Case(
     output_field=DecimalField(**MONEY),
 ) + F("lost_dispute_amount")
 
+CENT = Decimal("0.01")
 LedgerKey = tuple[int, date, str]
 OrderKey = tuple[int, str]
 NOTHING = (0, ZERO, ZERO)
@@ -70,11 +71,16 @@ def computed_ledger_totals() -> dict[LedgerKey, tuple[int, Decimal, Decimal]]:
     return {
         (row["order__conference_id"], row["day"], row["method"]): (
             row["n"],
-            row["collected"],
-            row["refunded"],
+            _cents(row["collected"]),
+            _cents(row["refunded"]),
         )
         for row in rows
     }
+
+
+def _cents(amount: Decimal) -> Decimal:
+    """A sum to the cent (SQLite sums decimals as floats: 9.90000000000001)."""
+    return amount.quantize(CENT)
 
 
 def stored_ledger_totals() -> dict[LedgerKey, tuple[int, Decimal, Decimal]]:
@@ -119,7 +125,7 @@ def computed_order_totals() -> dict[OrderKey, tuple[int, Decimal]]:
     )
     for row in pending:
         key = (row["conference_id"], Order.Status.PENDING.value)
-        totals[key] = (totals[key][0], row["balance"])
+        totals[key] = (totals[key][0], _cents(row["balance"]))
     return totals
 
 
