@@ -5,7 +5,6 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
 from django.db.models import F, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, Upper
@@ -98,14 +97,6 @@ class Conference(models.Model):
         super().save(*args, **kwargs)
 
 
-def trigram_indexes(prefix: str, *columns: str) -> list[GinIndex]:
-    """PostgreSQL trigram indexes on UPPER(column), the expression Django's icontains compares."""
-    return [
-        GinIndex(OpClass(Upper(column), name="gin_trgm_ops"), name=f"{prefix}_{column}_trgm")
-        for column in columns
-    ]
-
-
 class OrderQuerySet(models.QuerySet):
     """Queries over orders."""
 
@@ -164,6 +155,12 @@ class Order(models.Model):
         editable=False,
         help_text="When order_paid was sent for this order; empty while it is due.",
     )
+    # What the maintained totals (``OrderTotal``) count for this order: its status
+    # and, while pending, its balance; empty until counted. See services/ledger_totals.py.
+    counted_status = models.CharField(
+        max_length=20, blank=True, default="", db_default="", editable=False
+    )
+    counted_balance = models.DecimalField(**MONEY, default=ZERO, db_default=ZERO, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -184,9 +181,8 @@ class Order(models.Model):
                 name="order_pending_hold_idx",
                 condition=Q(status="pending", hold_expires_at__isnull=False),
             ),
-            # Substring search (icontains: UPPER(col) LIKE '%TERM%') through trigrams; created
-            # on PostgreSQL only (migration 0018), SQLite scans its small tables.
-            *trigram_indexes("order", "reference", "billing_name", "billing_email"),
+            # Substring search (icontains: UPPER(col) LIKE '%TERM%') uses trigram indexes on
+            # PostgreSQL, created by migration 0019 outside the model state (SQLite has none).
             # A pasted e-mail (iexact): a trigram index answers equality too, but slowly
             # when every address shares "@example.com"'s trigrams.
             models.Index(Upper("billing_email"), name="order_billing_email_upper_idx"),
@@ -322,6 +318,10 @@ class Payment(models.Model):
     idempotency_key = models.CharField(
         max_length=64, blank=True, default="", db_default="", editable=False
     )
+    # What the maintained totals (``LedgerTotal``) count for this payment: NULL while
+    # it is not collected, else its amount and what went back of it. See services/ledger_totals.py.
+    counted_collected = models.DecimalField(**MONEY, null=True, blank=True, editable=False)
+    counted_refunded = models.DecimalField(**MONEY, default=ZERO, db_default=ZERO, editable=False)
     stripe_payment_intent_id = models.CharField(max_length=255, blank=True)
     stripe_charge_id = models.CharField(max_length=255, blank=True)
     stripe_checked_at = models.DateTimeField(
@@ -363,7 +363,6 @@ class Payment(models.Model):
                 condition=~Q(stripe_charge_id=""),
             ),
             models.Index(Upper("reference"), name="payment_reference_upper_idx"),
-            *trigram_indexes("payment", "reference"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gte=0), name="payment_amount_not_negative"),
@@ -402,6 +401,55 @@ class Payment(models.Model):
 
 # The payments whose money an order received (net of what left again): NET_OF_REFUNDS.
 MONEY_HELD_STATUSES = (Payment.Status.SUCCEEDED, Payment.Status.REFUNDED)
+
+# Sums over many ledger rows: room for a conference's whole takings.
+TOTAL = {"max_digits": 18, "decimal_places": 2}
+
+
+class LedgerTotal(models.Model):
+    """Money collected per conference, local day of the payment and method, kept by the ledger.
+
+    Every ledger write adds its change in the same transaction (``settle_order``
+    calls ``services.ledger_totals.recount_order``); ``check_ledger_totals``
+    recomputes them from the ledger. ``refunded`` counts lost disputes as money
+    out, like the dashboard always did. The currency is the conference's.
+    """
+
+    conference = models.ForeignKey(Conference, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField(help_text="The payment's creation day in the site's time zone.")
+    method = models.CharField(max_length=10, choices=Payment.Method.choices)
+    payments = models.IntegerField(default=0, help_text="Succeeded and refunded payments.")
+    collected = models.DecimalField(**TOTAL, default=ZERO)
+    refunded = models.DecimalField(**TOTAL, default=ZERO)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["conference", "day", "method"], name="ledger_total_unique_key"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.conference_id} {self.day} {self.method}"
+
+
+class OrderTotal(models.Model):
+    """How many orders a conference has in each status, and what its pending ones still owe."""
+
+    conference = models.ForeignKey(Conference, on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(max_length=20, choices=Order.Status.choices)
+    orders = models.IntegerField(default=0)
+    balance = models.DecimalField(
+        **TOTAL, default=ZERO, help_text="Balance due, summed over the pending orders."
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["conference", "status"], name="order_total_unique_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.conference_id} {self.status}"
 
 
 class Refund(models.Model):

@@ -7,6 +7,7 @@ from django.contrib.auth.models import Permission
 from django.db.models import Sum
 
 from backoffice.models import ZERO, Order, Payment, Refund
+from backoffice.services.ledger_totals import recount_order
 
 
 def backdate[Row: Payment | Refund](row: Row, created_at: object) -> Row:
@@ -25,8 +26,11 @@ def make_payment(order: Order, amount: str = "10.00", **fields: object) -> Payme
         # The ledger's invariant: a REFUNDED payment was refunded in full.
         fields.setdefault("refunded_amount", Decimal(amount))
     created_at = fields.pop("created_at", None)
-    payment = Payment.objects.create(order=order, amount=Decimal(amount), **fields)
-    return backdate(payment, created_at)
+    payment = backdate(
+        Payment.objects.create(order=order, amount=Decimal(amount), **fields), created_at
+    )
+    recount_order(order)  # the dashboard's totals follow the ledger, as after a service's write
+    return payment
 
 
 def make_refund(payment: Payment, amount: str = "5.00", **fields: object) -> Refund:
@@ -48,6 +52,7 @@ def make_refund(payment: Payment, amount: str = "5.00", **fields: object) -> Ref
     if payment.refunded_amount == payment.amount:
         payment.status = Payment.Status.REFUNDED
     payment.save(update_fields=["refunded_amount", "status", "updated_at"])
+    recount_order(payment.order)
     return refund
 
 

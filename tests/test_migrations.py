@@ -278,3 +278,60 @@ def test_0009_itemises_past_refunds_and_sets_manual_channels() -> None:
             assert refund.stripe_refund_id == "" and refund.created_by_id is None
     finally:
         migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+
+
+def test_0018_fills_the_totals_from_the_ledger_as_it_stands() -> None:
+    old_apps = migrate([("backoffice", "0019_search_trigram_indexes")])
+    User = old_apps.get_model("auth", "User")
+    Conference = old_apps.get_model("backoffice", "Conference")
+    Order = old_apps.get_model("backoffice", "Order")
+    Payment = old_apps.get_model("backoffice", "Payment")
+    user = User.objects.create(username="old-attendee")
+    conference = Conference.objects.create(name="Old", slug="old", currency="USD")
+    pending = Order.objects.create(
+        conference=conference, user=user, reference="ORD-OLD1", payment_token="t1", total=300
+    )
+    Order.objects.create(
+        conference=conference,
+        user=user,
+        reference="ORD-OLD2",
+        payment_token="t2",
+        total=50,
+        status="paid",
+    )
+    for method, status, amount, refunded in [
+        ("stripe", "succeeded", "100.00", "40.00"),
+        ("stripe", "refunded", "60.00", "60.00"),
+        ("manual", "succeeded", "50.00", "0.00"),
+        ("stripe", "failed", "999.00", "0.00"),
+    ]:
+        Payment.objects.create(
+            order=pending, method=method, status=status, amount=amount, refunded_amount=refunded
+        )
+    try:
+        new_apps = migrate([("backoffice", "0020_ledger_totals")])
+        LedgerTotal = new_apps.get_model("backoffice", "LedgerTotal")
+        OrderTotal = new_apps.get_model("backoffice", "OrderTotal")
+        by_method = {
+            row.method: (row.payments, row.collected, row.refunded)
+            for row in LedgerTotal.objects.all()
+        }
+        assert by_method == {
+            "stripe": (2, Decimal("160.00"), Decimal("100.00")),
+            "manual": (1, Decimal("50.00"), Decimal("0.00")),
+        }
+        orders = {row.status: (row.orders, row.balance) for row in OrderTotal.objects.all()}
+        assert orders == {"pending": (1, Decimal("190.00")), "paid": (1, Decimal("0.00"))}
+        NewPayment = new_apps.get_model("backoffice", "Payment")
+        counted = NewPayment.objects.values_list("status", "counted_collected", "counted_refunded")
+        assert sorted(counted, key=str) == sorted(
+            [
+                ("succeeded", Decimal("100.00"), Decimal("40.00")),
+                ("refunded", Decimal("60.00"), Decimal("60.00")),
+                ("succeeded", Decimal("50.00"), Decimal("0.00")),
+                ("failed", None, Decimal("0.00")),
+            ],
+            key=str,
+        )
+    finally:
+        migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())

@@ -7,7 +7,6 @@ there every operation here records its state and creates nothing.
 """
 
 from django.conf import settings
-from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.contrib.postgres.operations import TrigramExtension
 from django.db import migrations, models
 from django.db.models.functions import Upper
@@ -20,18 +19,6 @@ USER_INDEXES = {
     "backoffice_user_last_name_trgm": "USING gin (UPPER({last_name}) gin_trgm_ops)",
     "backoffice_user_email_upper": "(UPPER({email}))",
 }
-
-
-class AddIndexOnPostgreSQL(migrations.AddIndex):
-    """AddIndex that creates the index on PostgreSQL only (the state changes everywhere)."""
-
-    def database_forwards(self, app_label, schema_editor, from_state, to_state):
-        if schema_editor.connection.vendor == "postgresql":
-            super().database_forwards(app_label, schema_editor, from_state, to_state)
-
-    def database_backwards(self, app_label, schema_editor, from_state, to_state):
-        if schema_editor.connection.vendor == "postgresql":
-            super().database_backwards(app_label, schema_editor, from_state, to_state)
 
 
 def user_table(apps) -> str:
@@ -59,9 +46,35 @@ def drop_user_indexes(apps, schema_editor) -> None:
         schema_editor.execute(f"DROP INDEX IF EXISTS {name}")
 
 
-def trigram(column: str, name: str) -> GinIndex:
-    """A trigram index on UPPER(column)."""
-    return GinIndex(OpClass(Upper(column), name="gin_trgm_ops"), name=name)
+# The site's own tables: trigram indexes on UPPER(column), the expression icontains
+# compares. Not model state: SQLite rebuilds a table from its model state whenever a
+# later migration alters it, and it has no GIN indexes to rebuild.
+TRIGRAM_INDEXES = {
+    "order_reference_trgm": ("backoffice_order", "reference"),
+    "order_billing_name_trgm": ("backoffice_order", "billing_name"),
+    "order_billing_email_trgm": ("backoffice_order", "billing_email"),
+    "payment_reference_trgm": ("backoffice_payment", "reference"),
+}
+
+
+def add_trigram_indexes(apps, schema_editor) -> None:
+    """Trigram indexes on the order and payment columns searched by fragment, on PostgreSQL."""
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    quote = schema_editor.quote_name
+    for name, (table, column) in TRIGRAM_INDEXES.items():
+        schema_editor.execute(
+            f"CREATE INDEX IF NOT EXISTS {name} ON {quote(table)} "
+            f"USING gin (UPPER({quote(column)}) gin_trgm_ops)"
+        )
+
+
+def drop_trigram_indexes(apps, schema_editor) -> None:
+    """Drop what ``add_trigram_indexes`` created."""
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    for name in TRIGRAM_INDEXES:
+        schema_editor.execute(f"DROP INDEX IF EXISTS {name}")
 
 
 class Migration(migrations.Migration):
@@ -73,10 +86,7 @@ class Migration(migrations.Migration):
     operations = [
         # CreateExtension already does nothing outside PostgreSQL.
         TrigramExtension(),
-        AddIndexOnPostgreSQL("order", trigram("reference", "order_reference_trgm")),
-        AddIndexOnPostgreSQL("order", trigram("billing_name", "order_billing_name_trgm")),
-        AddIndexOnPostgreSQL("order", trigram("billing_email", "order_billing_email_trgm")),
-        AddIndexOnPostgreSQL("payment", trigram("reference", "payment_reference_trgm")),
+        migrations.RunPython(add_trigram_indexes, drop_trigram_indexes, elidable=False),
         migrations.AddIndex(
             model_name="order",
             index=models.Index(Upper("billing_email"), name="order_billing_email_upper_idx"),

@@ -1,4 +1,8 @@
-"""Selectors for the finance dashboard: a fixed number of aggregate queries, whatever the size.
+"""Selectors for the finance dashboard: a few hundred maintained total rows, whatever the size.
+
+The figures come from ``LedgerTotal`` and ``OrderTotal``, which every ledger
+write keeps in step (``backoffice.services.ledger_totals``) and
+``check_ledger_totals`` recomputes from the ledger.
 
 Revenue collected is what stayed with the organiser: succeeded payments minus
 what was refunded on them and what lost disputes took back (a payment fully
@@ -11,39 +15,28 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.db.models import Case, Count, DecimalField, F, Sum, Value, When
-from django.db.models.functions import Coalesce, Greatest, TruncDate
+from django.db.models import DecimalField, F, Sum, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from backoffice.models import (
-    MONEY,
-    MONEY_HELD_STATUSES,
-    NET_OF_REFUNDS,
+    TOTAL,
     ZERO,
+    LedgerTotal,
     Order,
-    Payment,
+    OrderTotal,
     StripeEvent,
 )
 from backoffice.services.background import oldest_queued_task_age
 from backoffice.services.schedule import JobStatus, job_statuses
 from backoffice.services.worker_liveness import workers_alive
 
-COLLECTED_STATUSES = (Payment.Status.SUCCEEDED, Payment.Status.REFUNDED)
 DAILY_DAYS = 30
 
 
 def _money(expression: object) -> Coalesce:
     """A money sum that is 0.00, not NULL, over no rows."""
-    return Coalesce(expression, Value(ZERO), output_field=DecimalField(**MONEY))
-
-
-# What went back of a payment: all of it once REFUNDED, else its partial refunds;
-# plus what its lost disputes took back (money out like a refund).
-REFUNDED_PART = Case(
-    When(status=Payment.Status.REFUNDED, then=F("amount")),
-    default=F("refunded_amount"),
-    output_field=DecimalField(**MONEY),
-) + F("lost_dispute_amount")
+    return Coalesce(expression, Value(ZERO), output_field=DecimalField(**TOTAL))
 
 
 @dataclass(frozen=True)
@@ -91,17 +84,21 @@ class FinanceSummary:
 
 
 def revenue_by_conference_and_method() -> list[RevenueByMethod]:
-    """Gross and refunded amounts per conference and method (one query)."""
+    """Gross and refunded amounts per conference and method, from the maintained totals."""
     rows = (
-        Payment.objects.filter(status__in=COLLECTED_STATUSES)
-        .values("order__conference__name", "order__conference__currency", "method")
-        .annotate(gross=_money(Sum("amount")), refunded=_money(Sum(REFUNDED_PART)))
-        .order_by("order__conference__name", "method")
+        LedgerTotal.objects.values("conference__name", "conference__currency", "method")
+        .annotate(
+            payments=Sum("payments"),
+            gross=_money(Sum("collected")),
+            refunded=_money(Sum("refunded")),
+        )
+        .filter(payments__gt=0)
+        .order_by("conference__name", "method")
     )
     return [
         RevenueByMethod(
-            conference=row["order__conference__name"],
-            currency=row["order__conference__currency"],
+            conference=row["conference__name"],
+            currency=row["conference__currency"],
             method=row["method"],
             gross=row["gross"],
             refunded=row["refunded"],
@@ -111,26 +108,21 @@ def revenue_by_conference_and_method() -> list[RevenueByMethod]:
 
 
 def orders_by_status() -> dict[str, int]:
-    """How many orders are in each status, every status present (one query)."""
+    """How many orders are in each status, every status present, from the maintained totals."""
     counts = dict.fromkeys(Order.Status.values, 0)
-    for row in Order.objects.order_by().values("status").annotate(n=Count("id")):
+    for row in OrderTotal.objects.order_by().values("status").annotate(n=Sum("orders")):
         counts[row["status"]] = row["n"]
     return counts
 
 
 def outstanding_on_pending_orders() -> list[Outstanding]:
-    """Balance still due on pending orders, per conference (one query).
+    """Balance still due on pending orders, per conference, from the maintained totals.
 
     An overpaid order owes nothing; it never offsets what others owe.
     """
     rows = (
-        Order.objects.filter(status=Order.Status.PENDING)
-        .with_amounts()
-        .values("conference__name", "conference__currency")
-        .annotate(
-            orders=Count("id"),
-            balance=_money(Sum(Greatest(F("balance_sum"), Value(ZERO)))),
-        )
+        OrderTotal.objects.filter(status=Order.Status.PENDING, orders__gt=0)
+        .values("conference__name", "conference__currency", "orders", "balance")
         .order_by("conference__name")
     )
     return [
@@ -147,27 +139,21 @@ def outstanding_on_pending_orders() -> list[Outstanding]:
 def daily_collected_revenue(
     *, today: datetime.date | None = None, days: int = DAILY_DAYS
 ) -> DailyRevenue:
-    """Net revenue collected each of the last ``days`` days, per currency (one query)."""
+    """Net revenue collected each of the last ``days`` days, per currency (maintained totals)."""
     zone = timezone.get_default_timezone()
     today = today or timezone.localdate(timezone=zone)
     first = today - datetime.timedelta(days=days - 1)
-    start = datetime.datetime.combine(first, datetime.time.min, tzinfo=zone)
-    end = datetime.datetime.combine(
-        today + datetime.timedelta(days=1), datetime.time.min, tzinfo=zone
-    )
     rows = (
-        Payment.objects.filter(created_at__gte=start, created_at__lt=end)
-        .filter(status__in=MONEY_HELD_STATUSES)
-        .annotate(day=TruncDate("created_at", tzinfo=zone))
-        .values("day", "order__conference__currency")
-        .annotate(net=_money(Sum(NET_OF_REFUNDS)))
+        LedgerTotal.objects.filter(day__gte=first, day__lte=today)
+        .values("day", "conference__currency")
+        .annotate(net=_money(Sum(F("collected") - F("refunded"))))
         .order_by("day")
     )
     calendar = [first + datetime.timedelta(days=offset) for offset in range(days)]
     index = {day: position for position, day in enumerate(calendar)}
     by_currency: dict[str, list[Decimal]] = defaultdict(lambda: [ZERO] * days)
     for row in rows:
-        by_currency[row["order__conference__currency"]][index[row["day"]]] = row["net"]
+        by_currency[row["conference__currency"]][index[row["day"]]] = row["net"]
     return DailyRevenue(days=calendar, by_currency=dict(sorted(by_currency.items())))
 
 

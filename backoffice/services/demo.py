@@ -15,6 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from backoffice.models import ZERO, Conference, Order, OrderLineItem, Payment
+from backoffice.services.ledger_totals_check import repair_totals
 from backoffice.services.payment import PaymentService
 from backoffice.services.staff_groups import FINANCE, FRONT_DESK, create_staff_groups
 
@@ -251,6 +252,8 @@ def seed_demo_data(*, passwords: dict[str, str] | None = None, seed: int = 2026)
             _pay(rng, order, kind, desk_user)
             paid_at = min(created_at + timedelta(days=rng.randint(0, 5)), now)
             Payment.objects.filter(order=order).update(created_at=paid_at, updated_at=paid_at)
+        # The payments were backdated after they were counted: count them on their days.
+        repair_totals()
         result.attendees = len(kinds)
         for status in Order.Status:
             result.orders_by_status[status.label] = Order.objects.filter(status=status).count()

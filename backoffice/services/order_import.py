@@ -33,6 +33,7 @@ from backoffice.models import (
     generate_order_reference,
 )
 from backoffice.money import has_valid_precision, quantum
+from backoffice.services.ledger_totals import count_new_orders
 from backoffice.spreadsheet import looks_like_formula
 
 IMPORTABLE_STATUSES = (Order.Status.PENDING, Order.Status.CANCELLED)
@@ -349,6 +350,7 @@ class OrderImport:
         assign_references(orders)
         for order in orders:
             order.user = order.user  # the attendee's id, now that it is saved
+        count_new_orders(orders)  # the dashboard's totals, in this transaction
         Order.objects.bulk_create(orders)
         OrderLineItem.objects.bulk_create(imported_line_item(order) for order in orders)
 

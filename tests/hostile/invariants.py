@@ -8,6 +8,7 @@ from django.db.models import Sum
 
 from backoffice.models import Order, Payment, Refund
 from backoffice.money import has_valid_precision
+from backoffice.services.ledger_totals_check import find_differences
 from backoffice.services.payment import net_received
 
 
@@ -43,7 +44,8 @@ def assert_ledger_invariants() -> None:
     A payment's refunded amount is the sum of its succeeded refunds.
 
     A pending order holds less than its total, a paid one at least its total, an
-    overpaid one is flagged for staff, and no Stripe payment is counted twice.
+    overpaid one is flagged for staff, no Stripe payment is counted twice, and
+    the dashboard's maintained totals match the ledger.
     """
     for order in Order.objects.select_related("conference"):
         held = net_received(order)
@@ -63,3 +65,5 @@ def assert_ledger_invariants() -> None:
     ).exclude(stripe_payment_intent_id="")
     intents = list(taken.values_list("stripe_payment_intent_id", flat=True))
     assert len(intents) == len(set(intents))
+    # The dashboard's maintained totals equal a full recomputation from the ledger.
+    assert find_differences() == []

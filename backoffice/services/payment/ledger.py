@@ -29,6 +29,7 @@ from backoffice.models import (
 from backoffice.models import MONEY_OUT as MONEY_OUT_EXPRESSION
 from backoffice.money import has_valid_precision, quantum
 from backoffice.services.history import SYSTEM, WORKER, record_history
+from backoffice.services.ledger_totals import count_order
 from backoffice.services.order_paid import STILL_SOLD_STATUSES, send_order_paid_task
 from backoffice.stripe_client import LEDGER_AMOUNT_LIMIT
 
@@ -265,8 +266,9 @@ def settle_order(
     attention flag (an overpayment, money on a cancelled order; cleared when
     an overpayment was given back), clears the hold once paid or cancelled, enqueues
     ``order_paid`` for the worker (sent once per order, and only if it is still
-    sold then: see ``backoffice.services.order_paid``), and appends one entry
-    to the order's history.
+    sold then: see ``backoffice.services.order_paid``), adds the write's change
+    to the dashboard's maintained totals (``services.ledger_totals``), and
+    appends one entry to the order's history.
     """
     before = order.status
     money = money_of(order)
@@ -285,6 +287,8 @@ def settle_order(
         order.needs_attention = bool(reasons)
     if order.status in (Order.Status.PAID, Order.Status.CANCELLED):
         order.hold_expires_at = None
+    # The dashboard's totals change in this transaction, under this lock, or not at all.
+    counted = count_order(order)
     order.save(
         update_fields=[
             "status",
@@ -292,6 +296,7 @@ def settle_order(
             "attention_reason",
             "hold_expires_at",
             "updated_at",
+            *counted,
         ]
     )
     if order.status in STILL_SOLD_STATUSES and order.paid_notified_at is None:
