@@ -83,10 +83,11 @@ def populate(db: str, orders: int, payments: int) -> float:
             """
             INSERT INTO backoffice_conference
                 (name, slug, currency, stripe_publishable_key, stripe_secret_key,
-                 stripe_webhook_secret)
-            VALUES ('PyCon US', 'pycon-us', 'USD', '', '', ''),
-                   ('EuroPython', 'europython', 'EUR', '', '', ''),
-                   ('PyCon JP', 'pycon-jp', 'JPY', '', '', '')
+                 stripe_webhook_secret, organiser_name, organiser_address, contact_email,
+                 reply_to_email)
+            VALUES ('PyCon US', 'pycon-us', 'USD', '', '', '', '', '', '', ''),
+                   ('EuroPython', 'europython', 'EUR', '', '', '', '', '', '', ''),
+                   ('PyCon JP', 'pycon-jp', 'JPY', '', '', '', '', '', '', '')
             """
         )
         conn.execute(
