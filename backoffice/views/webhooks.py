@@ -14,59 +14,46 @@ for up to three days:
 """
 
 import logging
-from collections.abc import Callable
-from functools import wraps
 
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from backoffice.models import Conference
 from backoffice.services.webhooks import (
     StripeEventBusy,
     StripeEventFailed,
     StripeEventNotApplied,
-    receive_stripe_event,
-    webhook_lock_waits,
+    UnknownWebhookConference,
+    receive_stripe_webhook,
 )
-from backoffice.stripe_client import InvalidWebhook, verify_webhook
+from backoffice.stripe_client import InvalidWebhook
 
 logger = logging.getLogger(__name__)
 
 
-def _lock_waits_bounded(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Bound every lock wait and statement of the view, from its first query (503 when hit)."""
-
-    @wraps(view)
-    def bounded(request: HttpRequest, *args: str, **kwargs: str) -> HttpResponse:
-        with webhook_lock_waits():
-            return view(request, *args, **kwargs)
-
-    return bounded
-
-
 @csrf_exempt
 @require_POST
-@_lock_waits_bounded
 def stripe_webhook(request: HttpRequest, conference_slug: str) -> HttpResponse:
-    """Verify a Stripe event with the conference's webhook secret, store it once and apply it."""
-    conference = Conference.objects.filter(slug=conference_slug).first()
-    if conference is None or not conference.stripe_webhook_secret:
-        return HttpResponseBadRequest("Unknown conference or no webhook secret.")
+    """Verify a Stripe event with the conference's webhook secret, store it once and apply it.
+
+    Served past the session, authentication, CSRF, CSP, messages and
+    login-lockout middleware (``WebhookMiddleware``): it has no cookies and
+    returns no HTML.
+    """
     try:
-        event = verify_webhook(
-            request.body,
-            request.headers.get("Stripe-Signature"),
-            conference.stripe_webhook_secret,
+        receive_stripe_webhook(
+            conference_slug=conference_slug,
+            payload=request.body,
+            signature=request.headers.get("Stripe-Signature"),
         )
+    except UnknownWebhookConference:
+        return HttpResponseBadRequest("Unknown conference or no webhook secret.")
     except InvalidWebhook as exc:
         logger.warning(
-            "Rejected Stripe webhook", extra={"conference": conference.slug, "error": str(exc)}
+            "Rejected Stripe webhook", extra={"conference": conference_slug, "error": str(exc)}
         )
         return HttpResponseBadRequest("Invalid Stripe webhook.")
-    try:
-        receive_stripe_event(conference=conference, event=event)
     except ValidationError as exc:
         return HttpResponseBadRequest(" ".join(exc.messages))
     except StripeEventNotApplied as exc:
