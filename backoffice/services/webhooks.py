@@ -16,7 +16,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, InterfaceError, connection, transaction
 from django.db.models import Q, QuerySet, Subquery, Value
 from django.db.models.constants import OnConflict
 from django.db.models.functions import Coalesce
@@ -227,15 +227,8 @@ def _orders_of_event(conference: Conference, payload: Any) -> "QuerySet[Order] |
     return Order.objects.filter(conference=conference, pk=target)
 
 
-def receive_stripe_event(*, conference: Conference, event: dict[str, Any]) -> StripeEvent:
-    """Store a verified event once per conference and apply it unless it was already processed.
-
-    A duplicate delivery of a processed event changes nothing. Conferences that
-    share a Stripe account each receive (and store) every event of the account;
-    one about another conference's payment is processed as a no-op. Raises
-    ``StripeEventNotApplied`` when its content cannot be applied and
-    ``StripeEventFailed`` when the handler fails otherwise (the error is stored).
-    """
+def _stored_event(conference: Conference, event: dict[str, Any]) -> StripeEvent:
+    """The conference's stored copy of the event, stored now unless it was already."""
     event_id = event["id"]
     events = StripeEvent.objects.filter(conference=conference)
     stored = events.filter(stripe_event_id=event_id).first()
@@ -252,8 +245,21 @@ def receive_stripe_event(*, conference: Conference, event: dict[str, Any]) -> St
                 )
         except IntegrityError:
             stored = events.get(stripe_event_id=event_id)  # a parallel delivery
+    return stored
+
+
+def receive_stripe_event(*, conference: Conference, event: dict[str, Any]) -> StripeEvent:
+    """Store a verified event once per conference and apply it unless it was already processed.
+
+    A duplicate delivery of a processed event changes nothing. Conferences that
+    share a Stripe account each receive (and store) every event of the account;
+    one about another conference's payment is processed as a no-op. Raises
+    ``StripeEventNotApplied`` when its content cannot be applied and
+    ``StripeEventFailed`` when the handler fails otherwise (the error is stored).
+    """
+    stored = _stored_event(conference, event)
     if stored.processed_at is not None:
-        logger.info("Duplicate Stripe event ignored", extra={"event": event_id})
+        logger.info("Duplicate Stripe event ignored", extra={"event": stored.stripe_event_id})
         return stored
     _apply(stored, force=False)
     return stored
@@ -281,6 +287,32 @@ def reprocess_stripe_event(event: StripeEvent) -> None:
         raise ValidationError(f"{event} failed again: {exc.error}") from exc
 
 
+def _failure(event: StripeEvent, exc: Exception) -> Exception:
+    """What to raise for an event whose transaction failed with ``exc``, its error stored."""
+    if isinstance(exc, CONTENT_ERRORS):
+        # Nothing was written (the transaction rolled back); staff see why on the event.
+        error = str(exc)
+        StripeEvent.objects.filter(pk=event.pk).update(last_error=error)
+        logger.warning(
+            "Stripe event not applied", extra={"event": event.stripe_event_id, "error": error}
+        )
+        return StripeEventNotApplied(event, error)
+    if database_unavailable(exc):
+        # Not a failure of the event: a lock held too long, a serialization failure,
+        # a lost connection. The transaction rolled back; Stripe retries.
+        logger.warning(
+            "Stripe event not applied: database busy",
+            extra={"event": event.pk, "error": type(exc.__cause__).__name__},
+        )
+        return StripeEventBusy(event)
+    # Recorded, then re-raised: a bug or an outage must be visible to staff,
+    # and answered with a 500 so Stripe retries once it is over. Nothing is swallowed.
+    error = f"{type(exc).__name__}: {exc}"
+    StripeEvent.objects.filter(pk=event.pk).update(last_error=error)
+    logger.exception("Stripe event failed", extra={"event": event.stripe_event_id})
+    return StripeEventFailed(event, error)
+
+
 def _apply(event: StripeEvent, *, force: bool) -> None:
     """Run the event's handler and mark it processed, atomically; store any error."""
     try:
@@ -305,29 +337,8 @@ def _apply(event: StripeEvent, *, force: bool) -> None:
             locked.last_error = ""
             locked.note = note
             locked.save(update_fields=["processed_at", "last_error", "note"])
-    except CONTENT_ERRORS as exc:
-        # Nothing was written (the transaction rolled back); staff see why on the event.
-        error = str(exc)
-        StripeEvent.objects.filter(pk=event.pk).update(last_error=error)
-        logger.warning(
-            "Stripe event not applied", extra={"event": event.stripe_event_id, "error": error}
-        )
-        raise StripeEventNotApplied(event, error) from exc
     except Exception as exc:
-        if database_unavailable(exc):
-            # Not a failure of the event: a lock held too long, a serialization failure,
-            # a lost connection. The transaction rolled back; Stripe retries.
-            logger.warning(
-                "Stripe event not applied: database busy",
-                extra={"event": event.pk, "error": type(exc.__cause__).__name__},
-            )
-            raise StripeEventBusy(event) from exc
-        # Recorded, then re-raised: a bug or an outage must be visible to staff,
-        # and answered with a 500 so Stripe retries once it is over. Nothing is swallowed.
-        error = f"{type(exc).__name__}: {exc}"
-        StripeEvent.objects.filter(pk=event.pk).update(last_error=error)
-        logger.exception("Stripe event failed", extra={"event": event.stripe_event_id})
-        raise StripeEventFailed(event, error) from exc
+        raise _failure(event, exc) from exc
     event.refresh_from_db(fields=["processed_at", "last_error", "note"])
     logger.info(
         "Stripe event processed",
@@ -383,14 +394,31 @@ def receive_stripe_webhook(
                 "Stripe event not applied: database busy",
                 extra={"conference": conference_slug, "error": type(exc.__cause__).__name__},
             )
-            raise StripeEventBusy(None) from exc
+            raise StripeEventBusy(_stored_if_possible(conference, event)) from exc
         if conference is None or event is None:
             raise
-        # The handler refused or failed, and nothing was written: the general
-        # path below stores the event, applies it again and records why not.
-    # A duplicate, a stored event retried, or a failure to record.
+        if not isinstance(exc, PaymentOfAnotherConference):
+            # Nothing was written: store the event with why it was not applied.
+            with webhook_lock_waits():
+                stored = _stored_event(conference, event)
+            raise _failure(stored, exc) from exc
+        # Another conference's payment: the general path stores it processed, with a note.
+    # A duplicate, a stored event retried, or another conference's payment.
     with webhook_lock_waits():
         return receive_stripe_event(conference=conference, event=event)
+
+
+def _stored_if_possible(
+    conference: Conference | None, event: dict[str, Any] | None
+) -> StripeEvent | None:
+    """Store a verified event unprocessed (staff see it waiting); None if the database can't."""
+    if conference is None or event is None:
+        return None
+    try:
+        with webhook_lock_waits():
+            return _stored_event(conference, event)
+    except (DatabaseError, InterfaceError):
+        return None
 
 
 def _conference_bounded(slug: str) -> Conference | None:

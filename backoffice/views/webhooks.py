@@ -14,12 +14,16 @@ for up to three days:
 """
 
 import logging
+from collections.abc import Callable
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.urls import NoReverseMatch, Resolver404, resolve, reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from backoffice.database_outage import unavailable_response
 from backoffice.services.webhooks import (
     StripeEventBusy,
     StripeEventFailed,
@@ -75,3 +79,50 @@ def stripe_webhook(request: HttpRequest, conference_slug: str) -> HttpResponse:
         # Already stored on the event and logged; 500 makes Stripe retry.
         return HttpResponse("Event stored; processing failed.", status=500)
     return HttpResponse("OK")
+
+
+class WebhookMiddleware:
+    """Send Stripe's webhook requests straight to their view, past the middleware after this one.
+
+    Listed after SecurityMiddleware (the HTTPS redirect still applies) and
+    before the session, authentication, CSRF, CSP, messages and login-lockout
+    middleware: a webhook carries no cookies, returns no HTML and is checked by
+    its signature, so their work (a session and user looked up, a CSP nonce,
+    axes' checks) would be wasted on every event. The Host header is checked
+    as CommonMiddleware would, and a database that is down or busy answers 503
+    as ``DatabaseUnavailableMiddleware`` would.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        # Per URLconf: the webhook URL without its slug (e.g. "/stripe/webhook/"), or None.
+        self.prefixes: dict[str, str | None] = {}
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        prefix = self._prefix(str(getattr(request, "urlconf", None) or settings.ROOT_URLCONF))
+        if prefix is None or not request.path.startswith(prefix):
+            return self.get_response(request)
+        request.get_host()  # ALLOWED_HOSTS: DisallowedHost answers 400
+        try:
+            match = resolve(request.path_info, urlconf=getattr(request, "urlconf", None))
+        except Resolver404:
+            return self.get_response(request)
+        if match.func is not stripe_webhook:
+            return self.get_response(request)
+        try:
+            return stripe_webhook(request, *match.args, **match.kwargs)
+        except Exception as exc:
+            response = unavailable_response(request, exc)
+            if response is None:
+                raise
+            return response
+
+    def _prefix(self, urlconf: str) -> str | None:
+        """The start of every conference's webhook URL in this URLconf; None if it has none."""
+        if urlconf not in self.prefixes:
+            try:
+                path = reverse("backoffice:stripe_webhook", urlconf=urlconf, args=["-"])
+            except NoReverseMatch:
+                path = None
+            self.prefixes[urlconf] = path.removesuffix("-/") if path else None
+        return self.prefixes[urlconf]
