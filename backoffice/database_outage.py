@@ -48,13 +48,18 @@ class DatabaseUnavailableMiddleware:
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         """The 503 page when the view failed because the database is unreachable or busy."""
-        if not database_unavailable(exception):
-            return None
-        logger.warning(
-            "Database unavailable; answered 503",
-            extra={"path": request.path, "error": type(exception.__cause__).__name__},
-        )
-        # No request context: the context processors would ask the database again.
-        response = HttpResponse(render_to_string("503.html"), status=503)
-        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
-        return response
+        return unavailable_response(request, exception)
+
+
+def unavailable_response(request: HttpRequest, exception: Exception) -> HttpResponse | None:
+    """503 with Retry-After and a short page if the database is unreachable or busy, else None."""
+    if not database_unavailable(exception):
+        return None
+    logger.warning(
+        "Database unavailable; answered 503",
+        extra={"path": request.path, "error": type(exception.__cause__).__name__},
+    )
+    # No request context: the context processors would ask the database again.
+    response = HttpResponse(render_to_string("503.html"), status=503)
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response

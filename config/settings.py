@@ -58,6 +58,8 @@ MIDDLEWARE = [
     # A refused or lost database connection answers 503 with Retry-After, not a bare 500.
     "backoffice.database_outage.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Stripe's webhooks skip everything below (no cookies, no HTML; see the class).
+    "backoffice.views.webhooks.WebhookMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "backoffice.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

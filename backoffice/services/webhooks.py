@@ -16,8 +16,9 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import DatabaseError, IntegrityError, connection, transaction
-from django.db.models import Q, Subquery, Value
+from django.db import DatabaseError, IntegrityError, InterfaceError, connection, transaction
+from django.db.models import Q, QuerySet, Subquery, Value
+from django.db.models.constants import OnConflict
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -32,12 +33,14 @@ from backoffice.services.payment import (
     apply_stripe_refund,
 )
 from backoffice.stripe_client import (
+    InvalidWebhook,
     MalformedStripeEvent,
     event_object,
     parse_charge,
     parse_dispute,
     parse_payment_intent,
     parse_refund,
+    verify_webhook,
 )
 
 logger = logging.getLogger(__name__)
@@ -50,8 +53,9 @@ class StripeEventBusy(Exception):
     rolled the transaction back, or the connection was lost.
     """
 
-    def __init__(self, event: StripeEvent) -> None:
-        super().__init__(f"Stripe event {event.stripe_event_id}: the database was busy.")
+    def __init__(self, event: StripeEvent | None) -> None:
+        name = event.stripe_event_id if event is not None else "(not stored)"
+        super().__init__(f"Stripe event {name}: the database was busy.")
         self.event = event
 
 
@@ -177,7 +181,19 @@ def _stripe_id(value: Any) -> str:
 
 
 def order_of_event(conference: Conference, payload: Any) -> int | None:
-    """The id of this conference's order the event's object is about, if any (one query).
+    """The id of this conference's order the event's object is about, if any (one query)."""
+    orders = _orders_of_event(conference, payload)
+    return None if orders is None else orders.values_list("pk", flat=True).first()
+
+
+def _order_of_event_subquery(conference: Conference, payload: Any) -> Subquery | None:
+    """``order_of_event`` as a subquery, to run inside the statement storing the event."""
+    orders = _orders_of_event(conference, payload)
+    return None if orders is None else Subquery(orders.order_by().values("pk")[:1])
+
+
+def _orders_of_event(conference: Conference, payload: Any) -> "QuerySet[Order] | None":
+    """The (at most one) order of this conference the event is about; None: it names none.
 
     Found the way the handlers find it: the payment with the object's
     PaymentIntent (or charge) id, else the order named in its metadata. The
@@ -208,19 +224,11 @@ def order_of_event(conference: Conference, payload: Any) -> int | None:
     if not candidates:
         return None
     target = Coalesce(*candidates) if len(candidates) > 1 else candidates[0]
-    orders = Order.objects.filter(conference=conference, pk=target)
-    return orders.values_list("pk", flat=True).first()
+    return Order.objects.filter(conference=conference, pk=target)
 
 
-def receive_stripe_event(*, conference: Conference, event: dict[str, Any]) -> StripeEvent:
-    """Store a verified event once per conference and apply it unless it was already processed.
-
-    A duplicate delivery of a processed event changes nothing. Conferences that
-    share a Stripe account each receive (and store) every event of the account;
-    one about another conference's payment is processed as a no-op. Raises
-    ``StripeEventNotApplied`` when its content cannot be applied and
-    ``StripeEventFailed`` when the handler fails otherwise (the error is stored).
-    """
+def _stored_event(conference: Conference, event: dict[str, Any]) -> StripeEvent:
+    """The conference's stored copy of the event, stored now unless it was already."""
     event_id = event["id"]
     events = StripeEvent.objects.filter(conference=conference)
     stored = events.filter(stripe_event_id=event_id).first()
@@ -237,8 +245,21 @@ def receive_stripe_event(*, conference: Conference, event: dict[str, Any]) -> St
                 )
         except IntegrityError:
             stored = events.get(stripe_event_id=event_id)  # a parallel delivery
+    return stored
+
+
+def receive_stripe_event(*, conference: Conference, event: dict[str, Any]) -> StripeEvent:
+    """Store a verified event once per conference and apply it unless it was already processed.
+
+    A duplicate delivery of a processed event changes nothing. Conferences that
+    share a Stripe account each receive (and store) every event of the account;
+    one about another conference's payment is processed as a no-op. Raises
+    ``StripeEventNotApplied`` when its content cannot be applied and
+    ``StripeEventFailed`` when the handler fails otherwise (the error is stored).
+    """
+    stored = _stored_event(conference, event)
     if stored.processed_at is not None:
-        logger.info("Duplicate Stripe event ignored", extra={"event": event_id})
+        logger.info("Duplicate Stripe event ignored", extra={"event": stored.stripe_event_id})
         return stored
     _apply(stored, force=False)
     return stored
@@ -266,6 +287,32 @@ def reprocess_stripe_event(event: StripeEvent) -> None:
         raise ValidationError(f"{event} failed again: {exc.error}") from exc
 
 
+def _failure(event: StripeEvent, exc: Exception) -> Exception:
+    """What to raise for an event whose transaction failed with ``exc``, its error stored."""
+    if isinstance(exc, CONTENT_ERRORS):
+        # Nothing was written (the transaction rolled back); staff see why on the event.
+        error = str(exc)
+        StripeEvent.objects.filter(pk=event.pk).update(last_error=error)
+        logger.warning(
+            "Stripe event not applied", extra={"event": event.stripe_event_id, "error": error}
+        )
+        return StripeEventNotApplied(event, error)
+    if database_unavailable(exc):
+        # Not a failure of the event: a lock held too long, a serialization failure,
+        # a lost connection. The transaction rolled back; Stripe retries.
+        logger.warning(
+            "Stripe event not applied: database busy",
+            extra={"event": event.pk, "error": type(exc.__cause__).__name__},
+        )
+        return StripeEventBusy(event)
+    # Recorded, then re-raised: a bug or an outage must be visible to staff,
+    # and answered with a 500 so Stripe retries once it is over. Nothing is swallowed.
+    error = f"{type(exc).__name__}: {exc}"
+    StripeEvent.objects.filter(pk=event.pk).update(last_error=error)
+    logger.exception("Stripe event failed", extra={"event": event.stripe_event_id})
+    return StripeEventFailed(event, error)
+
+
 def _apply(event: StripeEvent, *, force: bool) -> None:
     """Run the event's handler and mark it processed, atomically; store any error."""
     try:
@@ -290,30 +337,152 @@ def _apply(event: StripeEvent, *, force: bool) -> None:
             locked.last_error = ""
             locked.note = note
             locked.save(update_fields=["processed_at", "last_error", "note"])
-    except CONTENT_ERRORS as exc:
-        # Nothing was written (the transaction rolled back); staff see why on the event.
-        error = str(exc)
-        StripeEvent.objects.filter(pk=event.pk).update(last_error=error)
-        logger.warning(
-            "Stripe event not applied", extra={"event": event.stripe_event_id, "error": error}
-        )
-        raise StripeEventNotApplied(event, error) from exc
+    except Exception as exc:
+        raise _failure(event, exc) from exc
+    event.refresh_from_db(fields=["processed_at", "last_error", "note"])
+    logger.info(
+        "Stripe event processed",
+        extra={
+            "event": event.stripe_event_id,
+            "type": event.type,
+            "conference": event.conference_id,
+        },
+    )
+
+
+class UnknownWebhookConference(Exception):
+    """The webhook URL names no conference, or one without a webhook secret."""
+
+
+def receive_stripe_webhook(
+    *, conference_slug: str, payload: bytes, signature: str | None
+) -> StripeEvent:
+    """Verify a webhook's body, then store and apply its event once; the webhook view's one call.
+
+    A new event takes one transaction and eight round trips: the time limits
+    with the conference, the event stored already processed (and linked to its
+    order), then its handler's own (for a card payment: the order and payment
+    locked, the payment, the order's money, the order, the order-paid task and
+    the history entry). Anything else (a duplicate, a retried failure, an event
+    whose handler raises) rolls that transaction back and goes the way of
+    ``receive_stripe_event``, which stores and reports it.
+
+    Raises ``UnknownWebhookConference`` and ``InvalidWebhook`` (nothing
+    stored), ``StripeEventBusy`` (nothing changed), and what
+    ``receive_stripe_event`` raises; returns the stored event.
+    """
+    conference: Conference | None = None
+    event: dict[str, Any] | None = None
+    try:
+        with transaction.atomic():
+            conference = _conference_bounded(conference_slug)
+            if conference is None or not conference.stripe_webhook_secret:
+                raise UnknownWebhookConference(conference_slug)
+            event = verify_webhook(payload, signature, conference.stripe_webhook_secret)
+            stored = _store_processed(conference, event)
+            if stored is not None:
+                handler = HANDLERS.get(stored.type)
+                if handler is not None:
+                    handler(conference, event_object(event))
+                _log_processed(stored)
+                return stored
+    except (UnknownWebhookConference, InvalidWebhook):
+        raise
     except Exception as exc:
         if database_unavailable(exc):
-            # Not a failure of the event: a lock held too long, a serialization failure,
-            # a lost connection. The transaction rolled back; Stripe retries.
             logger.warning(
                 "Stripe event not applied: database busy",
-                extra={"event": event.pk, "error": type(exc.__cause__).__name__},
+                extra={"conference": conference_slug, "error": type(exc.__cause__).__name__},
             )
-            raise StripeEventBusy(event) from exc
-        # Recorded, then re-raised: a bug or an outage must be visible to staff,
-        # and answered with a 500 so Stripe retries once it is over. Nothing is swallowed.
-        error = f"{type(exc).__name__}: {exc}"
-        StripeEvent.objects.filter(pk=event.pk).update(last_error=error)
-        logger.exception("Stripe event failed", extra={"event": event.stripe_event_id})
-        raise StripeEventFailed(event, error) from exc
-    event.refresh_from_db(fields=["processed_at", "last_error", "note"])
+            raise StripeEventBusy(_stored_if_possible(conference, event)) from exc
+        if conference is None or event is None:
+            raise
+        if not isinstance(exc, PaymentOfAnotherConference):
+            # Nothing was written: store the event with why it was not applied.
+            with webhook_lock_waits():
+                stored = _stored_event(conference, event)
+            raise _failure(stored, exc) from exc
+        # Another conference's payment: the general path stores it processed, with a note.
+    # A duplicate, a stored event retried, or another conference's payment.
+    with webhook_lock_waits():
+        return receive_stripe_event(conference=conference, event=event)
+
+
+def _stored_if_possible(
+    conference: Conference | None, event: dict[str, Any] | None
+) -> StripeEvent | None:
+    """Store a verified event unprocessed (staff see it waiting); None if the database can't."""
+    if conference is None or event is None:
+        return None
+    try:
+        with webhook_lock_waits():
+            return _stored_event(conference, event)
+    except (DatabaseError, InterfaceError):
+        return None
+
+
+def _conference_bounded(slug: str) -> Conference | None:
+    """The conference named by a webhook URL, read once this transaction's waits are bounded.
+
+    On PostgreSQL the two ``set_config`` calls and the conference's SELECT go
+    in one round trip; the limits end with the transaction.
+    """
+    conferences = Conference.objects.filter(slug=slug)
+    if connection.vendor != "postgresql":
+        return conferences.first()
+    fields = Conference._meta.concrete_fields
+    sql, params = conferences.values_list(
+        *(field.attname for field in fields)
+    ).query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"{_SET_LIMITS.format(local='true')}; {sql}", [*_time_limits(), *params])
+        cursor.nextset()
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    values = [
+        field.from_db_value(value, None, connection) if hasattr(field, "from_db_value") else value
+        for field, value in zip(fields, row, strict=True)
+    ]
+    return Conference.from_db(connection.alias, [field.attname for field in fields], values)
+
+
+def _store_processed(conference: Conference, event: dict[str, Any]) -> StripeEvent | None:
+    """Store a new event as processed (this transaction applies it); None if it is stored already.
+
+    One INSERT, with its order found inside it; a parallel delivery of the same
+    event waits on the unique constraint until this transaction ends.
+    """
+    stored = StripeEvent(
+        stripe_event_id=event["id"],
+        conference=conference,
+        type=event["type"],
+        livemode=bool(event.get("livemode", False)),
+        payload=event,
+        processed_at=timezone.now(),
+    )
+    order = _order_of_event_subquery(conference, event)
+    if order is not None:
+        stored.order_id = order
+    fields = [field for field in StripeEvent._meta.concrete_fields if not field.primary_key]
+    rows = StripeEvent.objects._insert(
+        [stored],
+        fields=fields,
+        returning_fields=[StripeEvent._meta.pk],
+        on_conflict=OnConflict.IGNORE,
+    )
+    if not rows or rows[0] is None:
+        return None
+    (stored.pk,) = rows[0]
+    stored._state.adding = False
+    if order is not None:
+        # Found inside the INSERT: read (deferred) only if someone asks.
+        del stored.__dict__["order_id"]
+    return stored
+
+
+def _log_processed(event: StripeEvent) -> None:
+    """The one log line of a processed event."""
     logger.info(
         "Stripe event processed",
         extra={

@@ -15,58 +15,49 @@ for up to three days:
 
 import logging
 from collections.abc import Callable
-from functools import wraps
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.urls import NoReverseMatch, Resolver404, resolve, reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from backoffice.models import Conference
+from backoffice.database_outage import unavailable_response
 from backoffice.services.webhooks import (
     StripeEventBusy,
     StripeEventFailed,
     StripeEventNotApplied,
-    receive_stripe_event,
-    webhook_lock_waits,
+    UnknownWebhookConference,
+    receive_stripe_webhook,
 )
-from backoffice.stripe_client import InvalidWebhook, verify_webhook
+from backoffice.stripe_client import InvalidWebhook
 
 logger = logging.getLogger(__name__)
 
 
-def _lock_waits_bounded(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Bound every lock wait and statement of the view, from its first query (503 when hit)."""
-
-    @wraps(view)
-    def bounded(request: HttpRequest, *args: str, **kwargs: str) -> HttpResponse:
-        with webhook_lock_waits():
-            return view(request, *args, **kwargs)
-
-    return bounded
-
-
 @csrf_exempt
 @require_POST
-@_lock_waits_bounded
 def stripe_webhook(request: HttpRequest, conference_slug: str) -> HttpResponse:
-    """Verify a Stripe event with the conference's webhook secret, store it once and apply it."""
-    conference = Conference.objects.filter(slug=conference_slug).first()
-    if conference is None or not conference.stripe_webhook_secret:
-        return HttpResponseBadRequest("Unknown conference or no webhook secret.")
+    """Verify a Stripe event with the conference's webhook secret, store it once and apply it.
+
+    Served past the session, authentication, CSRF, CSP, messages and
+    login-lockout middleware (``WebhookMiddleware``): it has no cookies and
+    returns no HTML.
+    """
     try:
-        event = verify_webhook(
-            request.body,
-            request.headers.get("Stripe-Signature"),
-            conference.stripe_webhook_secret,
+        receive_stripe_webhook(
+            conference_slug=conference_slug,
+            payload=request.body,
+            signature=request.headers.get("Stripe-Signature"),
         )
+    except UnknownWebhookConference:
+        return HttpResponseBadRequest("Unknown conference or no webhook secret.")
     except InvalidWebhook as exc:
         logger.warning(
-            "Rejected Stripe webhook", extra={"conference": conference.slug, "error": str(exc)}
+            "Rejected Stripe webhook", extra={"conference": conference_slug, "error": str(exc)}
         )
         return HttpResponseBadRequest("Invalid Stripe webhook.")
-    try:
-        receive_stripe_event(conference=conference, event=event)
     except ValidationError as exc:
         return HttpResponseBadRequest(" ".join(exc.messages))
     except StripeEventNotApplied as exc:
@@ -88,3 +79,50 @@ def stripe_webhook(request: HttpRequest, conference_slug: str) -> HttpResponse:
         # Already stored on the event and logged; 500 makes Stripe retry.
         return HttpResponse("Event stored; processing failed.", status=500)
     return HttpResponse("OK")
+
+
+class WebhookMiddleware:
+    """Send Stripe's webhook requests straight to their view, past the middleware after this one.
+
+    Listed after SecurityMiddleware (the HTTPS redirect still applies) and
+    before the session, authentication, CSRF, CSP, messages and login-lockout
+    middleware: a webhook carries no cookies, returns no HTML and is checked by
+    its signature, so their work (a session and user looked up, a CSP nonce,
+    axes' checks) would be wasted on every event. The Host header is checked
+    as CommonMiddleware would, and a database that is down or busy answers 503
+    as ``DatabaseUnavailableMiddleware`` would.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        # Per URLconf: the webhook URL without its slug (e.g. "/stripe/webhook/"), or None.
+        self.prefixes: dict[str, str | None] = {}
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        prefix = self._prefix(str(getattr(request, "urlconf", None) or settings.ROOT_URLCONF))
+        if prefix is None or not request.path.startswith(prefix):
+            return self.get_response(request)
+        request.get_host()  # ALLOWED_HOSTS: DisallowedHost answers 400
+        try:
+            match = resolve(request.path_info, urlconf=getattr(request, "urlconf", None))
+        except Resolver404:
+            return self.get_response(request)
+        if match.func is not stripe_webhook:
+            return self.get_response(request)
+        try:
+            return stripe_webhook(request, *match.args, **match.kwargs)
+        except Exception as exc:
+            response = unavailable_response(request, exc)
+            if response is None:
+                raise
+            return response
+
+    def _prefix(self, urlconf: str) -> str | None:
+        """The start of every conference's webhook URL in this URLconf; None if it has none."""
+        if urlconf not in self.prefixes:
+            try:
+                path = reverse("backoffice:stripe_webhook", urlconf=urlconf, args=["-"])
+            except NoReverseMatch:
+                path = None
+            self.prefixes[urlconf] = path.removesuffix("-/") if path else None
+        return self.prefixes[urlconf]

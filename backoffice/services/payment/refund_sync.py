@@ -137,7 +137,7 @@ def _taken_before_refund(
         amount=amount or payment.amount,
         charge_id=charge_id or payment.stripe_charge_id,
     )
-    recorded = _record_succeeded(order, payment, taken)
+    _, recorded = _record_succeeded(order, payment, taken)
     payment.refresh_from_db()
     return recorded
 

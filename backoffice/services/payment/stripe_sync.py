@@ -125,10 +125,13 @@ def _refuse_other_conference(
         )
 
 
-def _record_succeeded(order: Order, payment: Payment | None, intent: StripePaymentIntent) -> bool:
-    """Record money taken by Stripe on a locked order's payment; False if it was already recorded.
+def _record_succeeded(
+    order: Order, payment: Payment | None, intent: StripePaymentIntent
+) -> tuple[Payment, bool]:
+    """Record money taken by Stripe on a locked order's payment; the payment, and if it was new.
 
-    The caller settles the order (``settle_order``) when this returns True.
+    False when it was already recorded; the caller settles the order
+    (``settle_order``) when it is True.
     """
     if intent.currency != order.currency.upper():
         raise UnmatchedPaymentError(
@@ -136,7 +139,7 @@ def _record_succeeded(order: Order, payment: Payment | None, intent: StripePayme
             f"{order.currency}."
         )
     if payment is None:
-        Payment.objects.create(
+        payment = Payment.objects.create(
             order=order,
             method=Payment.Method.STRIPE,
             status=Payment.Status.SUCCEEDED,
@@ -149,7 +152,7 @@ def _record_succeeded(order: Order, payment: Payment | None, intent: StripePayme
         if intent.charge_id and not payment.stripe_charge_id:
             payment.stripe_charge_id = intent.charge_id
             payment.save(update_fields=["stripe_charge_id", "updated_at"])
-        return False  # already recorded: a duplicate or replayed event
+        return payment, False  # already recorded: a duplicate or replayed event
     else:
         payment.status = Payment.Status.SUCCEEDED
         payment.amount = intent.amount
@@ -159,7 +162,7 @@ def _record_succeeded(order: Order, payment: Payment | None, intent: StripePayme
         "Stripe payment succeeded",
         extra={"order": order.reference, "intent": intent.id, "amount": str(intent.amount)},
     )
-    return True
+    return payment, True
 
 
 def _card_payment(order: Order, intent_id: str, amount: Decimal) -> str:
@@ -190,7 +193,14 @@ def apply_payment_intent(
     Used by the webhook (``actor`` Stripe) and by the checkout return page
     (``actor`` checkout) alike. Returns the payment, or None for intents that
     are not ours or outcomes that do not apply.
+
+    Inside a caller's transaction (the webhook's) it adds no savepoint: an
+    error it raises there rolls the caller's transaction back.
     """
+    with transaction.atomic(savepoint=False):
+        payment = _lock_attempt(conference, intent.id)
+        if payment is not None:
+            return _apply_outcome(payment.order, payment, intent, outcome, actor=actor)
     try:
         order = _find_order_for_intent(conference, intent)
     except PaymentOfAnotherConference:
@@ -202,15 +212,38 @@ def apply_payment_intent(
     if order is None:
         logger.info("Ignoring Stripe payment that is not ours", extra={"intent": intent.id})
         return None
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         locked = lock_order(order)
         payment = Payment.objects.filter(order=locked, stripe_payment_intent_id=intent.id).first()
-        if outcome == Payment.Status.SUCCEEDED:
-            if _record_succeeded(locked, payment, intent):
-                settle_card_payment(locked, intent.id, intent.amount, actor=actor)
-            return Payment.objects.get(order=locked, stripe_payment_intent_id=intent.id)
-        if payment is not None:
-            _apply_attempt_update(locked, payment, intent, outcome, actor=actor)
+        return _apply_outcome(locked, payment, intent, outcome, actor=actor)
+
+
+def _lock_attempt(conference: Conference, intent_id: str) -> Payment | None:
+    """Our payment of this intent in this conference, its order locked; one query.
+
+    The order row is locked first, then the payment's, so both are read as
+    they are once the lock is held (the order as ``lock_order`` reads it).
+    None when no payment of this conference has the intent.
+    """
+    return (
+        Payment.objects.select_for_update(of=("order", "self"))
+        .select_related("order__conference", "order__user")
+        .filter(stripe_payment_intent_id=intent_id, order__conference=conference)
+        .first()
+    )
+
+
+def _apply_outcome(
+    order: Order, payment: Payment | None, intent: StripePaymentIntent, outcome: str, *, actor: str
+) -> Payment | None:
+    """Apply the outcome to a locked order's payment of the intent (None: none on file yet)."""
+    if outcome == Payment.Status.SUCCEEDED:
+        payment, recorded = _record_succeeded(order, payment, intent)
+        if recorded:
+            settle_card_payment(order, intent.id, intent.amount, actor=actor)
+        return payment
+    if payment is not None:
+        _apply_attempt_update(order, payment, intent, outcome, actor=actor)
     return payment
 
 
