@@ -39,6 +39,25 @@ def _orders_with_email(email: str) -> QuerySet[Order]:
     return billed.union(Order.objects.order_by().filter(user__in=users).values("pk"))
 
 
+def _pasted(term: str) -> str | None:
+    """The pasted term without surrounding space; None when it is empty or several words."""
+    term = term.strip()
+    return None if not term or " " in term else term
+
+
+def _by_order(queryset: QuerySet, term: str, order_path: str) -> QuerySet | None:
+    """Rows of an order named by its reference or a whole e-mail address, or None.
+
+    ``order_path`` leads from the queryset's rows to their order ("" for orders,
+    "order__" for payments, "payment__order__" for refunds and disputes).
+    """
+    if ORDER_REFERENCE.fullmatch(term.upper()):
+        return queryset.filter(**{f"{order_path}reference": term.upper()})
+    if "@" in term and _is_email(term):
+        return queryset.filter(**{f"{order_path}pk__in": _orders_with_email(term)})
+    return None
+
+
 def search_orders(queryset: QuerySet[Order], term: str) -> QuerySet[Order] | None:
     """Orders matching a pasted identifier through an index, or None for free text.
 
@@ -46,20 +65,15 @@ def search_orders(queryset: QuerySet[Order], term: str) -> QuerySet[Order] | Non
     payment intent or charge id of one of the order's payments is matched
     exactly; anything else is left to the substring search (None).
     """
-    term = term.strip()
-    if not term or " " in term:
+    if (term := _pasted(term)) is None:
         return None
-    if ORDER_REFERENCE.fullmatch(term.upper()):
-        return queryset.filter(reference=term.upper())
     if term.startswith("pi_"):
         paid = Payment.objects.filter(stripe_payment_intent_id=term).values("order_id")
         return queryset.filter(pk__in=paid)
     if term.startswith(("ch_", "py_")):
         paid = Payment.objects.filter(stripe_charge_id=term).values("order_id")
         return queryset.filter(pk__in=paid)
-    if "@" in term and _is_email(term):
-        return queryset.filter(pk__in=_orders_with_email(term))
-    return None
+    return _by_order(queryset, term, "")
 
 
 def search_payments(queryset: QuerySet[Payment], term: str) -> QuerySet[Payment] | None:
@@ -70,17 +84,15 @@ def search_payments(queryset: QuerySet[Payment], term: str) -> QuerySet[Payment]
     reference), which stays fast at millions of rows; anything else is left to
     the admin's substring search (None).
     """
-    term = term.strip()
-    if not term or " " in term:
+    if (term := _pasted(term)) is None:
         return None
-    if ORDER_REFERENCE.fullmatch(term.upper()):
-        return queryset.filter(order__reference=term.upper())
     if term.startswith("pi_"):
         return queryset.filter(stripe_payment_intent_id=term)
     if term.startswith(("ch_", "py_")):
         return queryset.filter(stripe_charge_id=term)
-    if "@" in term and _is_email(term):
-        return queryset.filter(order__in=_orders_with_email(term))
+    found = _by_order(queryset, term, "order__")
+    if found is not None:
+        return found
     by_reference = queryset.filter(reference__iexact=term)
     if by_reference.exists():
         return by_reference
@@ -93,16 +105,11 @@ def search_refunds(queryset: QuerySet[Refund], term: str) -> QuerySet[Refund] | 
     Like ``search_payments``: exact, indexed lookups; None leaves free text to
     the admin's substring search.
     """
-    term = term.strip()
-    if not term or " " in term:
+    if (term := _pasted(term)) is None:
         return None
-    if ORDER_REFERENCE.fullmatch(term.upper()):
-        return queryset.filter(payment__order__reference=term.upper())
     if term.startswith(("re_", "pyr_")):
         return queryset.filter(stripe_refund_id=term)
-    if "@" in term and _is_email(term):
-        return queryset.filter(payment__order__in=_orders_with_email(term))
-    return None
+    return _by_order(queryset, term, "payment__order__")
 
 
 def search_disputes(queryset: QuerySet[Dispute], term: str) -> QuerySet[Dispute] | None:
@@ -111,20 +118,15 @@ def search_disputes(queryset: QuerySet[Dispute], term: str) -> QuerySet[Dispute]
     Like ``search_payments``: exact, indexed lookups; None leaves free text to
     the admin's substring search.
     """
-    term = term.strip()
-    if not term or " " in term:
+    if (term := _pasted(term)) is None:
         return None
-    if ORDER_REFERENCE.fullmatch(term.upper()):
-        return queryset.filter(payment__order__reference=term.upper())
     if term.startswith(("dp_", "du_")):
         return queryset.filter(stripe_dispute_id=term)
     if term.startswith("pi_"):
         return queryset.filter(payment__stripe_payment_intent_id=term)
     if term.startswith(("ch_", "py_")):
         return queryset.filter(payment__stripe_charge_id=term)
-    if "@" in term and _is_email(term):
-        return queryset.filter(payment__order__in=_orders_with_email(term))
-    return None
+    return _by_order(queryset, term, "payment__order__")
 
 
 # A declined card attempt stays worth re-checking this long: the Payment Element
