@@ -247,6 +247,20 @@ class Order(models.Model):
         return format_amount(amount, self.currency)
 
 
+class RetiredPaymentLink(models.Model):
+    """A payment link replaced by a newer one: enough to tell its holder whom to ask, no more.
+
+    Only a digest of the old token is kept (``services/payment_links.py``); it pays nothing.
+    """
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="retired_payment_links")
+    token_digest = models.CharField(max_length=64, unique=True)
+    retired_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"Old payment link of {self.order.reference}"
+
+
 class OrderLineItem(models.Model):
     """One purchased item of an order."""
 

@@ -13,3 +13,8 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
 ]
+
+# Error pages in the look of the area they happen in (admin, checkout, public).
+handler403 = "backoffice.views.errors.forbidden"
+handler404 = "backoffice.views.errors.not_found"
+handler500 = "backoffice.views.errors.server_error"

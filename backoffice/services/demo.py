@@ -19,7 +19,13 @@ from backoffice.services.ledger_totals_check import repair_totals
 from backoffice.services.payment import PaymentService
 from backoffice.services.staff_groups import FINANCE, FRONT_DESK, create_staff_groups
 
-DEMO_CONFERENCE = {"name": "PyCon Demo 2026", "slug": "pycon-demo-2026", "currency": "USD"}
+DEMO_CONFERENCE = {
+    "name": "PyCon Demo 2026",
+    "slug": "pycon-demo-2026",
+    "currency": "USD",
+    # Named on e-mails and on the "payment link no longer valid" page.
+    "contact_email": "registration@pycon-demo.example",
+}
 
 # (username, password, role, full name) of the demo accounts; the passwords are public (README).
 DEMO_ACCOUNTS = (

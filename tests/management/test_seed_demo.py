@@ -30,6 +30,7 @@ def test_seed_demo_fills_an_empty_database_with_orders_in_every_state(debug_on):
 
     conference = Conference.objects.get()
     assert conference.currency == "USD"
+    assert conference.contact_email == "registration@pycon-demo.example"
     assert not conference.stripe_secret_key
     orders = Order.objects.with_amounts()
     assert 30 <= orders.count() <= 60

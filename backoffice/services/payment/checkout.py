@@ -30,6 +30,7 @@ from backoffice.services.payment.stripe_sync import (
     apply_payment_intent,
     outcome_of,
 )
+from backoffice.services.payment_links import retire_payment_token
 from backoffice.stripe_client import (
     PaymentIntentMissing,
     PaymentProviderError,
@@ -338,6 +339,7 @@ def regenerate_payment_link(order: Order, *, staff_user: "AbstractBaseUser | Non
     with transaction.atomic():
         locked = lock_order(order)
         allowed_actions(locked)[OrderAction.REGENERATE_PAYMENT_LINK].check()
+        retire_payment_token(locked)  # the old link then names whom to ask, nothing more
         locked.payment_token = generate_payment_token()
         locked.save(update_fields=["payment_token", "updated_at"])
         record_history(
