@@ -47,6 +47,16 @@ def reply_address(conference: Conference) -> str:
     return conference.reply_to_email or conference.contact_email
 
 
+def contact_address(conference: Conference) -> str:
+    """Whom an attendee writes to: contact e-mail, else reply-to, else the sender's address."""
+    return (
+        conference.contact_email
+        or conference.reply_to_email
+        or parseaddr(settings.DEFAULT_FROM_EMAIL)[1]
+        or settings.DEFAULT_FROM_EMAIL
+    )
+
+
 def pay_url(order: Order) -> str:
     """The order's pay page as an absolute URL on ``BACKOFFICE_SITE_URL``."""
     return settings.BACKOFFICE_SITE_URL + reverse("backoffice:pay", args=[order.payment_token])
@@ -91,7 +101,7 @@ def _context(order: Order, refund: Refund | None) -> dict[str, Any]:
         "conference": conference,
         "organiser_name": conference.organiser_name or conference.name,
         "organiser_address": conference.organiser_address,
-        "contact_email": conference.contact_email or reply_address(conference),
+        "contact_email": contact_address(conference),
         "attendee_name": order.billing_name or order.user.get_full_name(),
         "line_items": [
             {

@@ -6,9 +6,6 @@ token ever reaching an order again.
 """
 
 import hashlib
-from email.utils import parseaddr
-
-from django.conf import settings
 
 from backoffice.models import Conference, Order, RetiredPaymentLink
 
@@ -33,13 +30,3 @@ def conference_of_payment_link(token: str) -> Conference | None:
         .first()
     )
     return link.order.conference if link else None
-
-
-def contact_email_for(conference: Conference) -> str:
-    """Where an attendee writes: the conference's contact, its reply-to, else DEFAULT_FROM_EMAIL."""
-    return (
-        conference.contact_email
-        or conference.reply_to_email
-        or parseaddr(settings.DEFAULT_FROM_EMAIL)[1]
-        or settings.DEFAULT_FROM_EMAIL
-    )

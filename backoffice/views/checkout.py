@@ -1,8 +1,8 @@
 """Attendee checkout: the pay page behind an order's payment link, and Stripe's return URL.
 
-No login: the unguessable token in the URL is the credential, and a wrong
-token is a plain 404. Each view calls one service and turns its refusals into
-a friendly page.
+No login: the unguessable token in the URL is the credential; a wrong token is
+a 404, rendered in the checkout's look by views/errors.py. Each view calls one
+service and turns its refusals into a friendly page.
 """
 
 from django.conf import settings

@@ -27,7 +27,8 @@ from django.utils.translation import gettext as _
 from django.views.decorators.csrf import requires_csrf_token
 
 from backoffice.csp import CHECKOUT_PATH_PREFIX
-from backoffice.services.payment_links import conference_of_payment_link, contact_email_for
+from backoffice.services.email_content import contact_address
+from backoffice.services.payment_links import conference_of_payment_link
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +125,7 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
         conference = conference_of_payment_link(match.kwargs.get("token", "")) if match else None
         context = {
             "conference": conference,
-            "contact_email": contact_email_for(conference) if conference else "",
+            "contact_email": contact_address(conference) if conference else "",
         }
         return HttpResponseNotFound(loader.render_to_string("checkout/404.html", context))
     return HttpResponseNotFound(

@@ -1,4 +1,4 @@
-"""Retired payment links and whom an attendee contacts (backoffice/services/payment_links.py)."""
+"""Retired payment links (backoffice/services/payment_links.py)."""
 
 import pytest
 
@@ -6,7 +6,6 @@ from backoffice.models import RetiredPaymentLink
 from backoffice.services.payment import PaymentService
 from backoffice.services.payment_links import (
     conference_of_payment_link,
-    contact_email_for,
     token_digest,
 )
 
@@ -21,8 +20,8 @@ def test_regenerating_keeps_only_a_digest_of_the_old_token(make_order):
 
     retired = RetiredPaymentLink.objects.get(order=order)
     assert retired.token_digest == token_digest(old_token)
-    assert old_token not in retired.token_digest
-    assert not RetiredPaymentLink.objects.filter(token_digest=old_token).exists()
+    stored = RetiredPaymentLink.objects.filter(pk=retired.pk).values().get()
+    assert not any(old_token in str(value) for value in stored.values())
 
 
 def test_every_regenerated_token_names_the_conference_but_the_current_one_does_not(make_order):
@@ -37,14 +36,3 @@ def test_every_regenerated_token_names_the_conference_but_the_current_one_does_n
     assert conference_of_payment_link(order.payment_token) is None
     assert conference_of_payment_link("never-issued") is None
     assert conference_of_payment_link("") is None
-
-
-def test_contact_email_prefers_the_contact_then_the_reply_to_then_the_sender(conference, settings):
-    settings.DEFAULT_FROM_EMAIL = "Registrations <registration@pycon.example>"
-    assert contact_email_for(conference) == "registration@pycon.example"
-
-    conference.reply_to_email = "replies@pycon.example"
-    assert contact_email_for(conference) == "replies@pycon.example"
-
-    conference.contact_email = "help@pycon.example"
-    assert contact_email_for(conference) == "help@pycon.example"
