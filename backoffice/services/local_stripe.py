@@ -118,8 +118,8 @@ def wire_conference(
         raise ValidationError(f"{api_base} is not a local address: only a local fake is wired.")
     if has_own_keys(conference):
         raise ValidationError(
-            f"{conference.name} has Stripe keys of its own; it is left as it is "
-            "(pay with those keys at Stripe's test mode instead)."
+            f"{conference.name} has Stripe keys of its own; it keeps them "
+            "and its card payments go to Stripe."
         )
     keys = {
         "stripe_publishable_key": LOCAL_PUBLISHABLE_KEY,
