@@ -4,21 +4,22 @@
 # Usage: scripts/run-dev.sh PYTHON HOST:PORT   (with DJANGO_DEBUG=1 in the environment)
 #
 # Fake Stripe: unless LOCAL_STRIPE=0 or STRIPE_API_BASE is set (then you chose a
-# Stripe yourself), localstripe runs on a free local port, `manage.py
-# use_local_stripe` gives the demo conference its keys and registers the webhook
-# there, and the site and the worker get STRIPE_API_BASE pointing at it. When
-# that command refuses (the demo conference has keys of its own, so you want
-# Stripe's test mode; or no demo conference), the fake is stopped again and the
-# site talks to Stripe.
+# Stripe yourself), localstripe runs on a free port of 127.0.0.1, in memory only
+# (scripts/local_stripe.py); `manage.py use_local_stripe` gives the demo
+# conference its keys and registers the fake's webhook; the site and the worker
+# get STRIPE_API_BASE pointing at it. When that command refuses (the demo
+# conference has keys of its own, or there is no demo conference), the fake is
+# stopped again and the site talks to Stripe.
 #
 # Ctrl-C stops everything. The worker (`manage.py run_worker`: tasks and the
 # periodic jobs) runs in a loop of its own in a process group of its own (set -m),
-# so the terminal's Ctrl-C reaches only the server; so does localstripe. The loop
-# restarts the worker 2 s after it exits (it exits when the database goes away, as
-# in production where Docker or systemd restart it). When the server has stopped
-# (Ctrl-C, or it failed to start), the loop gets one TERM here: it passes it to
-# the worker, which exits after the task in hand, and stops; localstripe gets a
-# TERM too. No process is left behind.
+# and so does localstripe, so the terminal's Ctrl-C reaches only the server. The
+# loop restarts the worker 2 s after it exits (it exits when the database goes
+# away, as in production where Docker or systemd restart it). When the server has
+# stopped (Ctrl-C, or it failed to start), the EXIT trap sends one TERM to the
+# loop, which passes it to the worker (it exits after the task in hand) and
+# stops, to localstripe and to the link printer, and waits for them. No process
+# is left behind.
 set -eu
 python="$1"
 address="$2"
@@ -55,7 +56,7 @@ else
     stripe_port=$("$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     mkdir -p var
     set -m
-    "$python" -m localstripe --port "$stripe_port" --from-scratch >var/localstripe.log 2>&1 &
+    "$python" scripts/local_stripe.py "$stripe_port" >var/localstripe.log 2>&1 &
     stripe=$!
     set +m
     api_base="http://127.0.0.1:$stripe_port"
