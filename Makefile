@@ -1,5 +1,5 @@
-# Two commands a new user needs: `make run` (site + background worker + demo data on
-# SQLite; Ctrl-C stops both) and `make test`.
+# Two commands a new user needs: `make run` (site + background worker + fake Stripe +
+# demo data on SQLite; Ctrl-C stops them all; see scripts/run-dev.sh) and `make test`.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
@@ -19,8 +19,6 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	touch "$@"
 
 run: install
-	DJANGO_DEBUG=1 $(PY) manage.py migrate --noinput
-	DJANGO_DEBUG=1 $(PY) manage.py seed_demo --if-empty
 	DJANGO_DEBUG=1 sh scripts/run-dev.sh $(PY) $(HOST):$(PORT)
 
 test: install

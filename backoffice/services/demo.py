@@ -266,6 +266,35 @@ def seed_demo_data(*, passwords: dict[str, str] | None = None, seed: int = 2026)
     return result
 
 
+def order_to_pay() -> Order | None:
+    """A pending demo order with a balance due and its hold still running, newest first."""
+    now = timezone.now()
+    return (
+        Order.objects.with_amounts()
+        .filter(
+            conference__slug=DEMO_CONFERENCE["slug"],
+            status=Order.Status.PENDING,
+            balance_sum__gt=ZERO,
+        )
+        .exclude(hold_expires_at__lte=now)
+        .select_related("conference")
+        .order_by("-created_at", "-pk")
+        .first()
+    )
+
+
+def demo_logins() -> list[tuple[str, str, str]]:
+    """(username, password, role) of the demo accounts that still have their published password."""
+    users = {u.username: u for u in get_user_model().objects.filter(
+        username__in=[username for username, *_ in DEMO_ACCOUNTS]
+    )}  # fmt: skip
+    return [
+        (username, password, role)
+        for username, password, role, _ in DEMO_ACCOUNTS
+        if username in users and users[username].check_password(password)
+    ]
+
+
 def database_is_empty() -> bool:
     """Whether there is no conference and no order yet (the demo only fills such a database)."""
     return not Conference.objects.exists() and not Order.objects.exists()

@@ -15,6 +15,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
 from backoffice.models import ZERO, Order, Payment
+from backoffice.services.local_stripe import stand_in_enabled
 from backoffice.services.payment import PaymentProviderError, PaymentService, StripeNotConfigured
 from backoffice.services.payment.cancellation import cancelled_at
 
@@ -91,7 +92,9 @@ def pay(request: HttpRequest, token: str) -> HttpResponse:
         "return_url": request.build_absolute_uri(
             reverse("backoffice:pay_complete", args=[order.payment_token])
         ),
-        "stripe_js_url": settings.STRIPE_JS_URL,
+        "stripe_js_url": (
+            reverse("backoffice:local_stripe_js") if stand_in_enabled() else settings.STRIPE_JS_URL
+        ),
     }
     return render(request, "checkout/pay.html", context)
 
