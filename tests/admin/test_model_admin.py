@@ -26,19 +26,17 @@ def test_every_unfold_admin_builds_on_the_base_class():
     assert unfold_only == []
 
 
-def test_action_choices_keep_the_placeholder_and_warn_about_nothing(admin_user):
+def test_action_choices_keep_the_placeholder_and_follow_the_location(admin_user):
     request = RequestFactory().get("/")
     request.user = admin_user
     order_admin = next(m for m in admin.site._registry.values() if m.opts.model_name == "order")
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", RemovedInDjango2028Warning)
-        choices = order_admin._get_action_choices_with_action_location(
-            request, action_location=ActionLocation.CHANGE_LIST
-        )
+    on_list = order_admin.get_action_choices(request, action_location=ActionLocation.CHANGE_LIST)
+    on_form = order_admin.get_action_choices(request, action_location=ActionLocation.CHANGE_FORM)
 
-    assert choices[0] == ("", "Select action")
-    assert "record_manual_selected" in [name for name, _label in choices]
+    assert on_list[0] == ("", "Select action")
+    assert "record_manual_selected" in [name for name, _label in on_list]
+    assert on_form == [("", "Select action")]  # the order's list actions are not form actions
 
 
 def test_the_orders_list_and_an_order_page_show_no_deprecation(admin_client, make_order):
