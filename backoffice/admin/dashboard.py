@@ -257,11 +257,13 @@ def _sees_finance(request: HttpRequest) -> bool:
 
 
 def _order_link(order: Order) -> str:
-    """The order's reference, linked to its page."""
+    """The order's reference, linked to its page, over when it was placed."""
     return format_html(
-        '<a class="font-medium text-primary-600 whitespace-nowrap" href="{}">{}</a>',
+        '<a class="font-medium text-primary-600 whitespace-nowrap" href="{}">{}</a>'
+        '<div class="text-subtle text-xs whitespace-nowrap">{}</div>',
         reverse("admin:backoffice_order_change", args=[order.pk]),
         order.reference,
+        _when(order.created_at),
     )
 
 
@@ -278,7 +280,6 @@ def work_card(work: WorkList, *, key: str, title: str, empty: str, balance: bool
             _order_link(order),
             _attendee(order),
             format_amount(order.balance_sum, order.currency) if balance else order.conference.name,
-            _when(order.created_at),
         ]
         for order in work.orders
     ]
@@ -294,7 +295,7 @@ def work_card(work: WorkList, *, key: str, title: str, empty: str, balance: bool
         "id": f"orders-{key}",
         "title": title,
         "count": count,
-        "table": {"headers": [_("Order"), _("Attendee"), last, _("Created")], "rows": rows},
+        "table": {"headers": [_("Order"), _("Attendee"), last], "rows": rows},
         "empty": empty,
         "link": link if work.count else "",
     }

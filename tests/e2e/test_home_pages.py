@@ -57,6 +57,11 @@ def test_the_desk_home_page_lists_its_work_and_shows_recent_actions(
     violations = serious_axe_violations(page)
     assert not violations, describe_violations(violations)
 
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone at the desk
+    expect(balance_card.get_by_role("link", name=owing[-1].reference)).to_be_visible()
+    screenshot(page, "home-front-desk-phone")
+    page.set_viewport_size({"width": 1280, "height": 900})
+
     comp_card.get_by_role("link", name="Open the full list (3 orders)").click()
 
     expect(page).to_have_url(re.compile(r"/admin/backoffice/order/\?todo=comp$"))
