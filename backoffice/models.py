@@ -176,6 +176,18 @@ class Order(models.Model):
             models.Index(
                 fields=["id"], name="order_attention_idx", condition=Q(needs_attention=True)
             ),
+            # The desk's two lists and their counts (backoffice/services/desk_work.py):
+            # only pending orders are in them, so each count is a short index-only scan.
+            models.Index(
+                fields=["-created_at", "-id"],
+                name="order_to_comp_idx",
+                condition=Q(status="pending", total=0),
+            ),
+            models.Index(
+                fields=["-created_at", "-id"],
+                name="order_balance_due_idx",
+                condition=Q(status="pending", total__gt=0),
+            ),
             models.Index(
                 fields=["hold_expires_at"],
                 name="order_pending_hold_idx",

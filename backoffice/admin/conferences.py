@@ -12,22 +12,39 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
-from unfold.admin import ModelAdmin
 from unfold.decorators import display
 from unfold.widgets import UnfoldAdminPasswordWidget, UnfoldBooleanWidget
 
+from backoffice.admin.model_admin import ModelAdmin
 from backoffice.encryption import mask
 from backoffice.models import Conference
+from backoffice.services import stripe_keys
 
+# Each secret field: its label, the rule a new value must meet, and how its prefix reads.
 SECRET_FIELDS = {
-    "stripe_secret_key": ("Stripe secret key", ("sk_", "rk_")),
-    "stripe_webhook_secret": ("Stripe webhook signing secret", ("whsec_",)),
+    "stripe_secret_key": (
+        "Stripe secret key",
+        stripe_keys.validate_secret_key,
+        "sk_test_, sk_live_, rk_test_ or rk_live_",
+    ),
+    "stripe_webhook_secret": (
+        "Stripe webhook signing secret",
+        stripe_keys.validate_webhook_secret,
+        "whsec_",
+    ),
 }
 # On the read-only page each secret field is replaced by its hint; removal boxes are dropped.
 READ_ONLY_FIELDS = {
     **{name: f"{name}_hint" for name in SECRET_FIELDS},
     **{f"clear_{name}": None for name in SECRET_FIELDS},
 }
+
+
+def stored_secrets(conference: Conference | None) -> set[str]:
+    """The secret fields that hold a value on a saved conference (their removal is offered)."""
+    if conference is None or not conference.pk:
+        return set()
+    return {name for name in SECRET_FIELDS if getattr(conference, name)}
 
 
 def secret_hint(stored: str) -> str:
@@ -64,7 +81,8 @@ class ConferenceForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        for name, (label, prefixes) in SECRET_FIELDS.items():
+        stored = stored_secrets(self.instance)
+        for name, (label, _rule, prefixes) in SECRET_FIELDS.items():
             hint = secret_hint(getattr(self.instance, name) if self.instance.pk else "")
             self.fields[name] = forms.CharField(
                 label=label,
@@ -72,25 +90,33 @@ class ConferenceForm(forms.ModelForm):
                 strip=True,
                 widget=UnfoldAdminPasswordWidget(render_value=False),
                 help_text=f"{hint} Enter a new value to replace it (starts with "
-                f"{' or '.join(prefixes)}); leave blank to keep the stored one.",
+                f"{prefixes}); leave blank to keep the stored one.",
             )
             self.initial.pop(name, None)
+            if name not in stored:  # nothing to remove
+                del self.fields[f"clear_{name}"]
 
-    def _check_prefix(self, name: str) -> str:
-        """A new value must look like the kind of secret the field holds."""
+    def _check(self, name: str) -> str:
+        """A new secret must look like the kind of secret the field holds."""
         value = self.cleaned_data.get(name, "")
-        label, prefixes = SECRET_FIELDS[name]
-        if value and not value.startswith(prefixes):
-            raise forms.ValidationError(f"A {label} starts with {' or '.join(prefixes)}.")
+        if value:
+            SECRET_FIELDS[name][1](value)
+        return value
+
+    def clean_stripe_publishable_key(self) -> str:
+        """Check the prefix of a publishable key."""
+        value = self.cleaned_data.get("stripe_publishable_key", "")
+        if value:
+            stripe_keys.validate_publishable_key(value)
         return value
 
     def clean_stripe_secret_key(self) -> str:
         """Check the prefix of a new secret key."""
-        return self._check_prefix("stripe_secret_key")
+        return self._check("stripe_secret_key")
 
     def clean_stripe_webhook_secret(self) -> str:
         """Check the prefix of a new webhook secret."""
-        return self._check_prefix("stripe_webhook_secret")
+        return self._check("stripe_webhook_secret")
 
     def clean(self) -> dict:
         """A new value replaces the stored one; blank keeps it, unless removal is ticked."""
@@ -102,7 +128,21 @@ class ConferenceForm(forms.ModelForm):
                 cleaned[name] = ""
             elif self.instance.pk:
                 cleaned[name] = getattr(self.instance, name)
+        self._check_modes(cleaned)
         return cleaned
+
+    def _check_modes(self, cleaned: dict) -> None:
+        """The publishable and secret keys kept must both be test keys, or both live keys."""
+        if "stripe_publishable_key" not in cleaned or "stripe_secret_key" not in cleaned:
+            return  # one of them already has an error
+        try:
+            stripe_keys.validate_key_pair(
+                cleaned["stripe_publishable_key"], cleaned["stripe_secret_key"]
+            )
+        except forms.ValidationError as error:
+            # On the field the clerk just changed: a new secret, else the publishable key.
+            changed = "stripe_secret_key" if self.data.get("stripe_secret_key") else None
+            self.add_error(changed or "stripe_publishable_key", error)
 
 
 @admin.register(Conference)
@@ -191,17 +231,25 @@ class ConferenceAdmin(ModelAdmin):
     def get_fieldsets(self, request: HttpRequest, obj: Conference | None = None) -> list:
         """Who may not edit the conference sees each secret as its masked hint.
 
+        Who may edit it is offered to remove a secret only when one is stored.
+
         Django renders a read-only model field by reading the attribute, which
         here is the decrypted secret: so the field itself is never listed then.
         """
         fieldsets = super().get_fieldsets(request, obj)
         if obj is None or self.has_change_permission(request, obj):
-            return fieldsets
-        read_only = []
+            # "Remove the stored …" only beside a secret that is stored.
+            stored = stored_secrets(obj)
+            replaced = {f"clear_{name}": None for name in SECRET_FIELDS if name not in stored}
+        else:
+            replaced = READ_ONLY_FIELDS
+        shown_fieldsets = []
         for title, options in fieldsets:
-            shown = (READ_ONLY_FIELDS.get(name, name) for name in options["fields"])
-            read_only.append((title, {**options, "fields": tuple(name for name in shown if name)}))
-        return read_only
+            shown = (replaced.get(name, name) for name in options["fields"])
+            shown_fieldsets.append(
+                (title, {**options, "fields": tuple(name for name in shown if name)})
+            )
+        return shown_fieldsets
 
     def get_readonly_fields(
         self, request: HttpRequest, obj: Conference | None = None

@@ -1,7 +1,9 @@
-"""The admin index as a finance dashboard (unfold's DASHBOARD_CALLBACK).
+"""The admin index: each role's home page (unfold's DASHBOARD_CALLBACK).
 
-The figures come from ``backoffice.services.dashboard``; this module only lays
-them out for unfold's card, table and chart components.
+Finance staff (and superusers) see the finance dashboard, the front desk its
+two lists of work. The figures come from ``backoffice.services.dashboard`` and
+``backoffice.services.desk_work``; this module only lays them out for unfold's
+card, table and chart components.
 """
 
 import json
@@ -18,7 +20,13 @@ from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from backoffice.admin.navigation import ATTENTION_PARAMETER, ATTENTION_VALUE
+from backoffice.admin.navigation import (
+    ATTENTION_PARAMETER,
+    ATTENTION_VALUE,
+    BALANCE_DUE_VALUE,
+    DESK_WORK_PARAMETER,
+    TO_COMP_VALUE,
+)
 from backoffice.models import ZERO, Order, Payment
 from backoffice.money import format_amount, quantum
 from backoffice.services.attention import attention_count
@@ -29,6 +37,7 @@ from backoffice.services.dashboard import (
     failed_stripe_events,
     finance_summary,
 )
+from backoffice.services.desk_work import WorkList, desk_work
 
 CHART_COLOURS = ("var(--color-primary-600)", "#0ea5e9", "#f59e0b", "#10b981", "#ef4444")
 
@@ -88,6 +97,48 @@ def outstanding_table(summary: FinanceSummary) -> dict[str, Any]:
             for line in summary.outstanding
         ],
     }
+
+
+# unfold's chart look (its defaults, which options given to the chart replace whole).
+CHART_TICKS = {"color": "#9ca3af"}
+CHART_BORDER = {"dash": [5, 5], "dashOffset": 2, "width": 0}
+
+
+def daily_chart_options(currencies: list[str]) -> str:
+    """Chart.js options (JSON): unfold's look, with amounts on the y axis.
+
+    One currency: the axis and tooltips read as amounts in it ("USD 1,500");
+    several: plain amounts, and the legend names each line's currency.
+    """
+    amounts: dict[str, str] = {}
+    if len(currencies) == 1:
+        amounts = {"style": "currency", "currency": currencies[0], "currencyDisplay": "code"}
+    options = {
+        "animation": False,
+        "responsive": True,
+        "maintainAspectRatio": False,
+        "interaction": {"mode": "index", "intersect": False},
+        "datasets": {"line": {"borderWidth": 2, "pointBorderWidth": 0, "pointStyle": False}},
+        "plugins": {
+            "legend": {
+                "display": len(currencies) > 1,
+                "align": "end",
+                "position": "top",
+                "labels": {"boxHeight": 5, "boxWidth": 5, "usePointStyle": True, **CHART_TICKS},
+            },
+            "tooltip": {"enabled": True},
+        },
+        "scales": {
+            "x": {"border": CHART_BORDER, "ticks": CHART_TICKS, "grid": {"tickWidth": 0}},
+            "y": {
+                "beginAtZero": True,
+                "border": CHART_BORDER,
+                "ticks": {**CHART_TICKS, "display": True, "maxTicksLimit": 6, "format": amounts},
+                "grid": {"tickWidth": 0},
+            },
+        },
+    }
+    return json.dumps(options)
 
 
 def daily_chart(summary: FinanceSummary) -> str:
@@ -191,6 +242,86 @@ def background_card(summary: BackgroundSummary) -> dict[str, Any]:
     }
 
 
+def is_front_desk(request: HttpRequest) -> bool:
+    """Staff who take payments at the desk and do not see the finance dashboard."""
+    user = request.user
+    desk = user.has_perm("backoffice.mark_comp") or user.has_perm(
+        "backoffice.record_manual_payment"
+    )
+    return desk and user.has_perm("backoffice.view_order") and not _sees_finance(request)
+
+
+def _sees_finance(request: HttpRequest) -> bool:
+    """Staff who may see payments get the finance dashboard (superusers too)."""
+    return request.user.has_perm("backoffice.view_payment")
+
+
+def _order_link(order: Order) -> str:
+    """The order's reference, linked to its page, over when it was placed."""
+    return format_html(
+        '<a class="font-medium text-primary-600 whitespace-nowrap" href="{}">{}</a>'
+        '<div class="text-subtle text-xs whitespace-nowrap">{}</div>',
+        reverse("admin:backoffice_order_change", args=[order.pk]),
+        order.reference,
+        _when(order.created_at),
+    )
+
+
+def _attendee(order: Order) -> str:
+    """Who the order is for: its billing name, else the attendee's name."""
+    return order.billing_name or order.user.get_full_name() or order.user.get_username()
+
+
+def work_card(work: WorkList, *, key: str, title: str, empty: str, balance: bool) -> dict:
+    """One of the desk's lists: its newest orders, its count and a link to the whole list."""
+    last = _("Balance due") if balance else _("Conference")
+    rows = [
+        [
+            _order_link(order),
+            _attendee(order),
+            format_amount(order.balance_sum, order.currency) if balance else order.conference.name,
+        ]
+        for order in work.orders
+    ]
+    count = ngettext("%(count)d order", "%(count)d orders", work.count) % {"count": work.count}
+    link = format_html(
+        '<a class="font-semibold text-primary-600" href="{}?{}={}">{}</a>',
+        reverse("admin:backoffice_order_changelist"),
+        DESK_WORK_PARAMETER,
+        key,
+        _("Open the full list (%(count)s)") % {"count": count},
+    )
+    return {
+        "id": f"orders-{key}",
+        "title": title,
+        "count": count,
+        "table": {"headers": [_("Order"), _("Attendee"), last], "rows": rows},
+        "empty": empty,
+        "link": link if work.count else "",
+    }
+
+
+def desk_home() -> list[dict[str, Any]]:
+    """The front desk's home page: orders to comp, then orders with a balance due."""
+    work = desk_work()
+    return [
+        work_card(
+            work.to_comp,
+            key=TO_COMP_VALUE,
+            title=_("Orders to comp"),
+            empty=_("No order is waiting to be comped."),
+            balance=False,
+        ),
+        work_card(
+            work.balance_due,
+            key=BALANCE_DUE_VALUE,
+            title=_("Orders with a balance due"),
+            empty=_("No pending order owes money."),
+            balance=True,
+        ),
+    ]
+
+
 def dashboard_callback(request: HttpRequest, context: dict[str, Any]) -> dict[str, Any]:
     """Add the finance figures to the admin index for staff who may see payments."""
     context["failed_events"] = failed_events_notice(request)
@@ -199,7 +330,9 @@ def dashboard_callback(request: HttpRequest, context: dict[str, Any]) -> dict[st
     context["workers_down"] = workers_down_notice(background)
     if request.user.has_perm("backoffice.view_scheduledjob"):
         context["background"] = background_card(background)
-    if not request.user.has_perm("backoffice.view_payment"):
+    if is_front_desk(request):
+        context["desk"] = desk_home()
+    if not _sees_finance(request):
         return context
     summary = finance_summary()
     context["finance"] = {
@@ -211,6 +344,7 @@ def dashboard_callback(request: HttpRequest, context: dict[str, Any]) -> dict[st
         "orders_table": orders_table(summary),
         "outstanding_table": outstanding_table(summary),
         "daily_chart": daily_chart(summary),
+        "daily_chart_options": daily_chart_options(list(summary.daily.by_currency)),
         "has_daily": bool(summary.daily.by_currency),
     }
     return context

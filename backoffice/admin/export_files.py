@@ -12,10 +12,10 @@ from django.http import FileResponse, HttpRequest
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils.html import format_html
-from unfold.admin import ModelAdmin
 from unfold.decorators import display
 
 from backoffice.admin.ledger import local_moment
+from backoffice.admin.model_admin import ModelAdmin
 from backoffice.admin.permissions import action
 from backoffice.models import ExportFile
 from backoffice.services import export_jobs

@@ -53,6 +53,13 @@ ATTENTION_PARAMETER = "attention"
 ATTENTION_VALUE = "yes"
 
 
+# The orders list's desk presets (backoffice.admin.orders.DeskWorkFilter), linked from
+# the desk's home page: pending orders to comp, and pending orders with a balance due.
+DESK_WORK_PARAMETER = "todo"
+TO_COMP_VALUE = "comp"
+BALANCE_DUE_VALUE = "balance"
+
+
 def _on_orders_list(request: HttpRequest) -> bool:
     """Whether the request is for the orders list (or an order's pages)."""
     return request.path.startswith(reverse("admin:backoffice_order_changelist"))

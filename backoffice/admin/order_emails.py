@@ -14,10 +14,11 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
-from unfold.admin import ModelAdmin, TabularInline
+from unfold.admin import TabularInline
 from unfold.decorators import display
 
 from backoffice.admin.inline_tables import TableInlineMixin
+from backoffice.admin.model_admin import ModelAdmin
 from backoffice.admin.pagination import LargeListMixin
 from backoffice.admin.permissions import action
 from backoffice.models import Order, OrderEmail

@@ -24,7 +24,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
-from unfold.admin import ModelAdmin, TabularInline
+from unfold.admin import TabularInline
 from unfold.contrib.filters.admin import (
     ChoicesDropdownFilter,
     RadioFilter,
@@ -50,7 +50,14 @@ from backoffice.admin.forms import (
     SyncFromStripeForm,
 )
 from backoffice.admin.inline_tables import TableInlineMixin
-from backoffice.admin.navigation import ATTENTION_PARAMETER, ATTENTION_VALUE
+from backoffice.admin.model_admin import ModelAdmin
+from backoffice.admin.navigation import (
+    ATTENTION_PARAMETER,
+    ATTENTION_VALUE,
+    BALANCE_DUE_VALUE,
+    DESK_WORK_PARAMETER,
+    TO_COMP_VALUE,
+)
 from backoffice.admin.order_emails import OrderEmailInline
 from backoffice.admin.pagination import LargeListMixin
 from backoffice.admin.permissions import action
@@ -60,6 +67,7 @@ from backoffice.models import Dispute, Order, OrderHistoryEntry, OrderLineItem, 
 from backoffice.money import format_amount
 from backoffice.services import notifications
 from backoffice.services.attention import attention_reasons, needing_attention
+from backoffice.services.desk_work import awaits_comp, to_comp, with_balance_due
 from backoffice.services.ledger import search_orders
 from backoffice.services.payment import (
     OrderAction,
@@ -276,6 +284,32 @@ class NeedsAttentionFilter(RadioFilter):
         if self.value() != ATTENTION_VALUE:
             return queryset
         return needing_attention(queryset)
+
+
+class DeskWorkFilter(RadioFilter):
+    """The desk's presets: pending orders to comp, or pending orders with a balance due."""
+
+    title = _("to do")
+    parameter_name = DESK_WORK_PARAMETER
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        """The desk's two lists of work."""
+        return [(TO_COMP_VALUE, _("To comp")), (BALANCE_DUE_VALUE, _("Balance due"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Order]) -> QuerySet[Order]:
+        """Keep the orders of the chosen list; all orders when none is chosen."""
+        if self.value() == TO_COMP_VALUE:
+            return to_comp(queryset)
+        if self.value() == BALANCE_DUE_VALUE:
+            return with_balance_due(queryset)
+        return queryset
+
+
+def status_label(order: Order) -> str:
+    """An order's status as a coloured label; a pending zero-total order reads "To comp"."""
+    if awaits_comp(order):
+        return _rendered_label(str(_("To comp")), "primary")
+    return _label(order.status, order.get_status_display(), ORDER_STATUS_LABELS)
 
 
 def _reasons_html(reasons: list[str]) -> str:
@@ -542,6 +576,7 @@ class OrderAdmin(LargeListMixin, LedgerImportExportMixin, ModelAdmin):
         ("conference", RelatedDropdownFilter),
         ("created_at", InclusiveDateRangeFilter),
         NeedsAttentionFilter,
+        DeskWorkFilter,
         HoldFilter,
     )
     list_filter_submit = True
@@ -753,7 +788,7 @@ class OrderAdmin(LargeListMixin, LedgerImportExportMixin, ModelAdmin):
     @display(description=_("Status"), ordering="status")
     def status_label(self, order: Order) -> str:
         """The order status as a coloured label (rendered once per status, not per row)."""
-        return _label(order.status, order.get_status_display(), ORDER_STATUS_LABELS)
+        return status_label(order)
 
     @display(description=_("Why"))
     def attention_reasons_column(self, order: Order) -> str:
@@ -768,7 +803,7 @@ class OrderAdmin(LargeListMixin, LedgerImportExportMixin, ModelAdmin):
     @display(description=_("Status"))
     def status_badge(self, order: Order) -> str:
         """The order status as a coloured label (order page)."""
-        return _label(order.status, order.get_status_display(), ORDER_STATUS_LABELS)
+        return status_label(order)
 
     @display(description=_("Created"), ordering="created_at", header=True)
     def created(self, order: Order) -> tuple[str, str]:

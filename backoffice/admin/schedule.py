@@ -5,9 +5,9 @@ from datetime import datetime
 from django.contrib import admin
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
-from unfold.admin import ModelAdmin
 from unfold.decorators import display
 
+from backoffice.admin.model_admin import ModelAdmin
 from backoffice.models import ScheduledJob
 from backoffice.services.schedule import JOBS_BY_NAME
 

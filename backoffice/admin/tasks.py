@@ -8,9 +8,9 @@ from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 from django_tasks_db.admin import DBTaskResultAdmin
 from django_tasks_db.models import DBTaskResult
-from unfold.admin import ModelAdmin
 from unfold.decorators import display
 
+from backoffice.admin.model_admin import ModelAdmin
 from backoffice.services.background import ATTEMPT_ARGUMENT
 
 admin.site.unregister(DBTaskResult)

@@ -1,5 +1,8 @@
 """Conference admin: stored Stripe secrets are never displayed; blank keeps them."""
 
+import re
+from html import unescape
+
 import pytest
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth import get_user_model
@@ -99,7 +102,7 @@ def test_a_value_of_the_wrong_kind_is_refused_and_not_echoed(
     response = admin_client_logged_in.post(change_url(keyed), data)
     assert response.status_code == 200
     html = response.content.decode()
-    assert "starts with sk_ or rk_" in html
+    assert "starts with sk_test_, sk_live_, rk_test_ or rk_live_" in html
     assert "pk_live_oops_public_key" not in html  # password inputs are not re-rendered
     assert Conference.objects.get(pk=keyed.pk).stripe_secret_key == SECRET
 
@@ -220,3 +223,102 @@ def test_a_replaced_secret_appears_in_no_history_or_delete_page(
     assert "••••9876" in pages[3].content.decode() and "••••9876" in pages[4].content.decode()
     entry = LogEntry.objects.get(object_id=str(keyed.pk))
     assert new_secret not in entry.change_message and new_secret not in entry.get_change_message()
+
+
+def field_errors(html: str, field: str) -> list[str]:
+    """The error texts shown under one field of the change form."""
+    block = re.search(rf'<ul class="errorlist" id="id_{field}_error">(.*?)</ul>', html, re.S)
+    if block is None:
+        return []
+    return [unescape(text) for text in re.findall(r"<li>(.*?)</li>", block.group(1))]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "says"),
+    [
+        ("stripe_publishable_key", "pk_test", "starts with pk_test_ or pk_live_"),
+        ("stripe_publishable_key", "sk_test_local", "starts with pk_test_ or pk_live_"),
+        ("stripe_secret_key", "sk_local", "starts with sk_test_, sk_live_, rk_test_ or rk_live_"),
+        ("stripe_webhook_secret", "wh_local", "starts with whsec_"),
+    ],
+)
+def test_a_key_with_the_wrong_prefix_is_an_error_on_its_field(
+    admin_client_logged_in: Client, keyed, field, value, says
+) -> None:
+    response = admin_client_logged_in.post(change_url(keyed), form_data(keyed, **{field: value}))
+
+    assert response.status_code == 200
+    [error] = field_errors(response.content.decode(), field)
+    assert says in error
+    fresh = Conference.objects.get(pk=keyed.pk)
+    assert (fresh.stripe_publishable_key, fresh.stripe_secret_key) == ("pk_test_public", SECRET)
+
+
+def test_a_live_publishable_key_beside_the_stored_test_secret_is_refused(
+    admin_client_logged_in: Client, keyed
+) -> None:
+    data = form_data(keyed, stripe_publishable_key="pk_live_51Real")
+
+    html = admin_client_logged_in.post(change_url(keyed), data).content.decode()
+
+    [error] = field_errors(html, "stripe_publishable_key")
+    assert "publishable key is a live key but the secret key is a test key" in error
+    assert Conference.objects.get(pk=keyed.pk).stripe_publishable_key == "pk_test_public"
+
+
+def test_a_new_live_secret_beside_a_test_publishable_key_is_an_error_on_the_secret(
+    admin_client_logged_in: Client, keyed
+) -> None:
+    data = form_data(keyed, stripe_secret_key="sk_live_51Real")
+
+    html = admin_client_logged_in.post(change_url(keyed), data).content.decode()
+
+    [error] = field_errors(html, "stripe_secret_key")
+    assert "publishable key is a test key but the secret key is a live key" in error
+    assert Conference.objects.get(pk=keyed.pk).stripe_secret_key == SECRET
+
+
+def test_switching_both_keys_to_live_is_accepted(admin_client_logged_in: Client, keyed) -> None:
+    data = form_data(
+        keyed, stripe_publishable_key="pk_live_51Real", stripe_secret_key="rk_live_51Real"
+    )
+
+    assert admin_client_logged_in.post(change_url(keyed), data).status_code == 302
+    fresh = Conference.objects.get(pk=keyed.pk)
+    assert (fresh.stripe_publishable_key, fresh.stripe_secret_key) == (
+        "pk_live_51Real",
+        "rk_live_51Real",
+    )
+
+
+def test_the_local_fakes_keys_are_accepted(admin_client_logged_in: Client, keyed) -> None:
+    data = form_data(
+        keyed,
+        stripe_publishable_key="pk_test_local",
+        stripe_secret_key="sk_test_local",
+        stripe_webhook_secret="whsec_local",
+    )
+
+    assert admin_client_logged_in.post(change_url(keyed), data).status_code == 302
+    fresh = Conference.objects.get(pk=keyed.pk)
+    assert (
+        fresh.stripe_publishable_key,
+        fresh.stripe_secret_key,
+        fresh.stripe_webhook_secret,
+    ) == ("pk_test_local", "sk_test_local", "whsec_local")
+
+
+def test_removal_is_offered_only_beside_a_stored_secret(
+    admin_client_logged_in: Client, conference
+) -> None:
+    conference.stripe_secret_key = SECRET
+    conference.save()
+
+    html = admin_client_logged_in.get(change_url(conference)).content.decode()
+    added = admin_client_logged_in.get("/admin/backoffice/conference/add/").content.decode()
+
+    assert "Remove the stored secret key" in html
+    assert 'name="clear_stripe_secret_key"' in html
+    assert "Remove the stored webhook secret" not in html
+    assert 'name="clear_stripe_webhook_secret"' not in html
+    assert "Remove the stored" not in added

@@ -734,6 +734,51 @@ def test_order_list_filters_orders_that_need_attention(admin_client, make_order)
     assert normal.reference not in html
 
 
+def row_of(html: str, order: Order) -> str:
+    """The list row that shows the order."""
+    rows = re.findall(r"<tr[ >].*?</tr>", html, re.S)
+    return next(row for row in rows if order.reference in row)
+
+
+def test_a_pending_zero_total_order_reads_to_comp_in_the_list_and_on_its_page(
+    admin_client, make_order
+):
+    free = make_order("0.00")
+    owing = make_order("10.00")
+    comped = make_order("0.00")
+    PaymentService.record_comp(comped)
+
+    html = admin_client.get(reverse(CHANGELIST)).content.decode()
+    page = admin_client.get(change_url(free)).content.decode()
+
+    assert "To comp" in row_of(html, free) and "Pending" not in row_of(html, free)
+    assert "Pending" in row_of(html, owing) and "To comp" not in row_of(html, owing)
+    assert "Paid" in row_of(html, comped) and "To comp" not in row_of(html, comped)
+    assert "To comp" in page
+    assert "To comp" not in admin_client.get(change_url(owing)).content.decode()
+
+
+@pytest.mark.parametrize(
+    ("todo", "listed"), [("comp", {"free"}), ("balance", {"owing", "part_paid"})]
+)
+def test_the_desk_presets_list_orders_to_comp_or_with_a_balance_due(
+    admin_client, make_order, todo, listed
+):
+    orders = {
+        "free": make_order("0.00"),
+        "owing": make_order("10.00"),
+        "part_paid": make_order("50.00"),
+        "paid": make_order("20.00"),
+    }
+    PaymentService.record_manual(orders["part_paid"], amount=Decimal("20.00"))
+    PaymentService.record_manual(orders["paid"], amount=Decimal("20.00"))
+
+    html = admin_client.get(reverse(CHANGELIST), {"todo": todo}).content.decode()
+
+    assert 'name="todo"' in html  # offered in the filter panel
+    assert {name for name, order in orders.items() if order.reference in html} == listed
+
+
 @pytest.mark.parametrize("name", ["record_manual", "mark_comp"])
 @pytest.mark.parametrize("object_id", ["999999", "not-a-number"])
 def test_order_actions_on_a_missing_order_answer_404(desk_client, name, object_id):

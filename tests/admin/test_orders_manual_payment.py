@@ -6,12 +6,14 @@ records one payment; a form opened afresh records another.
 """
 
 import re
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.contrib.admin.models import LogEntry
 from django.contrib.messages import INFO, SUCCESS, get_messages
 from django.urls import reverse
+from django.utils import timezone
 
 from backoffice.models import Order, OrderHistoryEntry, Payment
 from tests.admin.test_orders import CHANGELIST, NBSP, change_url, manual_form, record_manual_url
@@ -221,3 +223,25 @@ def test_from_the_list_two_fresh_forms_are_two_payments(desk_client, make_order)
         assert desk_client.post(reverse(CHANGELIST), select_one(order) | form).status_code == 302
 
     assert order.payments.count() == 2
+
+
+LAST_CHANGE = re.compile(r">Last change</label>.*?<div class=\"readonly[^\"]*\">(.*?)</div>", re.S)
+
+
+def last_change_shown(client, order: Order) -> str:
+    """The order page's "Last change" value, as the clerk reads it."""
+    [shown] = LAST_CHANGE.findall(client.get(change_url(order)).content.decode())
+    return re.sub(r"<[^>]+>", "", shown).strip()
+
+
+def test_recording_a_manual_payment_moves_the_orders_last_change(desk_client, make_order):
+    order = make_order("100.00")
+    two_days_ago = timezone.now() - timedelta(days=2)
+    Order.objects.filter(pk=order.pk).update(updated_at=two_days_ago)
+    before = last_change_shown(desk_client, order)
+
+    desk_client.post(record_manual_url(order), manual_form("40.00"))
+
+    order.refresh_from_db()
+    assert order.updated_at > two_days_ago + timedelta(days=1)
+    assert last_change_shown(desk_client, order) != before

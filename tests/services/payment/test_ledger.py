@@ -1,11 +1,13 @@
 """The one rule (``settle_order``): an order's status, flag and history follow from its money."""
 
 import ast
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from backoffice.models import Order, OrderHistoryEntry, Payment, Refund
 from backoffice.services.payment import (
@@ -347,3 +349,44 @@ def test_a_part_payment_given_back_does_not_count_towards_paying_the_order(make_
     assert order.balance_due == Decimal("60.00")
     assert order.paid_notified_at is None
     assert allowed_actions(order)[OrderAction.RECORD_MANUAL].allowed
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("total", "write"),
+    [
+        ("100.00", lambda order: PaymentService.record_manual(order, amount=Decimal("40.00"))),
+        ("0.00", lambda order: PaymentService.record_comp(order)),
+        (
+            "100.00",
+            lambda order: PaymentService.cancel_order(
+                order, reason="Duplicate order", staff_user=None
+            ),
+        ),
+    ],
+    ids=["manual payment", "comp", "cancel"],
+)
+def test_every_ledger_write_moves_the_orders_last_change(make_order, total, write):
+    order = make_order(total)
+    two_days_ago = timezone.now() - timedelta(days=2)
+    Order.objects.filter(pk=order.pk).update(updated_at=two_days_ago)
+    order.refresh_from_db()
+
+    write(order)
+
+    order.refresh_from_db()
+    assert order.updated_at > two_days_ago + timedelta(days=1)
+
+
+@pytest.mark.django_db
+def test_a_card_payment_from_stripe_moves_the_orders_last_change(conference, make_order):
+    order = make_order("100.00")
+    two_days_ago = timezone.now() - timedelta(days=2)
+    Order.objects.filter(pk=order.pk).update(updated_at=two_days_ago)
+
+    intent = parse_payment_intent(succeeded_intent(order, "pi_moves"))
+    apply_payment_intent(conference, intent, Payment.Status.SUCCEEDED)
+
+    order.refresh_from_db()
+    assert order.status == S.PAID
+    assert order.updated_at > two_days_ago + timedelta(days=1)
