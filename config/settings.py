@@ -8,6 +8,7 @@ from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from django.templatetags.static import static
 from django.urls import reverse_lazy
 from django.utils.text import format_lazy
 
@@ -168,6 +169,8 @@ UNFOLD = {
     "SHOW_VIEW_ON_SITE": False,
     "SHOW_HISTORY": True,
     "ENVIRONMENT": "backoffice.admin.navigation.environment",
+    # Column widths, dialog height and phone lists (backoffice/static/backoffice/admin.css).
+    "STYLES": [lambda request: static("backoffice/admin.css")],
     "SIDEBAR": {
         "show_search": True,
         "show_all_applications": True,

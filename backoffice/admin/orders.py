@@ -35,7 +35,7 @@ from unfold.utils import display_for_label
 from unfold.widgets import UnfoldAdminTextareaWidget
 
 from backoffice.admin.date_filters import InclusiveDateRangeFilter
-from backoffice.admin.dialogs import close_dialog, render_dialog
+from backoffice.admin.dialogs import add_service_error, close_dialog, render_dialog
 from backoffice.admin.disputes import DISPUTE_STATUS_COLOURS
 from backoffice.admin.exporting import LedgerImportExportMixin
 from backoffice.admin.forms import (
@@ -944,7 +944,7 @@ class OrderAdmin(LargeListMixin, LedgerImportExportMixin, ModelAdmin):
     def _apply_record_manual(
         self, request: HttpRequest, order: Order, form: RecordManualPaymentForm
     ) -> bool:
-        """Call the service with the form's data; on refusal put its message on the form.
+        """Call the service with the form's data; on refusal put its message on the form's field.
 
         The same form posted again (its one-time key) records nothing more: the
         clerk is told the payment is already recorded.
@@ -961,7 +961,7 @@ class OrderAdmin(LargeListMixin, LedgerImportExportMixin, ModelAdmin):
                 staff_user=request.user,
             )
         except ValidationError as exc:
-            form.add_error(None, exc)
+            add_service_error(form, exc)
             return False
         paid = order.format(payment.amount)
         if not created:
