@@ -55,6 +55,7 @@ from backoffice.admin.order_emails import OrderEmailInline
 from backoffice.admin.pagination import LargeListMixin
 from backoffice.admin.permissions import action
 from backoffice.admin.refunds import REFUND_STATUS_COLOURS
+from backoffice.admin.stripe_links import conference_livemode, stripe_link
 from backoffice.exports import OrderResource
 from backoffice.models import Dispute, Order, OrderHistoryEntry, OrderLineItem, Payment, Refund
 from backoffice.money import format_amount
@@ -352,8 +353,8 @@ class PaymentHistoryInline(ReadOnlyOrderInline):
         "reference",
         "note",
         "recorded_by",
-        "stripe_payment_intent_id",
-        "stripe_charge_id",
+        "stripe_intent",
+        "stripe_charge",
     )
     readonly_fields = fields
     ordering = ("created_at", "id")
@@ -438,7 +439,10 @@ class PaymentHistoryInline(ReadOnlyOrderInline):
                 _label(dispute.status, dispute.get_status_display(), DISPUTE_STATUS_COLOURS),
                 dispute.reason.replace("_", " ") or "—",
                 _when(dispute.created_at),
-                dispute.stripe_dispute_id,
+                stripe_link(
+                    dispute.stripe_dispute_id,
+                    livemode=conference_livemode(payment.order.conference),
+                ),
             )
             for dispute in payment.disputes.all()
         ]
@@ -454,6 +458,18 @@ class PaymentHistoryInline(ReadOnlyOrderInline):
     def recorded_by(self, payment: Payment) -> str:
         """The staff member who recorded the payment, or Stripe for a card payment."""
         return payment.actor_name
+
+    @display(description=_("Stripe payment intent"))
+    def stripe_intent(self, payment: Payment) -> str:
+        """The card payment at Stripe, a link to Stripe's dashboard."""
+        livemode = conference_livemode(payment.order.conference)
+        return stripe_link(payment.stripe_payment_intent_id, livemode=livemode)
+
+    @display(description=_("Stripe charge"))
+    def stripe_charge(self, payment: Payment) -> str:
+        """The charge at Stripe, a link to Stripe's dashboard."""
+        livemode = conference_livemode(payment.order.conference)
+        return stripe_link(payment.stripe_charge_id, livemode=livemode)
 
 
 class OrderHistoryInline(ReadOnlyOrderInline):
@@ -523,14 +539,16 @@ class OrderAdmin(LargeListMixin, LedgerImportExportMixin, ModelAdmin):
     # system, previewed as a dry run): see backoffice/exports.py.
     resource_classes = [OrderResource]
 
+    # Status and balance due right after the reference: on a phone those three fit the
+    # screen (admin.css tightens list cells there) and the rest scrolls.
     list_display = (
         "order_reference",
-        "attendee",
-        "conference",
         "status_label",
+        "balance_display",
+        "attendee",
         "total_display",
         "paid_display",
-        "balance_display",
+        "conference",
         "created",
     )
     list_display_links = ("order_reference",)
