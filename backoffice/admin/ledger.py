@@ -34,6 +34,14 @@ def order_link(order: Order) -> str:
     )
 
 
+def clipped(text: str, *, wide: bool = False) -> str:
+    """A long text cut short in its cell (CSS), whole in its tooltip; empty stays empty."""
+    if not text:
+        return ""
+    css = "cell-clip cell-clip-wide" if wide else "cell-clip"
+    return format_html('<span class="{}" title="{}">{}</span>', css, text, text)
+
+
 def two_lines(first: str, second: str) -> str:
     """A list cell of two stacked values (either may be empty), the second one muted."""
     return format_html(

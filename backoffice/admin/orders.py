@@ -50,6 +50,7 @@ from backoffice.admin.forms import (
     SyncFromStripeForm,
 )
 from backoffice.admin.inline_tables import TableInlineMixin
+from backoffice.admin.ledger import clipped
 from backoffice.admin.navigation import ATTENTION_PARAMETER, ATTENTION_VALUE
 from backoffice.admin.order_emails import OrderEmailInline
 from backoffice.admin.pagination import LargeListMixin
@@ -766,7 +767,7 @@ class OrderAdmin(LargeListMixin, LedgerImportExportMixin, ModelAdmin):
         """Billing name (or the user's name) over the e-mail address."""
         user = order.user
         name = order.billing_name or user.get_full_name() or user.get_username()
-        return name, order.billing_email or user.email
+        return name, clipped(order.billing_email or user.email, wide=True)
 
     @display(description=_("Status"), ordering="status")
     def status_label(self, order: Order) -> str:

@@ -7,7 +7,7 @@ from unfold.decorators import display
 
 from backoffice.admin.date_filters import InclusiveDateRangeFilter
 from backoffice.admin.exporting import LedgerExportMixin
-from backoffice.admin.ledger import ReadOnlyLedgerAdmin, order_link, two_lines
+from backoffice.admin.ledger import ReadOnlyLedgerAdmin, clipped, order_link, two_lines
 from backoffice.admin.stripe_links import conference_livemode, stripe_link
 from backoffice.exports import PaymentResource, attendee_email
 from backoffice.models import Payment
@@ -66,12 +66,8 @@ class PaymentAdmin(LedgerExportMixin, ReadOnlyLedgerAdmin):
     @display(description="Order", ordering="order__reference")
     def order_link(self, payment: Payment) -> str:
         """The order's reference (a link to it) over the attendee's e-mail."""
-        email = attendee_email(payment.order)
         return two_lines(
-            order_link(payment.order),
-            format_html(
-                '<span class="cell-clip cell-clip-wide" title="{}">{}</span>', email, email
-            ),
+            order_link(payment.order), clipped(attendee_email(payment.order), wide=True)
         )
 
     @display(description="Conference", ordering="order__conference__name")
@@ -102,16 +98,7 @@ class PaymentAdmin(LedgerExportMixin, ReadOnlyLedgerAdmin):
     @display(description="Reference", ordering="reference")
     def reference_display(self, payment: Payment) -> str:
         """The clerk's reference over the Stripe payment (its intent, else its charge)."""
-        reference = payment.reference
         stripe_id = payment.stripe_payment_intent_id or payment.stripe_charge_id
-        return (
-            two_lines(
-                format_html('<span class="cell-clip" title="{}">{}</span>', reference, reference)
-                if reference
-                else "",
-                stripe_link(stripe_id, livemode=conference_livemode(payment.order.conference))
-                if stripe_id
-                else "",
-            )
-            or "—"
-        )
+        livemode = conference_livemode(payment.order.conference)
+        link = stripe_link(stripe_id, livemode=livemode) if stripe_id else ""
+        return two_lines(clipped(payment.reference), link) or "—"
