@@ -8,9 +8,10 @@ Screenshots land in artifacts/screenshots/ (layout-*.png).
 from decimal import Decimal
 
 import pytest
+from django.utils import timezone
 from playwright.sync_api import Page, expect
 
-from backoffice.models import Order, Payment, Refund, StripeEvent
+from backoffice.models import Dispute, Order, Payment, Refund, StripeEvent
 from backoffice.services.payment import PaymentService
 from tests.e2e.conftest import describe_violations, serious_axe_violations
 from tests.e2e.test_staff_orders import open_record_manual_dialog, order_url
@@ -48,6 +49,16 @@ REFUND_COLUMNS = (
     "channel",
     "recorded_by",
     "stripe_refund",
+)
+DISPUTE_COLUMNS = (
+    "created",
+    "order",
+    "payment_display",
+    "amount_display",
+    "status_label",
+    "reason",
+    "closed",
+    "stripe_dispute",
 )
 ORDER_COLUMNS = (
     "order_reference",
@@ -178,6 +189,32 @@ def test_refunds_list_fits_a_laptop_window(
     screenshot(page, "layout-refunds-1440")
 
 
+def test_disputes_list_fits_a_laptop_window(
+    page: Page, login, finance_user, ledger, screenshot
+) -> None:
+    card = ledger[1].payments.get(method=Payment.Method.STRIPE)
+    Dispute.objects.create(
+        payment=card,
+        stripe_dispute_id="du_1QxYzAbCdEfGhIjK1lMnOpQr",
+        amount=Decimal("480.00"),
+        status=Dispute.Status.NEEDS_RESPONSE,
+        reason="product_not_received",
+        created_at=timezone.now(),
+    )
+    page.set_viewport_size(LAPTOP)
+    login(finance_user)
+    page.goto("/admin/backoffice/dispute/")
+    expect(page.locator("#result_list tbody tr.data-row")).to_have_count(1)
+
+    assert_columns_inside_the_window(page, DISPUTE_COLUMNS, rows=1)
+    assert_no_sideways_scrolling(page)
+    expect(page.get_by_role("link", name="du_1QxYzAbCdEfGhIjK1lMnOpQr")).to_have_attribute(
+        "href", "https://dashboard.stripe.com/test/disputes/du_1QxYzAbCdEfGhIjK1lMnOpQr"
+    )
+    assert_accessible(page)
+    screenshot(page, "layout-disputes-1440")
+
+
 def test_orders_list_fits_a_laptop_window(
     page: Page, login, front_desk_user, ledger, screenshot
 ) -> None:
@@ -237,6 +274,17 @@ def test_stripe_events_list_fits_a_laptop_window(
     expect(page.get_by_role("link", name=by_card.reference).first).to_be_visible()
     assert_accessible(page)
     screenshot(page, "layout-stripe-events-1440")
+
+    page.get_by_role("link", name="payment_intent.succeeded").click()
+    expect(page.get_by_role("link", name=by_card.reference)).to_be_visible()
+    expect(page.get_by_role("link", name=INTENT_ID)).to_have_attribute(
+        "href", f"https://dashboard.stripe.com/test/payments/{INTENT_ID}"
+    )
+    event_link = page.get_by_role("link", name="evt_1QxYzAbCdEfGhIjK1lMnOp0", exact=True)
+    expect(event_link).to_be_in_viewport(ratio=1)  # shown whole on the event's page
+    assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") == 0
+    assert_accessible(page)
+    screenshot(page, "layout-stripe-event-page-1440")
 
 
 def test_record_manual_dialog_shows_its_buttons_and_the_error_on_the_field_at_1440x900(
