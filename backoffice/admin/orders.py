@@ -153,6 +153,9 @@ CANCEL_ORDERS_PAGE = {
     "form_submit_text": _("Cancel orders"),
 }
 
+# The columns the Needs attention preset leaves out to make room for its reasons.
+ATTENTION_DROPS = ("total_display", "paid_display")
+
 # How many of the selected orders the bulk cancel page names before "and N more".
 BULK_PREVIEW = 20
 
@@ -657,10 +660,15 @@ class OrderAdmin(LargeListMixin, LedgerImportExportMixin, ModelAdmin):
         return found, False
 
     def get_list_display(self, request: HttpRequest) -> tuple[str, ...]:
-        """The Needs attention preset adds a column saying why each order is on it."""
+        """The Needs attention preset says why each order is on it, in place of total and paid.
+
+        The reasons are long (they name Stripe ids): with the total and paid columns
+        too, the list ran off a 1440 px window; the balance due stays.
+        """
         columns = tuple(super().get_list_display(request))
         if request.GET.get(ATTENTION_PARAMETER) == ATTENTION_VALUE:
-            return (*columns, "attention_reasons_column")
+            kept = [name for name in columns if name not in ATTENTION_DROPS]
+            return (*kept, "attention_reasons_column")
         return columns
 
     def get_changelist_instance(self, request: HttpRequest) -> Any:

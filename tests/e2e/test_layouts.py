@@ -5,6 +5,7 @@ cells lie inside the window, and nothing needs scrolling sideways to reach them.
 Screenshots land in artifacts/screenshots/ (layout-*.png).
 """
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -13,6 +14,7 @@ from playwright.sync_api import Page, expect
 
 from backoffice.models import Dispute, Order, Payment, Refund, StripeEvent
 from backoffice.services.payment import PaymentService
+from tests.admin.test_orders_attention import stale_card_attempt
 from tests.e2e.conftest import describe_violations, serious_axe_violations
 from tests.e2e.test_staff_orders import open_record_manual_dialog, order_url
 from tests.ledger_factories import make_payment, make_refund
@@ -227,6 +229,25 @@ def test_orders_list_fits_a_laptop_window(
     assert_no_sideways_scrolling(page)
     assert_accessible(page)
     screenshot(page, "layout-orders-1440")
+
+
+def test_needs_attention_list_fits_a_laptop_window_with_its_reasons(
+    page: Page, login, front_desk_user, make_order, screenshot
+) -> None:
+    past = timezone.now() - timedelta(days=2)
+    expired = [make_order("320.00", hold_expires_at=past) for _ in range(2)]
+    stale_card_attempt(make_order("480.00"), INTENT_ID)  # its reason names the long id
+    page.set_viewport_size(LAPTOP)
+    login(front_desk_user)
+    page.goto("/admin/backoffice/order/?attention=yes")
+    expect(page.locator("#result_list tbody tr.data-row")).to_have_count(len(expired) + 1)
+
+    columns = tuple(c for c in ORDER_COLUMNS if c not in ("total_display", "paid_display"))
+    assert_columns_inside_the_window(page, (*columns, "attention_reasons_column"), rows=3)
+    assert_no_sideways_scrolling(page)
+    expect(page.get_by_text(INTENT_ID)).to_be_visible()
+    assert_accessible(page)
+    screenshot(page, "layout-needs-attention-1440")
 
 
 def test_orders_list_shows_status_and_balance_due_on_a_phone(
