@@ -169,7 +169,7 @@ UNFOLD = {
     "SHOW_VIEW_ON_SITE": False,
     "SHOW_HISTORY": True,
     "ENVIRONMENT": "backoffice.admin.navigation.environment",
-    # The admin's few additions to unfold's stylesheet.
+    # Column widths, dialogs, phone lists, Recent actions (backoffice/static/backoffice/admin.css).
     "STYLES": [lambda request: static("backoffice/admin.css")],
     "SIDEBAR": {
         "show_search": True,

@@ -3,6 +3,7 @@
 from typing import Any
 
 from django import forms
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 
@@ -14,6 +15,15 @@ def render_dialog(request: HttpRequest, dialog: dict[str, Any], form: forms.Form
         "unfold/helpers/dialog.html",
         {"dialog": dialog, "form": form, "form_submit_text": dialog.get("form_submit_text", "")},
     )
+
+
+def add_service_error(form: forms.Form, error: ValidationError) -> None:
+    """Show a service's refusal on the form: on the field it names, else above the fields."""
+    if not hasattr(error, "error_dict"):
+        form.add_error(None, error)
+        return
+    for field, errors in error.error_dict.items():
+        form.add_error(field if field in form.fields else None, errors)
 
 
 def close_dialog(request: HttpRequest, url: str) -> HttpResponse:

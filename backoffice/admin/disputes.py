@@ -1,11 +1,13 @@
 """The disputes ledger: a read-only list of Stripe's chargebacks, next to Payments and Refunds."""
 
 from django.contrib import admin
+from django.utils.html import format_html
 from unfold.contrib.filters.admin import ChoicesDropdownFilter, RelatedDropdownFilter
 from unfold.decorators import display
 
 from backoffice.admin.date_filters import InclusiveDateRangeFilter
 from backoffice.admin.ledger import ReadOnlyLedgerAdmin, local_moment, order_link
+from backoffice.admin.stripe_links import conference_livemode, stripe_link
 from backoffice.models import Dispute
 from backoffice.money import format_amount
 from backoffice.services.ledger import search_disputes
@@ -35,7 +37,7 @@ class DisputeAdmin(ReadOnlyLedgerAdmin):
         "status_label",
         "reason",
         "closed",
-        "stripe_dispute_id",
+        "stripe_dispute",
     )
     list_select_related = ("payment__order__conference",)
     list_filter = (
@@ -65,9 +67,21 @@ class DisputeAdmin(ReadOnlyLedgerAdmin):
 
     @display(description="Payment")
     def payment_display(self, dispute: Dispute) -> str:
-        """The disputed payment: its Stripe id and ledger id (the export's Payment ID)."""
+        """The disputed payment: its Stripe id (a dashboard link) and ledger id (the export's)."""
         payment = dispute.payment
-        return f"{payment.stripe_payment_intent_id or payment.stripe_charge_id} #{payment.pk}"
+        stripe_id = payment.stripe_payment_intent_id or payment.stripe_charge_id
+        livemode = conference_livemode(payment.order.conference)
+        return format_html(
+            '<span class="whitespace-nowrap">{} #{}</span>',
+            stripe_link(stripe_id, livemode=livemode),
+            payment.pk,
+        )
+
+    @display(description="Stripe dispute id", ordering="stripe_dispute_id")
+    def stripe_dispute(self, dispute: Dispute) -> str:
+        """The dispute at Stripe, a link to its page in Stripe's dashboard."""
+        livemode = conference_livemode(dispute.payment.order.conference)
+        return stripe_link(dispute.stripe_dispute_id, livemode=livemode)
 
     @display(description="Amount", ordering="amount")
     def amount_display(self, dispute: Dispute) -> str:

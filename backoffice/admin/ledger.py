@@ -34,6 +34,23 @@ def order_link(order: Order) -> str:
     )
 
 
+def clipped(text: str, *, wide: bool = False) -> str:
+    """A long text cut short in its cell (CSS), whole in its tooltip; empty stays empty."""
+    if not text:
+        return ""
+    css = "cell-clip cell-clip-wide" if wide else "cell-clip"
+    return format_html('<span class="{}" title="{}">{}</span>', css, text, text)
+
+
+def two_lines(first: str, second: str) -> str:
+    """A list cell of two stacked values (either may be empty), the second one muted."""
+    return format_html(
+        "{}{}",
+        format_html('<span class="block">{}</span>', first) if first else "",
+        format_html('<span class="block text-base-500">{}</span>', second) if second else "",
+    )
+
+
 class ReadOnlyLedgerAdmin(LargeListMixin, ModelAdmin):
     """A ledger list nobody edits here (superusers included), searched through selectors.
 

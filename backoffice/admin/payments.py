@@ -1,14 +1,17 @@
 """The payments ledger: a read-only list with filters, search and exports."""
 
 from django.contrib import admin
+from django.utils.html import format_html
 from unfold.contrib.filters.admin import ChoicesDropdownFilter, RelatedDropdownFilter
 from unfold.decorators import display
 
 from backoffice.admin.date_filters import InclusiveDateRangeFilter
 from backoffice.admin.exporting import LedgerExportMixin
-from backoffice.admin.ledger import ReadOnlyLedgerAdmin, order_link
-from backoffice.exports import PaymentResource, amount_for_export, attendee_email
+from backoffice.admin.ledger import ReadOnlyLedgerAdmin, clipped, order_link, two_lines
+from backoffice.admin.stripe_links import conference_livemode, stripe_link
+from backoffice.exports import PaymentResource, attendee_email
 from backoffice.models import Payment
+from backoffice.money import format_amount
 from backoffice.services.ledger import search_payments
 from backoffice.services.search import search_payments_text
 
@@ -27,19 +30,18 @@ class PaymentAdmin(LedgerExportMixin, ReadOnlyLedgerAdmin):
     """Payments as finance sees them; a ledger nobody edits here (superusers included)."""
 
     resource_classes = [PaymentResource]
+    # Nine columns that fit a 1440 px window beside the sidebar: the attendee under the
+    # order, the channel under the method, the currency with the amount, the Stripe id with
+    # the reference (long ones cut short, whole in their tooltip).
     list_display = (
         "created",
         "order_link",
-        "attendee",
         "conference",
-        "method",
-        "channel",
+        "method_display",
         "status_label",
         "amount_display",
-        "currency",
-        "reference",
+        "reference_display",
         "recorded_by",
-        "stripe_payment_intent_id",
     )
     list_select_related = ("order__conference", "order__user", "created_by")
     list_filter = (
@@ -63,18 +65,20 @@ class PaymentAdmin(LedgerExportMixin, ReadOnlyLedgerAdmin):
 
     @display(description="Order", ordering="order__reference")
     def order_link(self, payment: Payment) -> str:
-        """The order's reference, linking to the order when its admin page exists."""
-        return order_link(payment.order)
-
-    @display(description="Attendee")
-    def attendee(self, payment: Payment) -> str:
-        """The attendee's email (billing email first)."""
-        return attendee_email(payment.order)
+        """The order's reference (a link to it) over the attendee's e-mail."""
+        return two_lines(
+            order_link(payment.order), clipped(attendee_email(payment.order), wide=True)
+        )
 
     @display(description="Conference", ordering="order__conference__name")
     def conference(self, payment: Payment) -> str:
         """The order's conference."""
         return payment.order.conference.name
+
+    @display(description="Method", ordering="method")
+    def method_display(self, payment: Payment) -> str:
+        """How the payment was made, over the channel a manual payment came through."""
+        return two_lines(payment.get_method_display(), payment.get_channel_display())
 
     @display(
         description="Status",
@@ -87,11 +91,14 @@ class PaymentAdmin(LedgerExportMixin, ReadOnlyLedgerAdmin):
 
     @display(description="Amount", ordering="amount")
     def amount_display(self, payment: Payment) -> str:
-        """The amount in the conference's currency."""
-        currency = payment.order.conference.currency
-        return f"{amount_for_export(payment.amount, currency):,}"
+        """The amount with the conference's currency, on one line."""
+        amount = format_amount(payment.amount, payment.order.conference.currency)
+        return format_html('<span class="whitespace-nowrap">{}</span>', amount)
 
-    @display(description="Currency")
-    def currency(self, payment: Payment) -> str:
-        """The conference's currency code."""
-        return payment.order.conference.currency
+    @display(description="Reference", ordering="reference")
+    def reference_display(self, payment: Payment) -> str:
+        """The clerk's reference over the Stripe payment (its intent, else its charge)."""
+        stripe_id = payment.stripe_payment_intent_id or payment.stripe_charge_id
+        livemode = conference_livemode(payment.order.conference)
+        link = stripe_link(stripe_id, livemode=livemode) if stripe_id else ""
+        return two_lines(clipped(payment.reference), link) or "—"

@@ -6,6 +6,7 @@ from unfold.decorators import display
 
 from backoffice.admin.date_filters import InclusiveDateRangeFilter
 from backoffice.admin.ledger import ReadOnlyLedgerAdmin, order_link
+from backoffice.admin.stripe_links import conference_livemode, stripe_link
 from backoffice.models import Refund
 from backoffice.money import format_amount
 from backoffice.services.ledger import search_refunds
@@ -32,7 +33,7 @@ class RefundAdmin(ReadOnlyLedgerAdmin):
         "reason",
         "channel",
         "recorded_by",
-        "stripe_refund_id",
+        "stripe_refund",
     )
     list_select_related = ("payment__order__conference", "created_by")
     list_filter = (
@@ -75,3 +76,9 @@ class RefundAdmin(ReadOnlyLedgerAdmin):
     def status_label(self, refund: Refund) -> str:
         """The status as a coloured label."""
         return refund.get_status_display()
+
+    @display(description="Stripe refund id", ordering="stripe_refund_id")
+    def stripe_refund(self, refund: Refund) -> str:
+        """The refund at Stripe, a link to its page in Stripe's dashboard."""
+        conference = refund.payment.order.conference
+        return stripe_link(refund.stripe_refund_id, livemode=conference_livemode(conference))

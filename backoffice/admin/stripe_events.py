@@ -6,11 +6,13 @@ cause is fixed. The action calls one service per event.
 """
 
 import json
+from collections.abc import Iterator
 from datetime import datetime
+from typing import Any
 
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -23,9 +25,11 @@ from unfold.decorators import display
 
 from backoffice.admin.dialogs import close_dialog, render_dialog
 from backoffice.admin.forms import ReprocessStripeEventForm
+from backoffice.admin.ledger import order_link
 from backoffice.admin.model_admin import ModelAdmin
 from backoffice.admin.pagination import LargeListMixin
 from backoffice.admin.permissions import action
+from backoffice.admin.stripe_links import stripe_link
 from backoffice.models import StripeEvent
 from backoffice.request_logging import redact, redact_data
 from backoffice.services.search import search_stripe_events
@@ -82,6 +86,49 @@ class ErrorFilter(admin.SimpleListFilter):
         return queryset
 
 
+class CustomerEventsFilter(admin.SimpleListFilter):
+    """``customer.*`` events (Stripe's bookkeeping of its customers) are hidden unless asked for.
+
+    They change no order, so by default the list leaves out those applied without
+    an error; a failed one stays (it is counted on the dashboard's "could not be
+    applied"). A filter on the type or a search shows them too, as asked.
+    """
+
+    title = _("customer events")
+    parameter_name = "customer_events"
+    SHOW = "show"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list:
+        """Hidden (the default) or shown."""
+        return [(self.SHOW, _("Shown"))]
+
+    def choices(self, changelist: Any) -> Iterator[dict[str, Any]]:
+        """ "Hidden" in place of Django's "All" for no choice: the list's default."""
+        yield {
+            "selected": self.value() is None,
+            "query_string": changelist.get_query_string(remove=[self.parameter_name]),
+            "display": _("Hidden"),
+        }
+        yield {
+            "selected": self.value() == self.SHOW,
+            "query_string": changelist.get_query_string({self.parameter_name: self.SHOW}),
+            "display": _("Shown"),
+        }
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        """Leave out applied ``customer.*`` events unless shown, filtered by type or searched."""
+        if self.value() == self.SHOW or _asks_for_types(request):
+            return queryset
+        return queryset.exclude(Q(type__startswith="customer.") & Q(last_error=""))
+
+
+def _asks_for_types(request: HttpRequest) -> bool:
+    """Whether the list is filtered on an event type or searched (then nothing is hidden)."""
+    return bool(request.GET.get("q", "").strip()) or any(
+        name == "type" or name.startswith("type__") for name in request.GET
+    )
+
+
 def _when(moment: datetime | None) -> str:
     """A compact local date and time, or a dash."""
     if moment is None:
@@ -94,22 +141,33 @@ class StripeEventAdmin(LargeListMixin, ModelAdmin):
     """What Stripe told us, read-only; failed events can be reprocessed."""
 
     list_display = (
-        "stripe_event_id",
         "type",
+        "event_id",
+        "order_link",
         "conference",
         "processed",
         "error_summary",
         "received",
     )
-    list_filter = ("type", ProcessedFilter, ErrorFilter, ("conference", RelatedDropdownFilter))
+    # The id is a link to Stripe's dashboard; the type opens the event's page here.
+    list_display_links = ("type",)
+    list_filter = (
+        CustomerEventsFilter,
+        "type",
+        ProcessedFilter,
+        ErrorFilter,
+        ("conference", RelatedDropdownFilter),
+    )
     search_fields = ("stripe_event_id", "type")
-    list_select_related = ("conference",)
+    list_select_related = ("conference", "order")
     list_per_page = 50
     actions = ("reprocess_selected",)
     actions_detail = ("reprocess",)
     fields = (
-        "stripe_event_id",
+        "event_id",
         "type",
+        "stripe_object",
+        "order_link",
         "conference",
         "livemode",
         "received",
@@ -148,6 +206,30 @@ class StripeEventAdmin(LargeListMixin, ModelAdmin):
         return request.user.has_perm(REPROCESS_PERMISSION)
 
     # --- Columns --------------------------------------------------------------
+
+    @display(description=_("Event id"), ordering="stripe_event_id")
+    def event_id(self, event: StripeEvent) -> str:
+        """The event's id, a link to it in Stripe's dashboard (test or live, as the event)."""
+        return stripe_link(event.stripe_event_id, livemode=event.livemode)
+
+    @display(description=_("Order"), ordering="order__reference")
+    def order_link(self, event: StripeEvent) -> str:
+        """The order the event is about, a link to its page; a dash for none."""
+        return order_link(event.order) if event.order_id is not None else "—"
+
+    @display(description=_("Stripe object"))
+    def stripe_object(self, event: StripeEvent) -> str:
+        """What the event is about at Stripe (and its customer), links to Stripe's dashboard."""
+        obj = (event.payload.get("data") or {}).get("object") or {}
+        ids = [obj.get("id"), obj.get("customer")]
+        links = [
+            (stripe_link(stripe_id, livemode=event.livemode),)
+            for stripe_id in ids
+            if isinstance(stripe_id, str) and stripe_id
+        ]
+        if not links:
+            return "—"
+        return format_html_join(" · ", "{}", links)
 
     @display(description=_("Processed"), boolean=True, ordering="processed_at")
     def processed(self, event: StripeEvent) -> bool:

@@ -1,9 +1,10 @@
 """Dialog responses shared by the admin's dialog actions."""
 
 from django import forms
+from django.core.exceptions import ValidationError
 from django.test import RequestFactory
 
-from backoffice.admin.dialogs import close_dialog, render_dialog
+from backoffice.admin.dialogs import add_service_error, close_dialog, render_dialog
 
 
 class AmountForm(forms.Form):
@@ -30,3 +31,16 @@ def test_render_dialog_shows_the_form_error_and_the_submit_text(db):
     assert response.status_code == 200
     assert "The amount 1.00 USD is more than the balance due." in body
     assert "Record payment" in body and "Record manual payment" in body
+
+
+def test_a_service_error_goes_on_the_field_it_names_and_the_rest_above_the_fields():
+    form = AmountForm(data={"amount": "1"})
+    assert form.is_valid()
+
+    add_service_error(
+        form, ValidationError({"amount": "Too much.", "channel": "Choose how it was paid."})
+    )
+    add_service_error(form, ValidationError("This form was already used."))
+
+    assert form.errors["amount"] == ["Too much."]
+    assert form.non_field_errors() == ["Choose how it was paid.", "This form was already used."]

@@ -47,8 +47,8 @@ def test_list_shows_the_dispute_columns(finance, conference, make_order):
 
     html = finance.get(LIST_URL).content.decode().replace(NBSP, " ")
 
-    for text in (order.reference, f"pi_one #{dispute.payment_id}", "100.00 USD", "Lost",
-                 "fraudulent", "dp_one"):  # fmt: skip
+    for text in (order.reference, f">pi_one</a> #{dispute.payment_id}", "100.00 USD", "Lost",
+                 "fraudulent", ">dp_one</a>"):  # fmt: skip
         assert text in html
 
 
@@ -93,3 +93,14 @@ def test_the_list_needs_the_view_dispute_permission(client, conference, make_ord
     client.force_login(make_staff("finance", "backoffice.view_dispute"))
     assert client.get(LIST_URL).status_code == 200
     assert LIST_URL in client.get(reverse("admin:index")).content.decode()
+
+
+def test_list_links_the_dispute_and_its_payment_to_stripe_s_dashboard(
+    finance, conference, make_order
+):
+    disputed(conference, make_order("100.00"), "one")
+
+    html = finance.get(LIST_URL).content.decode()
+
+    assert 'href="https://dashboard.stripe.com/test/disputes/dp_one"' in html
+    assert 'href="https://dashboard.stripe.com/test/payments/pi_one"' in html

@@ -787,3 +787,53 @@ def test_order_actions_on_a_missing_order_answer_404(desk_client, name, object_i
     assert desk_client.get(url).status_code == 404
     assert desk_client.post(url, manual_form("1.00")).status_code == 404
     assert not Payment.objects.exists()
+
+
+def test_order_list_puts_status_and_balance_due_right_after_the_reference(admin_client, make_order):
+    make_order("100.00")
+
+    html = admin_client.get(reverse(CHANGELIST)).content.decode()
+
+    thead = re.search(r"<thead.*?</thead>", html, re.S).group(0)
+    columns = re.findall(r'<th[^>]*class="[^"]*column-(\w+)', thead)
+    assert columns[:3] == ["order_reference", "status_label", "balance_display"]
+
+
+def test_order_page_links_the_stripe_ids_to_stripe_s_test_dashboard(admin_client, make_order):
+    order = make_order("100.00")
+    Payment.objects.create(
+        order=order,
+        method=Payment.Method.STRIPE,
+        status=Payment.Status.SUCCEEDED,
+        amount=Decimal("100.00"),
+        stripe_payment_intent_id="pi_3Qcard",
+        stripe_charge_id="ch_3Qcard",
+    )
+
+    html = admin_client.get(change_url(order)).content.decode()
+
+    for stripe_id, page in (("pi_3Qcard", "payments"), ("ch_3Qcard", "payments")):
+        url = f"https://dashboard.stripe.com/test/{page}/{stripe_id}"
+        link = re.search(rf'<a [^>]*href="{re.escape(url)}"[^>]*>{stripe_id}</a>', html)
+        assert link, stripe_id
+        assert 'target="_blank"' in link.group(0) and "noopener" in link.group(0)
+
+
+def test_order_page_of_a_live_key_conference_links_to_the_live_dashboard(
+    admin_client, make_order, conference
+):
+    conference.stripe_publishable_key = "pk_live_123"
+    conference.save()
+    order = make_order("100.00")
+    Payment.objects.create(
+        order=order,
+        method=Payment.Method.STRIPE,
+        status=Payment.Status.SUCCEEDED,
+        amount=Decimal("100.00"),
+        stripe_payment_intent_id="pi_3Qlive",
+    )
+
+    html = admin_client.get(change_url(order)).content.decode()
+
+    assert 'href="https://dashboard.stripe.com/payments/pi_3Qlive"' in html
+    assert "dashboard.stripe.com/test/" not in html

@@ -216,6 +216,18 @@ def test_the_preset_lists_each_order_needing_attention_with_why(
     assert "Stripe payment pi_stale pending for 47 minutes; re-sync it from Stripe." in html
 
 
+def test_the_preset_shows_why_in_place_of_total_and_paid(supervisor_client, overpaid):
+    preset = result_list(supervisor_client.get(PRESET))
+    plain = result_list(supervisor_client.get(CHANGELIST))
+
+    thead = re.compile(r'<th[^>]*class="[^"]*column-(\w+)')
+    assert thead.findall(preset)[-1] == "attention_reasons_column"
+    for column in ("total_display", "paid_display"):
+        assert f"column-{column}" in plain
+        assert f"column-{column}" not in preset
+    assert "column-balance_display" in preset
+
+
 def test_the_plain_list_has_no_reasons_column(supervisor_client, overpaid):
     html = result_list(supervisor_client.get(CHANGELIST))
 

@@ -245,3 +245,79 @@ def test_recording_a_manual_payment_moves_the_orders_last_change(desk_client, ma
     order.refresh_from_db()
     assert order.updated_at > two_days_ago + timedelta(days=1)
     assert last_change_shown(desk_client, order) != before
+
+
+def field_block(html: str, name: str) -> str:
+    """The HTML of one form field's block in a rendered form: label, input, its errors, help."""
+    blocks = re.split(r'<div class="(?:errors )?form-field ', html)
+    [block] = [block for block in blocks[1:] if f'name="{name}"' in block]
+    return block
+
+
+def top_errors(html: str) -> list[str]:
+    """The texts of the error banners above the form's fields."""
+    return [
+        " ".join(text.split())
+        for text in re.findall(r'<div class="errornote[^"]*">(.*?)</div>', html, re.S)
+    ]
+
+
+def test_an_amount_above_the_balance_is_shown_on_the_amount_field(desk_client, make_order):
+    order = make_order("100.00")
+
+    response = desk_client.post(record_manual_url(order), manual_form("500.00"))
+
+    html = response.content.decode().replace(NBSP, " ")
+    assert response.status_code == 200
+    refusal = "The amount 500.00 USD is more than the balance due of 100.00 USD."
+    assert refusal in field_block(html, "amount")
+    assert 'aria-invalid="true"' in field_block(html, "amount")
+    assert refusal not in field_block(html, "channel")
+    assert top_errors(html) == []
+    assert not order.payments.exists()
+
+
+@pytest.mark.parametrize(
+    ("amount", "refusal"),
+    [
+        ("0", "The payment amount must be greater than zero."),
+        ("10.005", "USD amounts have at most 2 decimal places."),
+    ],
+)
+def test_an_amount_the_service_refuses_is_shown_on_the_amount_field(
+    desk_client, make_order, amount, refusal
+):
+    order = make_order("100.00")
+
+    response = desk_client.post(record_manual_url(order), manual_form(amount))
+
+    html = response.content.decode()
+    assert refusal in field_block(html, "amount")
+    assert top_errors(html) == []
+    assert not order.payments.exists()
+
+
+def test_a_refusal_about_the_whole_form_stays_above_the_fields(desk_client, make_order):
+    order = make_order("100.00")
+    key = opened_form_key(desk_client.get(record_manual_url(order)).content.decode())
+    desk_client.post(record_manual_url(order), manual_form("40.00", key=key))
+
+    response = desk_client.post(record_manual_url(order), manual_form("50.00", key=key))
+
+    html = response.content.decode().replace(NBSP, " ")
+    [banner] = top_errors(html)
+    assert f"This form was already used to record 40.00 USD (Cash) on {order.reference}" in banner
+    assert "already used" not in field_block(html, "amount")
+
+
+def test_from_the_list_an_amount_above_the_balance_is_shown_on_the_amount_field(
+    desk_client, make_order
+):
+    order = make_order("100.00")
+
+    response = desk_client.post(reverse(CHANGELIST), select_one(order) | manual_form("500.00"))
+
+    html = response.content.decode().replace(NBSP, " ")
+    assert "is more than the balance due of 100.00 USD" in field_block(html, "amount")
+    assert top_errors(html) == []
+    assert not order.payments.exists()

@@ -6,6 +6,7 @@ comes with branch issue10-core.
 """
 
 import datetime
+import re
 from decimal import Decimal
 
 import pytest
@@ -187,3 +188,17 @@ def test_order_page_query_count_does_not_grow_with_refunds(admin_client, make_or
     with CaptureQueriesContext(connection) as many:
         assert admin_client.get(url).status_code == 200
     assert len(many) == len(few)
+
+
+def test_list_links_a_stripe_refund_to_stripe_s_dashboard(finance, make_order):
+    payment = make_payment(
+        make_order("80.00"), "80.00", method=Payment.Method.STRIPE, stripe_payment_intent_id="pi_r"
+    )
+    make_refund(payment, "30.00", stripe_refund_id="re_3Qrefund")
+
+    html = finance.get(LIST_URL).content.decode()
+
+    url = "https://dashboard.stripe.com/test/refunds/re_3Qrefund"
+    link = re.search(rf'<a [^>]*href="{re.escape(url)}"[^>]*>', html)
+    assert link
+    assert 'target="_blank"' in link.group(0)

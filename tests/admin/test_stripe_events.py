@@ -1,5 +1,7 @@
 """Stripe events in the admin: read-only list and page, filters, and "Reprocess"."""
 
+import re
+
 import pytest
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth import get_user_model
@@ -71,9 +73,11 @@ def events(stripe_conference):
 def test_list_shows_events_and_filters_by_type_processed_and_error(admin_client, events):
     url = reverse(CHANGELIST)
 
-    everything = admin_client.get(url).content.decode()
+    everything = admin_client.get(url, {"customer_events": "show"}).content.decode()
     by_type = admin_client.get(url, {"type": "charge.refunded"}).content.decode()
-    processed = admin_client.get(url, {"processed": "yes"}).content.decode()
+    processed = admin_client.get(
+        url, {"processed": "yes", "customer_events": "show"}
+    ).content.decode()
     unprocessed = admin_client.get(url, {"processed": "no"}).content.decode()
     with_error = admin_client.get(url, {"error": "yes"}).content.decode()
 
@@ -137,7 +141,7 @@ def test_bulk_reprocess_reports_each_failure_and_keeps_going(admin_client, event
     ok, failed, waiting = events
 
     response = admin_client.post(
-        reverse(CHANGELIST),
+        reverse(CHANGELIST) + "?customer_events=show",
         {"action": "reprocess_selected", "_selected_action": [ok.pk, failed.pk, waiting.pk]},
         follow=True,
     )
@@ -292,3 +296,123 @@ def test_a_failed_reprocess_masks_a_client_secret_in_its_message(event_with_secr
     assert "1 event failed:" in " ".join(messages_of(bulk))
     for html in (dialog.content.decode(), bulk.content.decode(), *messages_of(bulk)):
         assert CLIENT_SECRET not in html
+
+
+def listed_ids(response) -> list[str]:
+    """The event ids a list page shows, newest first."""
+    assert response.status_code == 200
+    return [event.stripe_event_id for event in response.context["cl"].result_list]
+
+
+@pytest.fixture
+def customer_events(stripe_conference):
+    """An applied customer event, a failed one, and an applied payment event."""
+
+    def stored(event_id: str, event_type: str, **fields) -> StripeEvent:
+        return StripeEvent.objects.create(
+            stripe_event_id=event_id,
+            conference=stripe_conference,
+            type=event_type,
+            payload=build_event(event_type, {"id": f"cus_{event_id}"}, event_id),
+            processed_at=timezone.now(),
+            **fields,
+        )
+
+    stored("evt_cus_applied", "customer.updated")
+    stored("evt_cus_failed", "customer.created", last_error="ValueError: boom")
+    stored("evt_pi", "payment_intent.created")
+
+
+def test_customer_events_are_hidden_by_default_unless_they_failed(admin_client, customer_events):
+    response = admin_client.get(reverse(CHANGELIST))
+
+    assert listed_ids(response) == ["evt_pi", "evt_cus_failed"]
+
+
+def test_customer_events_are_shown_on_request(admin_client, customer_events):
+    response = admin_client.get(reverse(CHANGELIST), {"customer_events": "show"})
+
+    assert listed_ids(response) == ["evt_pi", "evt_cus_failed", "evt_cus_applied"]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [{"type": "customer.updated"}, {"type__exact": "customer.updated"}, {"q": "evt_cus_applied"}],
+)
+def test_a_type_filter_or_a_search_finds_customer_events_too(admin_client, customer_events, query):
+    response = admin_client.get(reverse(CHANGELIST), query)
+
+    assert listed_ids(response) == ["evt_cus_applied"]
+
+
+def test_the_failed_events_link_of_the_dashboard_lists_failed_customer_events(
+    admin_client, customer_events
+):
+    response = admin_client.get(reverse(CHANGELIST), {"error": "yes"})
+
+    assert listed_ids(response) == ["evt_cus_failed"]
+
+
+def chosen_customer_choice(html: str) -> str:
+    """The customer events filter's choice shown as chosen (unfold's highlighted item)."""
+    section = html[html.index("By customer events") :]
+    section = section[: section.index("</ul>")]
+    [chosen] = re.findall(r'<li class="[^"]*text-primary-600[^"]*">\s*<a [^>]*>\s*(\w+)', section)
+    return chosen
+
+
+def test_the_filter_offers_hidden_by_default_and_shown(admin_client, customer_events):
+    default = admin_client.get(reverse(CHANGELIST)).content.decode()
+    shown = admin_client.get(reverse(CHANGELIST), {"customer_events": "show"}).content.decode()
+
+    assert chosen_customer_choice(default) == "Hidden"
+    assert 'href="?customer_events=show"' in default
+    assert chosen_customer_choice(shown) == "Shown"
+
+
+def test_each_event_links_to_its_order(admin_client, stripe_conference, make_order):
+    order = make_order("100.00", conference=stripe_conference)
+    StripeEvent.objects.create(
+        stripe_event_id="evt_about_order",
+        conference=stripe_conference,
+        order=order,
+        type="payment_intent.succeeded",
+        payload=build_event("payment_intent.succeeded", {"id": "pi_o"}, "evt_about_order"),
+    )
+    order_url = reverse("admin:backoffice_order_change", args=[order.pk])
+
+    listing = admin_client.get(reverse(CHANGELIST)).content.decode()
+    page = admin_client.get(
+        reverse("admin:backoffice_stripeevent_change", args=[order.stripe_events.get().pk])
+    ).content.decode()
+
+    for html in (listing, page):
+        assert re.search(rf'<a [^>]*href="{re.escape(order_url)}"[^>]*>{order.reference}</a>', html)
+
+
+@pytest.mark.parametrize(("livemode", "base"), [(False, "test/"), (True, "")])
+def test_event_ids_link_to_stripe_s_dashboard_in_the_event_s_mode(
+    admin_client, stripe_conference, livemode, base
+):
+    event = StripeEvent.objects.create(
+        stripe_event_id="evt_mode",
+        conference=stripe_conference,
+        type="charge.refunded",
+        livemode=livemode,
+        payload=build_event(
+            "charge.refunded", {"id": "ch_mode", "customer": "cus_mode"}, "evt_mode"
+        ),
+    )
+    dashboard = f"https://dashboard.stripe.com/{base}"
+
+    listing = admin_client.get(reverse(CHANGELIST)).content.decode()
+    page = admin_client.get(
+        reverse("admin:backoffice_stripeevent_change", args=[event.pk])
+    ).content.decode()
+
+    assert f'href="{dashboard}events/evt_mode"' in listing
+    assert f'href="{dashboard}events/evt_mode"' in page
+    assert f'href="{dashboard}payments/ch_mode"' in page
+    assert f'href="{dashboard}customers/cus_mode"' in page
+    event_page = reverse("admin:backoffice_stripeevent_change", args=[event.pk])
+    assert f'href="{event_page}"' in listing  # the type opens the event's page here

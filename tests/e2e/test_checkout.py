@@ -181,9 +181,7 @@ def test_attendee_pays_the_balance_by_card_and_staff_see_the_order_paid(
         ],
     )
     history = page.locator("#payments-group tr.form-row")
-    expect(history.nth(1).locator("td.field-stripe_payment_intent_id")).to_have_text(
-        exactly(intent_id)
-    )
+    expect(history.nth(1).locator("td.field-stripe_intent")).to_have_text(exactly(intent_id))
     screenshot(page, "order-paid-by-card")
 
 

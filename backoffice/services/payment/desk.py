@@ -78,7 +78,10 @@ def _check_manual_fields(channel: str, idempotency_key: str) -> None:
     """Refuse a channel that is not one of ``Payment.Channel`` and a key the ledger cannot hold."""
     if channel not in Payment.Channel.values:
         raise ValidationError(
-            "Choose how the money was paid: cash, bank transfer, cheque, card terminal or other."
+            {
+                "channel": "Choose how the money was paid: cash, bank transfer, cheque, "
+                "card terminal or other."
+            }
         )
     if len(idempotency_key) > KEY_MAX_LENGTH:
         raise ValidationError(
@@ -149,7 +152,10 @@ def _record_manual_locked(
 ) -> tuple[Payment, bool]:
     """``record_manual_once`` on an order locked by the caller's transaction."""
     actor = staff_user or SYSTEM
-    value = parse_amount(amount, locked.conference.currency)
+    try:
+        value = parse_amount(amount, locked.conference.currency)
+    except ValidationError as exc:
+        raise ValidationError({"amount": exc.error_list}) from None
     asked = {"amount": value, "channel": channel, "reference": reference}
     earlier = _payment_with_key(locked, idempotency_key) if idempotency_key else None
     if earlier is not None:
@@ -158,8 +164,10 @@ def _record_manual_locked(
     balance = locked.balance_due
     if value > balance:
         raise ValidationError(
-            f"The amount {locked.format(value)} is more than the balance due of "
-            f"{locked.format(balance)}."
+            {
+                "amount": f"The amount {locked.format(value)} is more than the balance due of "
+                f"{locked.format(balance)}."
+            }
         )
     attempt = open_attempt(locked)
     payment, created = _create_once(
@@ -206,6 +214,8 @@ def record_manual_once(
     A non-empty ``idempotency_key`` (a form's one-time key) records at most
     one payment per order: a second call with it, in sequence or at the same
     moment, records nothing, writes no history and returns the first payment.
+    A refusal about one argument names it (``amount``, ``channel``), so a form shows
+    it on that field.
     """
     _check_manual_fields(channel, idempotency_key)
     with transaction.atomic():

@@ -59,9 +59,29 @@ def test_record_manual_without_a_channel_records_other(make_order):
 def test_record_manual_refuses_an_unknown_channel(make_order, channel):
     order = make_order("100.00")
 
-    with pytest.raises(ValidationError, match="Choose how the money was paid"):
+    with pytest.raises(ValidationError, match="Choose how the money was paid") as refused:
         PaymentService.record_manual(order, amount=Decimal("10.00"), channel=channel)
 
+    assert list(refused.value.message_dict) == ["channel"]
+    assert not order.payments.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("amount", "refusal"),
+    [
+        (Decimal("100.01"), "The amount 100.01 USD is more than the balance due of 100.00 USD."),
+        (Decimal("0"), "The payment amount must be greater than zero."),
+        ("ten", "Enter a valid amount, e.g. 50.00."),
+    ],
+)
+def test_record_manual_names_the_amount_in_a_refusal_of_the_amount(make_order, amount, refusal):
+    order = make_order("100.00")
+
+    with pytest.raises(ValidationError) as refused:
+        PaymentService.record_manual(order, amount=amount, channel=Payment.Channel.CASH)
+
+    assert refused.value.message_dict == {"amount": [refusal]}
     assert not order.payments.exists()
 
 
