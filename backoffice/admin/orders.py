@@ -1083,7 +1083,7 @@ class OrderAdmin(LargeListMixin, LedgerImportExportMixin, ModelAdmin):
                 channel=form.cleaned_data.get("channel", ""),
             )
         except ValidationError as exc:
-            form.add_error(None, exc)
+            add_service_error(form, exc)
             return self._render_dialog(request, self.refund, form)
         amount = order.format(refund.amount)
         order.refresh_from_db()

@@ -44,7 +44,7 @@ class LocalStripeError(Exception):
     def __init__(self, status: int, body: dict[str, Any]) -> None:
         """Keep the HTTP status (0: not reached) and the JSON body."""
         super().__init__(f"localstripe answered {status}: {body}")
-        self.status = status
+        self.http_status = status
         self.body = body
 
 
@@ -100,7 +100,7 @@ def _register_webhook(api_base: str, name: str, url: str, secret: str, wait_seco
             _call(api_base, "POST", f"/_config/webhooks/{name}", {"url": url, "secret": secret})
             return
         except LocalStripeError as exc:
-            if exc.status != 0 or time.monotonic() > deadline:
+            if exc.http_status != 0 or time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
 
@@ -189,7 +189,7 @@ def pay_with_test_card(
         try:
             _call(api_base, "POST", f"{path}/confirm", {}, key)
         except LocalStripeError as exc:
-            if exc.status != 402:  # 402: declined; the intent says why
+            if exc.http_status != 402:  # 402: declined; the intent says why
                 raise
         intent = _call(api_base, "GET", path, key=key)
     except LocalStripeError as exc:

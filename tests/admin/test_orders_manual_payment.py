@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from backoffice.models import Order, OrderHistoryEntry, Payment
+from tests.admin.form_html import field_block, top_errors
 from tests.admin.test_orders import CHANGELIST, NBSP, change_url, manual_form, record_manual_url
 
 pytestmark = pytest.mark.django_db
@@ -245,21 +246,6 @@ def test_recording_a_manual_payment_moves_the_orders_last_change(desk_client, ma
     order.refresh_from_db()
     assert order.updated_at > two_days_ago + timedelta(days=1)
     assert last_change_shown(desk_client, order) != before
-
-
-def field_block(html: str, name: str) -> str:
-    """The HTML of one form field's block in a rendered form: label, input, its errors, help."""
-    blocks = re.split(r'<div class="(?:errors )?form-field ', html)
-    [block] = [block for block in blocks[1:] if f'name="{name}"' in block]
-    return block
-
-
-def top_errors(html: str) -> list[str]:
-    """The texts of the error banners above the form's fields."""
-    return [
-        " ".join(text.split())
-        for text in re.findall(r'<div class="errornote[^"]*">(.*?)</div>', html, re.S)
-    ]
 
 
 def test_an_amount_above_the_balance_is_shown_on_the_amount_field(desk_client, make_order):

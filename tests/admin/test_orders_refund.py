@@ -10,6 +10,7 @@ from django.urls import reverse
 
 from backoffice.models import Order, OrderHistoryEntry, Payment, Refund
 from backoffice.services.payment import PaymentService
+from tests.admin.form_html import field_block, top_errors
 from tests.ledger_factories import make_staff
 from tests.stripe_fixtures import pay_by_card
 
@@ -150,6 +151,20 @@ def test_refusals_are_shown_on_the_form_and_nothing_is_saved(
     assert error in response.content.decode().replace(NBSP, " ")
     assert not Refund.objects.exists()
     assert not LogEntry.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "amount", ["60.01", "0", "10.001"], ids=["above-the-rest", "zero", "too-precise"]
+)
+def test_a_refused_amount_is_shown_on_the_amount_field(finance_client, cash_order, amount):
+    payment = cash_order.payments.order_by("created_at", "id").first()
+
+    response = finance_client.post(refund_url(cash_order), refund_form(payment, amount))
+
+    html = response.content.decode().replace(NBSP, " ")
+    assert 'aria-invalid="true"' in field_block(html, "amount")
+    assert top_errors(html) == []
+    assert not Refund.objects.exists()
 
 
 def test_a_payment_of_another_order_is_refused_on_the_form(finance_client, cash_order, make_order):

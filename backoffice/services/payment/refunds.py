@@ -87,10 +87,15 @@ def refund_outcome(refund: StripeRefund) -> str:
 
 
 def _check_refund(order: Order, payment: Payment, amount: Any, reason: str) -> Decimal:
-    """The amount as a Decimal, or a ``ValidationError`` saying why the refund is refused."""
-    value = parse_amount(amount, order.currency, what="refund")
+    """The amount as a Decimal, or a ``ValidationError`` saying why (on its field, if one)."""
+    try:
+        value = parse_amount(amount, order.currency, what="refund")
+    except ValidationError as exc:
+        raise ValidationError({"amount": exc.error_list}) from None
     if reason not in Refund.Reason.values:
-        raise ValidationError(f"Choose a refund reason ({', '.join(Refund.Reason.values)}).")
+        raise ValidationError(
+            {"reason": f"Choose a refund reason ({', '.join(Refund.Reason.values)})."}
+        )
     if payment.method == Payment.Method.COMP:
         raise ValidationError("A complimentary payment took no money; there is nothing to refund.")
     if payment.status != Payment.Status.SUCCEEDED:
@@ -101,8 +106,10 @@ def _check_refund(order: Order, payment: Payment, amount: Any, reason: str) -> D
     rest = refundable_rest(payment)
     if value > rest:
         raise ValidationError(
-            f"The amount {order.format(value)} is more than the {order.format(rest)} "
-            "left to refund on this payment."
+            {
+                "amount": f"The amount {order.format(value)} is more than the "
+                f"{order.format(rest)} left to refund on this payment."
+            }
         )
     return value
 
@@ -112,7 +119,7 @@ def _manual_channel(payment: Payment, channel: str) -> str:
     chosen = channel or payment.channel or Payment.Channel.OTHER
     if chosen not in Payment.Channel.values:
         raise ValidationError(
-            f"Choose how the money went back ({', '.join(Payment.Channel.values)})."
+            {"channel": f"Choose how the money went back ({', '.join(Payment.Channel.values)})."}
         )
     return chosen
 
