@@ -107,8 +107,15 @@ class ConferenceForm(forms.ModelForm):
         """Check the prefix of a publishable key."""
         value = self.cleaned_data.get("stripe_publishable_key", "")
         if value:
+            if stripe_keys.is_secret(value):
+                self._forget_typed("stripe_publishable_key")
             stripe_keys.validate_publishable_key(value)
         return value
+
+    def _forget_typed(self, name: str) -> None:
+        """Redraw the field empty: a secret typed in a visible field is not echoed back."""
+        self.data = self.data.copy()
+        self.data[name] = ""
 
     def clean_stripe_secret_key(self) -> str:
         """Check the prefix of a new secret key."""
@@ -132,9 +139,13 @@ class ConferenceForm(forms.ModelForm):
         return cleaned
 
     def _check_modes(self, cleaned: dict) -> None:
-        """The publishable and secret keys kept must both be test keys, or both live keys."""
+        """When either key changes, the two kept must both be test keys, or both live keys."""
         if "stripe_publishable_key" not in cleaned or "stripe_secret_key" not in cleaned:
             return  # one of them already has an error
+        if self.instance.pk and not {"stripe_publishable_key", "stripe_secret_key"} & set(
+            self.changed_data
+        ):
+            return  # a pair stored before this check must not block editing the name
         try:
             stripe_keys.validate_key_pair(
                 cleaned["stripe_publishable_key"], cleaned["stripe_secret_key"]

@@ -28,29 +28,45 @@ def _named(prefixes: tuple[str, ...]) -> str:
     return ", ".join(prefixes[:-1]) + f" or {prefixes[-1]}" if len(prefixes) > 1 else prefixes[0]
 
 
-def _check(value: str, prefixes: tuple[str, ...], what: str) -> None:
+API_KEYS_PAGE = "Developers › API keys"
+WEBHOOK_PAGE = "Developers › Webhooks › your endpoint › Signing secret"
+
+
+def _check(value: str, prefixes: tuple[str, ...], what: str, where: str) -> None:
     """Refuse a value that does not start with one of the prefixes (and more after it)."""
     if not any(value.startswith(prefix) and len(value) > len(prefix) for prefix in prefixes):
         raise ValidationError(
             f"This is not a {what}: it starts with {_named(prefixes)}, as copied from "
-            "Stripe's dashboard (Developers › API keys).",
+            f"Stripe's dashboard ({where}).",
             code="stripe_key_prefix",
         )
 
 
+def is_secret(value: str) -> bool:
+    """Whether the value is one of the secret kinds (a secret, restricted or webhook key)."""
+    return value.startswith(("sk_", "rk_", *WEBHOOK_SECRET_PREFIXES))
+
+
 def validate_publishable_key(value: str) -> None:
-    """A publishable key starts with pk_test_ or pk_live_."""
-    _check(value, PUBLISHABLE_PREFIXES, "Stripe publishable key")
+    """A publishable key starts with pk_test_ or pk_live_; a secret is refused as one."""
+    if is_secret(value):
+        raise ValidationError(
+            "This is a secret key, not the publishable one: paste it into its own field "
+            "below (it is never shown again), and the publishable key (pk_test_ or pk_live_) "
+            "here.",
+            code="stripe_secret_as_publishable",
+        )
+    _check(value, PUBLISHABLE_PREFIXES, "Stripe publishable key", API_KEYS_PAGE)
 
 
 def validate_secret_key(value: str) -> None:
     """A secret (or restricted) key starts with sk_ or rk_, then test_ or live_."""
-    _check(value, SECRET_PREFIXES, "Stripe secret key")
+    _check(value, SECRET_PREFIXES, "Stripe secret key", API_KEYS_PAGE)
 
 
 def validate_webhook_secret(value: str) -> None:
     """A webhook signing secret starts with whsec_."""
-    _check(value, WEBHOOK_SECRET_PREFIXES, "Stripe webhook signing secret")
+    _check(value, WEBHOOK_SECRET_PREFIXES, "Stripe webhook signing secret", WEBHOOK_PAGE)
 
 
 def key_mode(key: str) -> KeyMode | None:

@@ -237,9 +237,14 @@ def field_errors(html: str, field: str) -> list[str]:
     ("field", "value", "says"),
     [
         ("stripe_publishable_key", "pk_test", "starts with pk_test_ or pk_live_"),
-        ("stripe_publishable_key", "sk_test_local", "starts with pk_test_ or pk_live_"),
+        ("stripe_publishable_key", "pk_local", "starts with pk_test_ or pk_live_"),
+        ("stripe_publishable_key", "sk_test_local", "This is a secret key, not the publishable"),
         ("stripe_secret_key", "sk_local", "starts with sk_test_, sk_live_, rk_test_ or rk_live_"),
-        ("stripe_webhook_secret", "wh_local", "starts with whsec_"),
+        (
+            "stripe_webhook_secret",
+            "wh_local",
+            "starts with whsec_, as copied from Stripe's dashboard (Developers › Webhooks",
+        ),
     ],
 )
 def test_a_key_with_the_wrong_prefix_is_an_error_on_its_field(
@@ -252,6 +257,31 @@ def test_a_key_with_the_wrong_prefix_is_an_error_on_its_field(
     assert says in error
     fresh = Conference.objects.get(pk=keyed.pk)
     assert (fresh.stripe_publishable_key, fresh.stripe_secret_key) == ("pk_test_public", SECRET)
+
+
+def test_a_secret_typed_in_the_publishable_field_is_refused_and_not_echoed(
+    admin_client_logged_in: Client, keyed
+) -> None:
+    data = form_data(keyed, stripe_publishable_key="sk_live_51VerySecretValue")
+
+    html = admin_client_logged_in.post(change_url(keyed), data).content.decode()
+
+    [error] = field_errors(html, "stripe_publishable_key")
+    assert "This is a secret key" in error
+    assert "sk_live_51VerySecretValue" not in html
+    assert Conference.objects.get(pk=keyed.pk).stripe_publishable_key == "pk_test_public"
+
+
+def test_a_pair_stored_before_the_check_does_not_block_other_edits(
+    admin_client_logged_in: Client, keyed
+) -> None:
+    Conference.objects.filter(pk=keyed.pk).update(stripe_publishable_key="pk_live_51Old")
+    keyed.refresh_from_db()
+
+    response = admin_client_logged_in.post(change_url(keyed), form_data(keyed, name="Renamed"))
+
+    assert response.status_code == 302
+    assert Conference.objects.get(pk=keyed.pk).name == "Renamed"
 
 
 def test_a_live_publishable_key_beside_the_stored_test_secret_is_refused(

@@ -18,12 +18,23 @@ def test_publishable_keys_of_either_mode_pass(key):
     validate_publishable_key(key)
 
 
-@pytest.mark.parametrize(
-    "key", ["pk_local", "sk_test_local", "pk_test_", "test_local", "PK_TEST_x", "whsec_x"]
-)
+@pytest.mark.parametrize("key", ["pk_local", "pk_test_", "test_local", "PK_TEST_x"])
 def test_anything_else_is_no_publishable_key(key):
     with pytest.raises(ValidationError, match="starts with pk_test_ or pk_live_"):
         validate_publishable_key(key)
+
+
+@pytest.mark.parametrize("key", ["sk_test_local", "rk_live_x", "whsec_x"])
+def test_a_secret_is_refused_as_a_publishable_key_by_name(key):
+    with pytest.raises(ValidationError, match="This is a secret key, not the publishable one"):
+        validate_publishable_key(key)
+
+
+def test_each_kind_of_key_says_where_stripe_shows_it():
+    with pytest.raises(ValidationError, match="Developers › API keys"):
+        validate_secret_key("sk_x")
+    with pytest.raises(ValidationError, match="Developers › Webhooks › your endpoint"):
+        validate_webhook_secret("wh_x")
 
 
 @pytest.mark.parametrize("key", ["sk_test_local", "sk_live_51Abc", "rk_test_51Abc", "rk_live_x"])
