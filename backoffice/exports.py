@@ -25,15 +25,15 @@ import tablib
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, models
-from django.db.models import Case, F, Value, When
-from django.db.models.functions import Coalesce, NullIf, Round
+from django.db.models import Case, F, Q, Value, When
+from django.db.models.functions import Coalesce, Concat, NullIf, Round, Trim
 from django.utils import timezone
 from import_export import resources, widgets
 from import_export.fields import Field
 from import_export.results import Result, RowResult
 
 from backoffice.ledger_rows import payments_and_refunds_select, payments_with_refunds
-from backoffice.models import Conference, Dispute, Order, Payment, Refund
+from backoffice.models import STRIPE_ACTOR, Conference, Dispute, Order, Payment, Refund
 from backoffice.money import ZERO_DECIMAL_CURRENCIES, quantum
 from backoffice.services import order_import
 from backoffice.spreadsheet import FORMULA_TRIGGERS, escape_formula
@@ -316,9 +316,37 @@ def attendee_email_sql(prefix: str) -> Any:
     )
 
 
+def user_name_sql(prefix: str) -> Any:
+    """SQL twin of ``models.user_name`` for the user at ``prefix`` (e.g. ``created_by__``).
+
+    ``get_full_name`` is ``f"{first} {last}".strip()``; the username when that is empty.
+    """
+    full_name = Trim(
+        Concat(
+            F(f"{prefix}first_name"),
+            Value(" "),
+            F(f"{prefix}last_name"),
+            output_field=models.TextField(),
+        )
+    )
+    return Coalesce(
+        NullIf(full_name, Value("")), F(f"{prefix}username"), output_field=models.TextField()
+    )
+
+
 def _recorded_by(row: Payment | Refund) -> str:
-    """Username of the staff member who recorded the payment or refund, or ''."""
-    return row.created_by.get_username() if row.created_by_id else ""
+    """Who recorded the payment or refund, as the admin names them ('' when nobody is known)."""
+    return row.recorded_by_name
+
+
+def recorded_by_sql(stripe_made: Q) -> Case:
+    """SQL twin of ``recorded_by_name``: the recorder's name, Stripe when ``stripe_made``, or ''."""
+    return Case(
+        When(created_by__isnull=False, then=user_name_sql("created_by__")),
+        When(stripe_made, then=Value(STRIPE_ACTOR)),
+        default=Value(""),
+        output_field=models.TextField(),
+    )
 
 
 class LedgerResource(resources.ModelResource):
@@ -478,9 +506,9 @@ class PaymentResource(LedgerResource):
         "Recorded by",
         kind=Kind.TEXT,
         source=_recorded_by,
-        sql=F("created_by__username"),
+        sql=recorded_by_sql(Q(method=Payment.Method.STRIPE)),
         refund_source=_recorded_by,
-        refund_sql=F("created_by__username"),
+        refund_sql=recorded_by_sql(~Q(stripe_refund_id="")),
     )
     stripe_payment_intent_id = ExportField(
         "Stripe payment intent ID",

@@ -198,7 +198,8 @@ def test_refund_rows_follow_their_payment_with_negative_amounts(make_order, staf
         "-5.00",
         "Duplicate",
     )
-    assert rows[2]["Stripe refund ID"] == "re_1" and rows[2]["Recorded by"] == ""
+    # Made at Stripe with nobody recorded: "Stripe", as the order page says.
+    assert rows[2]["Stripe refund ID"] == "re_1" and rows[2]["Recorded by"] == "Stripe"
 
 
 def test_a_lost_dispute_is_a_negative_row_after_the_refunds(conference, make_order):
@@ -267,6 +268,28 @@ def test_attendee_falls_back_to_the_account_and_blank_cells_stay_empty(make_orde
     assert row["Attendee email"] == "attendee@example.com"
     assert row["Recorded by"] == ""
     assert row["Stripe charge ID"] == ""
+
+
+@pytest.mark.parametrize(
+    ("first", "last", "expected"),
+    [("Dana", "Desk", "Dana Desk"), ("Dana", "", "Dana"), ("", "Desk", "Desk"), ("", "", "desk")],
+)
+def test_recorded_by_is_the_name_the_admin_shows(make_order, first, last, expected):
+    desk = get_user_model().objects.create_user(
+        username="desk", first_name=first, last_name=last, is_staff=True
+    )
+    payment = make_payment(make_order(), created_by=desk)
+    make_refund(payment, "10.00", created_by=desk)
+    rows = export_rows(PaymentResource(), Payment.objects.all())
+    assert [row["Recorded by"] for row in rows] == [expected, expected]
+    assert payment.actor_name == expected
+
+
+def test_recorded_by_names_stripe_for_a_card_payment_and_nobody_for_an_unknown_desk(make_order):
+    make_payment(make_order(), method=Payment.Method.STRIPE, stripe_payment_intent_id="pi_1")
+    make_payment(make_order(), method=Payment.Method.MANUAL)
+    rows = export_rows(PaymentResource(), Payment.objects.order_by("id"))
+    assert [row["Recorded by"] for row in rows] == ["Stripe", ""]
 
 
 def test_amounts_use_the_currency_minor_unit(make_order, jpy_conference):

@@ -179,3 +179,13 @@ def test_the_owner_downloads_their_export_after_losing_the_permission(client, tw
     client.force_login(clerk)
     assert client.get(download_url(orders)).status_code == 200
     assert client.get(download_url(payments)).status_code == 404
+
+
+def test_the_list_names_who_asked_as_the_admin_does_everywhere(client, two_exports):
+    payments, orders, clerk = two_exports
+    clerk.first_name, clerk.last_name = "Cleo", "Clerk"
+    clerk.save()
+    # Someone else looks (the page's header names whoever is logged in).
+    client.force_login(make_staff("boss", "backoffice.view_order", "backoffice.export_order"))
+    page = client.get(EXPORTS_URL).content.decode()
+    assert "Cleo Clerk" in page
