@@ -4,9 +4,10 @@ Every export path (the admin's in-memory CSV/XLSX, the streaming CSV, the
 ``export_payments`` command) renders cells through the field types defined
 here, so a column looks the same whichever path produced it:
 
-- text cells that a spreadsheet would run as a formula are escaped with a
+- CSV text cells that a spreadsheet would run as a formula are escaped with a
   leading single quote (``escape_formula`` in Python, ``EscapeFormula`` in SQL,
-  both built from ``FORMULA_TRIGGERS``);
+  both built from ``FORMULA_TRIGGERS``); XLSX keeps the text as it is, in a
+  text cell (``spreadsheet.TextCellXLSX``, ``keep_as_text``);
 - amounts are plain numbers with the currency's decimal places;
 - datetimes are ISO 8601 in the site's time zone with the UTC offset (real,
   zone-less local datetimes in XLSX, with the zone named in its own column).
@@ -201,7 +202,9 @@ class ExportField(Field):
         """The cell of ``source`` on this instance, rendered by the column's kind."""
         value = self.raw_value(instance)
         if self.kind == Kind.TEXT:
-            return escape_formula("" if value is None else str(value))
+            text = "" if value is None else str(value)
+            # XLSX stores it as a text cell (spreadsheet.keep_as_text): no quote needed.
+            return text if native else escape_formula(text)
         if self.kind == Kind.LABEL:
             return "" if value is None else str(self.labels.get(value, value))
         if value is None:

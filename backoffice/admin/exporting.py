@@ -35,6 +35,7 @@ from backoffice.services.exports import (
     stream_csv,
     streaming_threshold,
 )
+from backoffice.spreadsheet import TextCellXLSX
 
 
 class ColumnExportForm(SelectableFieldsExportForm):
@@ -73,7 +74,7 @@ class LedgerExportMixin(ExportMixin):
     """
 
     export_form_class = ColumnExportForm
-    export_formats = [base_formats.CSV, base_formats.XLSX]
+    export_formats = [base_formats.CSV, TextCellXLSX]
     to_encoding = "utf-8-sig"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -83,6 +84,25 @@ class LedgerExportMixin(ExportMixin):
     def has_export_permission(self, request: HttpRequest) -> bool:
         """An export shows every row: it needs the view permission besides the export one."""
         return self.has_view_permission(request) and super().has_export_permission(request)
+
+    def get_export_data(
+        self,
+        file_format: base_formats.Format,
+        request: HttpRequest,
+        queryset: QuerySet,
+        **kwargs: Any,
+    ) -> bytes | str:
+        """The library's, with native cells (numbers, dates) in our XLSX as in its own.
+
+        import-export picks native cells by the format's exact class (``BINARY_FORMATS``).
+        """
+        if not isinstance(file_format, TextCellXLSX):
+            return super().get_export_data(file_format, request, queryset, **kwargs)
+        if not self.has_export_permission(request):
+            raise PermissionDenied
+        kwargs.pop("encoding", None)
+        data = self.get_data_for_export(request, queryset, force_native_type=True, **kwargs)
+        return file_format.export_data(data)
 
     def _do_file_export(
         self,

@@ -120,7 +120,8 @@ def test_a_ready_file_downloads_with_its_name_and_type(finance, three_manual_pay
     sheet = openpyxl.load_workbook(io.BytesIO(b"".join(response.streaming_content))).active
     rows = [[cell.value for cell in row] for row in sheet.iter_rows()]
     assert rows[0] == ["Amount", "Note"]
-    assert sorted(rows[1:]) == [[1, "'=n1"], [2, "'=n2"], [3, "'=n3"]]
+    assert sorted(rows[1:]) == [[1, "=n1"], [2, "=n2"], [3, "=n3"]]
+    assert {row[1].data_type for row in sheet.iter_rows(min_row=2)} == {"s"}
 
 
 @pytest.fixture
