@@ -855,6 +855,12 @@ class ExportFile(models.Model):
     )
     filters = models.JSONField(default=dict, blank=True)
     filters_description = models.TextField(blank=True)
+    download_name = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="The file's name as downloaded, given when it was asked for (list, "
+        "conference, dates).",
+    )
     fields = models.JSONField(
         default=list, blank=True, help_text="Columns picked on the export form; empty for all."
     )

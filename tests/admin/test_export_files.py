@@ -116,7 +116,7 @@ def test_a_ready_file_downloads_with_its_name_and_type(finance, three_manual_pay
     assert response.status_code == 200
     assert response["Content-Type"] == XLSX_TYPE
     day = timezone.localdate().isoformat()
-    assert response["Content-Disposition"] == f'attachment; filename="Payment-{day}.xlsx"'
+    assert response["Content-Disposition"] == f'attachment; filename="payments-{day}.xlsx"'
     sheet = openpyxl.load_workbook(io.BytesIO(b"".join(response.streaming_content))).active
     rows = [[cell.value for cell in row] for row in sheet.iter_rows()]
     assert rows[0] == ["Amount", "Note"]

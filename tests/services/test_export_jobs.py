@@ -169,7 +169,7 @@ def test_csv_export_by_the_db_worker_command_matches_the_streaming_export(
     assert export.row_count == len(rows) - 1 == 2
     assert rows[1][12] == 'say "hi",\r\nthen =1+1'
     assert export.file.name.endswith(f"-{export.pk}.csv")
-    assert download_name(export) == f"Payment-{timezone.localdate().isoformat()}.csv"
+    assert download_name(export) == f"payments-{timezone.localdate().isoformat()}.csv"
 
 
 def test_an_export_requested_in_a_rolled_back_transaction_leaves_nothing(finance, ledger):

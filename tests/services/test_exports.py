@@ -310,3 +310,25 @@ def test_export_amounts_sum_to_the_dashboards_net_collected(
     assert amounts_collected(streamed) == net
     # Whole export: 6 payment rows, 5 refund rows and 1 lost dispute, the failed attempt included.
     assert streamed.count(b"\r\n") == 1 + 6 + 5 + 1
+
+
+@pytest.mark.parametrize(
+    ("conference", "since", "until", "expected"),
+    [
+        ("PyCon 2026", "2026-10-01", "2026-10-31", "payments-pycon-2026-2026-10-01-to-2026-10-31"),
+        ("", "2026-10-01", "2026-10-31", "payments-2026-10-01-to-2026-10-31"),
+        ("pycon-2026", "2026-10-01", None, "payments-pycon-2026-from-2026-10-01"),
+        ("", None, "2026-10-31", "payments-until-2026-10-31"),
+        ("", None, None, "payments-2026-11-29"),
+    ],
+)
+def test_export_file_name_names_the_list_conference_and_days(conference, since, until, expected):
+    name = exports.export_file_name(
+        list_name="Payments",
+        extension="csv",
+        conference=conference,
+        since=datetime.date.fromisoformat(since) if since else None,
+        until=datetime.date.fromisoformat(until) if until else None,
+        today=datetime.date(2026, 11, 29),
+    )
+    assert name == f"{expected}.csv"
