@@ -18,8 +18,6 @@ from django.db.models import Prefetch, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils import timezone
-from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
@@ -55,8 +53,17 @@ from backoffice.admin.order_emails import OrderEmailInline
 from backoffice.admin.pagination import LargeListMixin
 from backoffice.admin.permissions import action
 from backoffice.admin.refunds import REFUND_STATUS_COLOURS
+from backoffice.dates import NO_DATE, format_day, format_moment, format_time
 from backoffice.exports import OrderResource
-from backoffice.models import Dispute, Order, OrderHistoryEntry, OrderLineItem, Payment, Refund
+from backoffice.models import (
+    Dispute,
+    Order,
+    OrderHistoryEntry,
+    OrderLineItem,
+    Payment,
+    Refund,
+    actor_name,
+)
 from backoffice.money import format_amount
 from backoffice.services import notifications
 from backoffice.services.attention import attention_reasons, needing_attention
@@ -214,11 +221,10 @@ def _rendered_label(text: str, colour: str | None) -> str:
 
 
 def _when(moment: datetime | None) -> str:
-    """A compact local date and time, e.g. '2026-11-24 19:33'."""
+    """A date and time in the site's zone, e.g. '24 Nov 2026, 19:33 CET', never wrapped."""
     if moment is None:
-        return "-"
-    text = date_format(timezone.localtime(moment), "Y-m-d H:i")
-    return format_html('<span class="whitespace-nowrap">{}</span>', text)
+        return NO_DATE
+    return format_html('<span class="whitespace-nowrap">{}</span>', format_moment(moment))
 
 
 def _money(amount: Decimal, currency: str) -> str:
@@ -721,6 +727,16 @@ class OrderAdmin(LargeListMixin, LedgerImportExportMixin, ModelAdmin):
             table = timeline.table(entries)
             response.context_data["timeline_headers"] = table["headers"]
             response.context_data["timeline_rows"] = table["rows"]
+            # Django's log below it, dated and naming people as everywhere else.
+            response.context_data["admin_change_headers"] = [_("Date"), _("By"), _("Action")]
+            response.context_data["admin_change_rows"] = [
+                [
+                    ("when", _when(entry.action_time)),
+                    ("done_by", actor_name(entry.user)),
+                    ("what", entry.get_change_message()),
+                ]
+                for entry in response.context_data["action_list"]
+            ]
         return response
 
     def get_actions_detail(self, request: HttpRequest, object_id: int | str) -> list:
@@ -773,8 +789,7 @@ class OrderAdmin(LargeListMixin, LedgerImportExportMixin, ModelAdmin):
     @display(description=_("Created"), ordering="created_at", header=True)
     def created(self, order: Order) -> tuple[str, str]:
         """When the order was placed: the date over the time."""
-        local = timezone.localtime(order.created_at)
-        return date_format(local, "Y-m-d"), date_format(local, "H:i")
+        return format_day(order.created_at), format_time(order.created_at)
 
     @display(description=_("Created"))
     def created_on(self, order: Order) -> str:

@@ -70,6 +70,13 @@ def test_list_shows_the_ledger_columns(finance, make_order, staff_user):
         assert text in html
 
 
+def test_list_shows_dates_in_the_one_format_with_the_zone(finance, make_order, settings):
+    settings.TIME_ZONE = "Europe/Paris"
+    make_payment(make_order(), created_at=datetime.datetime(2026, 11, 29, 12, 30, tzinfo=UTC))
+    html = finance.get(LIST_URL).content.decode()
+    assert "29 Nov 2026, 13:30 CET" in html
+
+
 def test_list_query_count_does_not_grow_with_rows(finance, make_order, staff_user):
     make_payment(make_order(), created_by=staff_user)
     with CaptureQueriesContext(connection) as few:
