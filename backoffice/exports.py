@@ -34,7 +34,15 @@ from import_export.fields import Field
 from import_export.results import Result, RowResult
 
 from backoffice.ledger_rows import payments_and_refunds_select, payments_with_refunds
-from backoffice.models import STRIPE_ACTOR, Conference, Dispute, Order, Payment, Refund
+from backoffice.models import (
+    STRIPE_ACTOR,
+    Conference,
+    Dispute,
+    Order,
+    Payment,
+    Refund,
+    user_name,
+)
 from backoffice.money import ZERO_DECIMAL_CURRENCIES, quantum
 from backoffice.services import order_import
 from backoffice.spreadsheet import FORMULA_TRIGGERS, escape_formula
@@ -280,27 +288,15 @@ class ExportField(Field):
 
 
 def attendee_name(order: Order) -> str:
-    """The order's billing name, else the attendee's first and last name, else username."""
-    user = order.user
-    full = " ".join(part for part in (user.first_name, user.last_name) if part)
-    return order.billing_name or full or user.get_username()
+    """The order's billing name, else its account named as people are (``user_name``)."""
+    return order.billing_name or user_name(order.user)
 
 
 def attendee_name_sql(prefix: str) -> Any:
     """SQL twin of ``attendee_name`` for the order at ``prefix`` ('' for orders)."""
     return Coalesce(
         NullIf(F(f"{prefix}billing_name"), Value("")),
-        NullIf(
-            models.Func(
-                Value(" "),
-                NullIf(F(f"{prefix}user__first_name"), Value("")),
-                NullIf(F(f"{prefix}user__last_name"), Value("")),
-                function="concat_ws",
-                output_field=models.TextField(),
-            ),
-            Value(""),
-        ),
-        F(f"{prefix}user__username"),
+        user_name_sql(f"{prefix}user__"),
         output_field=models.TextField(),
     )
 

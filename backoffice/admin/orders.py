@@ -17,7 +17,7 @@ from django.db import models
 from django.db.models import Prefetch, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
@@ -54,7 +54,7 @@ from backoffice.admin.pagination import LargeListMixin
 from backoffice.admin.permissions import action
 from backoffice.admin.refunds import REFUND_STATUS_COLOURS
 from backoffice.dates import NO_DATE, format_day, format_moment, format_time
-from backoffice.exports import OrderResource
+from backoffice.exports import OrderResource, attendee_email, attendee_name
 from backoffice.models import (
     Dispute,
     Order,
@@ -63,6 +63,7 @@ from backoffice.models import (
     Payment,
     Refund,
     actor_name,
+    user_name,
 )
 from backoffice.money import format_amount
 from backoffice.services import notifications
@@ -576,7 +577,7 @@ class OrderAdmin(LargeListMixin, LedgerImportExportMixin, ModelAdmin):
     fieldsets = (
         (
             None,
-            {"fields": ("reference", "status_badge", "conference", "user", "created_on")},
+            {"fields": ("reference", "status_badge", "conference", "account", "created_on")},
         ),
         (
             _("Amounts"),
@@ -610,7 +611,7 @@ class OrderAdmin(LargeListMixin, LedgerImportExportMixin, ModelAdmin):
         "reference",
         "status_badge",
         "conference",
-        "user",
+        "account",
         "created_on",
         "updated",
         "subtotal_display",
@@ -761,10 +762,8 @@ class OrderAdmin(LargeListMixin, LedgerImportExportMixin, ModelAdmin):
 
     @display(description=_("Attendee"), header=True)
     def attendee(self, order: Order) -> tuple[str, str]:
-        """Billing name (or the user's name) over the e-mail address."""
-        user = order.user
-        name = order.billing_name or user.get_full_name() or user.get_username()
-        return name, order.billing_email or user.email
+        """Billing name (or the account's name) over the e-mail address, as exported."""
+        return attendee_name(order), attendee_email(order)
 
     @display(description=_("Status"), ordering="status")
     def status_label(self, order: Order) -> str:
@@ -790,6 +789,16 @@ class OrderAdmin(LargeListMixin, LedgerImportExportMixin, ModelAdmin):
     def created(self, order: Order) -> tuple[str, str]:
         """When the order was placed: the date over the time."""
         return format_day(order.created_at), format_time(order.created_at)
+
+    @display(description=_("User"))
+    def account(self, order: Order) -> str:
+        """The attendee's account, named as people are everywhere, linking to it when allowed."""
+        name = user_name(order.user)
+        try:
+            url = reverse("admin:auth_user_change", args=[order.user_id])
+        except NoReverseMatch:
+            return name
+        return format_html('<a class="text-primary-600" href="{}">{}</a>', url, name)
 
     @display(description=_("Created"))
     def created_on(self, order: Order) -> str:

@@ -212,6 +212,17 @@ def test_order_list_and_page_show_dates_in_the_one_format_with_the_zone(
     assert "p.m." not in page and "a.m." not in page
 
 
+def test_order_page_names_the_attendee_account_as_people_are_named_everywhere(
+    admin_client, make_order, attendee
+):
+    attendee.first_name, attendee.last_name = "Ada", "King"
+    attendee.save()
+    page = admin_client.get(change_url(make_order())).content.decode()
+    field = re.search(r'>User</label>.*?<div class="readonly[^"]*">(.*?)</div>', page, re.S)[1]
+    assert "Ada King" in field
+    assert reverse("admin:auth_user_change", args=[attendee.pk]) in field
+
+
 def test_payment_history_inline_offers_no_add_change_or_delete(admin_user, make_order):
     order = make_order("100.00")
     PaymentService.record_manual(order, amount=Decimal("40.00"))
