@@ -210,8 +210,17 @@ class LedgerExportMixin(ExportMixin):
     def export_scope(self, request: HttpRequest) -> "ExportScope":
         """What the list shows for this query string: its filters in words, conference, days, rows.
 
-        Read from the list's own filters (one change list, its first page and capped count).
+        Read from the list's own filters (one change list, its first page and capped count),
+        once per request.
         """
+        scope = getattr(request, "_backoffice_export_scope", None)
+        if scope is None:
+            scope = self._read_export_scope(request)
+            request._backoffice_export_scope = scope  # type: ignore[attr-defined]
+        return scope
+
+    def _read_export_scope(self, request: HttpRequest) -> "ExportScope":
+        """``export_scope`` without the per-request memo."""
         changelist = self.get_changelist_instance(request)
         parts = []
         conference = ""

@@ -4,6 +4,8 @@ import datetime
 from urllib.parse import urlencode
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -154,3 +156,18 @@ def test_a_background_file_downloads_under_the_same_name(finance, october):
     assert attachment_name(download) == "payments-pycon-2026-2026-10-01-to-2026-10-31.csv"
     listed = finance.get(reverse("admin:backoffice_exportfile_changelist")).content.decode()
     assert "Download payments-pycon-2026-2026-10-01-to-2026-10-31.csv" in listed
+
+
+def test_the_export_page_reads_a_fixed_number_of_queries(finance, make_order, october):
+    def page_queries() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert finance.get(EXPORT_URL + query(october)).status_code == 200
+        return len(queries)
+
+    few = page_queries()
+    order = make_order("1000.00", conference=october)
+    for _ in range(30):
+        make_payment(
+            order, "10.00", created_at=datetime.datetime(2026, 10, 20, tzinfo=datetime.UTC)
+        )
+    assert page_queries() == few
