@@ -12,13 +12,13 @@ from typing import Any
 
 from django.http import HttpRequest
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from backoffice.admin.navigation import ATTENTION_PARAMETER, ATTENTION_VALUE
-from backoffice.dates import format_moment
 from backoffice.models import ZERO, Order, Payment
 from backoffice.money import format_amount, quantum
 from backoffice.services.attention import attention_count
@@ -101,7 +101,7 @@ def daily_chart(summary: FinanceSummary) -> str:
         }
         for index, (currency, amounts) in enumerate(daily.by_currency.items())
     ]
-    labels = [date_format(day, "MONTH_DAY_FORMAT") for day in daily.days]
+    labels = [date_format(day, "MONTH_DAY_FORMAT") for day in daily.days]  # "18 Nov"
     return json.dumps({"labels": labels, "datasets": datasets})
 
 
@@ -148,8 +148,8 @@ def attention_notice(request: HttpRequest) -> str:
 
 
 def _when(moment: datetime | None) -> str:
-    """A moment in the site's time zone ("29 Nov 2026, 13:30 CET"), or a dash."""
-    return format_moment(moment)
+    """A moment in the site's time zone, or a dash."""
+    return date_format(timezone.localtime(moment), "DATETIME_FORMAT") if moment else "—"
 
 
 def _wait(seconds: float | None) -> str:
