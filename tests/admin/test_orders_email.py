@@ -1,5 +1,6 @@
 """E-mails in the orders admin: Email payment link (page and list), the E-mails list, Resend."""
 
+import re
 from decimal import Decimal
 
 import pytest
@@ -9,6 +10,7 @@ from django.contrib.messages import get_messages
 from django.test import Client
 from django.urls import reverse
 
+from backoffice.dates import format_moment
 from backoffice.models import OrderEmail
 from backoffice.services import notifications
 from backoffice.services.payment import PaymentService
@@ -172,6 +174,10 @@ def test_the_email_page_names_who_sent_it(mailer_client, make_order, run_tasks):
     run_tasks()
     page = mailer_client.get(email_page(email)).content.decode()
     assert "Sent by" in page and "Dana Desk" in page
+    # Django's own rendering of a read-only date field uses the site's one format.
+    email.refresh_from_db()
+    assert format_moment(email.queued_at) in page
+    assert re.search(r"\d{1,2} [A-Z][a-z]{2} \d{4}, \d\d:\d\d UTC", page)
 
 
 def test_resend_needs_the_permission(viewer_client, make_order):
