@@ -62,7 +62,6 @@ from backoffice.models import (
     OrderLineItem,
     Payment,
     Refund,
-    actor_name,
     user_name,
 )
 from backoffice.money import format_amount
@@ -728,16 +727,6 @@ class OrderAdmin(LargeListMixin, LedgerImportExportMixin, ModelAdmin):
             table = timeline.table(entries)
             response.context_data["timeline_headers"] = table["headers"]
             response.context_data["timeline_rows"] = table["rows"]
-            # Django's log below it, dated and naming people as everywhere else.
-            response.context_data["admin_change_headers"] = [_("Date"), _("By"), _("Action")]
-            response.context_data["admin_change_rows"] = [
-                [
-                    ("when", _when(entry.action_time)),
-                    ("done_by", actor_name(entry.user)),
-                    ("what", entry.get_change_message()),
-                ]
-                for entry in response.context_data["action_list"]
-            ]
         return response
 
     def get_actions_detail(self, request: HttpRequest, object_id: int | str) -> list:
