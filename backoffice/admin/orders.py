@@ -54,7 +54,7 @@ from backoffice.admin.pagination import LargeListMixin
 from backoffice.admin.permissions import action
 from backoffice.admin.refunds import REFUND_STATUS_COLOURS
 from backoffice.dates import NO_DATE, format_day, format_moment, format_time
-from backoffice.exports import OrderResource, attendee_email, attendee_name
+from backoffice.exports import OrderResource
 from backoffice.models import (
     Dispute,
     Order,
@@ -751,8 +751,10 @@ class OrderAdmin(LargeListMixin, LedgerImportExportMixin, ModelAdmin):
 
     @display(description=_("Attendee"), header=True)
     def attendee(self, order: Order) -> tuple[str, str]:
-        """Billing name (or the account's name) over the e-mail address, as exported."""
-        return attendee_name(order), attendee_email(order)
+        """Billing name (or the user's name) over the e-mail address."""
+        user = order.user
+        name = order.billing_name or user.get_full_name() or user.get_username()
+        return name, order.billing_email or user.email
 
     @display(description=_("Status"), ordering="status")
     def status_label(self, order: Order) -> str:
