@@ -4,9 +4,10 @@ Every export path (the admin's in-memory CSV/XLSX, the streaming CSV, the
 ``export_payments`` command) renders cells through the field types defined
 here, so a column looks the same whichever path produced it:
 
-- text cells that a spreadsheet would run as a formula are escaped with a
+- CSV text cells that a spreadsheet would run as a formula are escaped with a
   leading single quote (``escape_formula`` in Python, ``EscapeFormula`` in SQL,
-  both built from ``FORMULA_TRIGGERS``);
+  both built from ``FORMULA_TRIGGERS``); XLSX keeps the text as it is, in a
+  text cell (``spreadsheet.TextCellXLSX``, ``keep_as_text``);
 - amounts are plain numbers with the currency's decimal places;
 - datetimes are ISO 8601 in the site's time zone with the UTC offset (real,
   zone-less local datetimes in XLSX, with the zone named in its own column).
@@ -25,15 +26,23 @@ import tablib
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, models
-from django.db.models import Case, F, Value, When
-from django.db.models.functions import Coalesce, NullIf, Round
+from django.db.models import Case, F, Q, Value, When
+from django.db.models.functions import Coalesce, Concat, NullIf, Round, Trim
 from django.utils import timezone
 from import_export import resources, widgets
 from import_export.fields import Field
 from import_export.results import Result, RowResult
 
 from backoffice.ledger_rows import payments_and_refunds_select, payments_with_refunds
-from backoffice.models import Conference, Dispute, Order, Payment, Refund
+from backoffice.models import (
+    STRIPE_ACTOR,
+    Conference,
+    Dispute,
+    Order,
+    Payment,
+    Refund,
+    user_name,
+)
 from backoffice.money import ZERO_DECIMAL_CURRENCIES, quantum
 from backoffice.services import order_import
 from backoffice.spreadsheet import FORMULA_TRIGGERS, escape_formula
@@ -201,7 +210,9 @@ class ExportField(Field):
         """The cell of ``source`` on this instance, rendered by the column's kind."""
         value = self.raw_value(instance)
         if self.kind == Kind.TEXT:
-            return escape_formula("" if value is None else str(value))
+            text = "" if value is None else str(value)
+            # XLSX stores it as a text cell (spreadsheet.keep_as_text): no quote needed.
+            return text if native else escape_formula(text)
         if self.kind == Kind.LABEL:
             return "" if value is None else str(self.labels.get(value, value))
         if value is None:
@@ -277,27 +288,15 @@ class ExportField(Field):
 
 
 def attendee_name(order: Order) -> str:
-    """The order's billing name, else the attendee's first and last name, else username."""
-    user = order.user
-    full = " ".join(part for part in (user.first_name, user.last_name) if part)
-    return order.billing_name or full or user.get_username()
+    """The order's billing name, else its account named as people are (``user_name``)."""
+    return order.billing_name or user_name(order.user)
 
 
 def attendee_name_sql(prefix: str) -> Any:
     """SQL twin of ``attendee_name`` for the order at ``prefix`` ('' for orders)."""
     return Coalesce(
         NullIf(F(f"{prefix}billing_name"), Value("")),
-        NullIf(
-            models.Func(
-                Value(" "),
-                NullIf(F(f"{prefix}user__first_name"), Value("")),
-                NullIf(F(f"{prefix}user__last_name"), Value("")),
-                function="concat_ws",
-                output_field=models.TextField(),
-            ),
-            Value(""),
-        ),
-        F(f"{prefix}user__username"),
+        user_name_sql(f"{prefix}user__"),
         output_field=models.TextField(),
     )
 
@@ -316,9 +315,37 @@ def attendee_email_sql(prefix: str) -> Any:
     )
 
 
+def user_name_sql(prefix: str) -> Any:
+    """SQL twin of ``models.user_name`` for the user at ``prefix`` (e.g. ``created_by__``).
+
+    ``get_full_name`` is ``f"{first} {last}".strip()``; the username when that is empty.
+    """
+    full_name = Trim(
+        Concat(
+            F(f"{prefix}first_name"),
+            Value(" "),
+            F(f"{prefix}last_name"),
+            output_field=models.TextField(),
+        )
+    )
+    return Coalesce(
+        NullIf(full_name, Value("")), F(f"{prefix}username"), output_field=models.TextField()
+    )
+
+
 def _recorded_by(row: Payment | Refund) -> str:
-    """Username of the staff member who recorded the payment or refund, or ''."""
-    return row.created_by.get_username() if row.created_by_id else ""
+    """Who recorded the payment or refund, as the admin names them ('' when nobody is known)."""
+    return row.recorded_by_name
+
+
+def recorded_by_sql(stripe_made: Q) -> Case:
+    """SQL twin of ``recorded_by_name``: the recorder's name, Stripe when ``stripe_made``, or ''."""
+    return Case(
+        When(created_by__isnull=False, then=user_name_sql("created_by__")),
+        When(stripe_made, then=Value(STRIPE_ACTOR)),
+        default=Value(""),
+        output_field=models.TextField(),
+    )
 
 
 class LedgerResource(resources.ModelResource):
@@ -478,9 +505,9 @@ class PaymentResource(LedgerResource):
         "Recorded by",
         kind=Kind.TEXT,
         source=_recorded_by,
-        sql=F("created_by__username"),
+        sql=recorded_by_sql(Q(method=Payment.Method.STRIPE)),
         refund_source=_recorded_by,
-        refund_sql=F("created_by__username"),
+        refund_sql=recorded_by_sql(~Q(stripe_refund_id="")),
     )
     stripe_payment_intent_id = ExportField(
         "Stripe payment intent ID",

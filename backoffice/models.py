@@ -41,13 +41,23 @@ def generate_order_reference() -> str:
     return "ORD-" + "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(REFERENCE_LENGTH))
 
 
+def user_name(user: AbstractBaseUser) -> str:
+    """A user as staff read it: the full name, falling back to the username.
+
+    The one rendering of a person everywhere (lists, order page, history, exports);
+    ``backoffice.exports.user_name_sql`` is its SQL twin for the streaming export.
+    """
+    full_name = user.get_full_name() if hasattr(user, "get_full_name") else ""
+    return full_name or user.get_username()
+
+
 def actor_name(user: AbstractBaseUser | None, label: str = "") -> str:
-    """Who did something, as staff read it: a user's full name (else username), or the label.
+    """Who did something, as staff read it: the user's name (``user_name``), or the label.
 
     The one rendering of "who did it" (a payment's "Recorded by", a history entry's actor).
     """
     if user is not None:
-        return user.get_full_name() or user.get_username()
+        return user_name(user)
     return label or "—"
 
 
@@ -419,10 +429,16 @@ class Payment(models.Model):
         return f"{self.get_method_display()} {self.amount} ({self.get_status_display()})"
 
     @property
+    def recorded_by_name(self) -> str:
+        """Who recorded the payment: the staff user's name, Stripe for a card, or ''."""
+        if self.created_by_id is not None:
+            return user_name(self.created_by)
+        return STRIPE_ACTOR if self.method == self.Method.STRIPE else ""
+
+    @property
     def actor_name(self) -> str:
-        """Who recorded the payment, as staff read it: the staff user, or Stripe for a card."""
-        user = self.created_by if self.created_by_id is not None else None
-        return actor_name(user, STRIPE_ACTOR if self.method == self.Method.STRIPE else "")
+        """Who recorded the payment, as the admin shows it (a dash when nobody is known)."""
+        return self.recorded_by_name or "—"
 
 
 # The payments whose money an order received (net of what left again): NET_OF_REFUNDS.
@@ -543,10 +559,16 @@ class Refund(models.Model):
         return f"Refund {self.amount} ({self.get_status_display()})"
 
     @property
+    def recorded_by_name(self) -> str:
+        """Who made the refund: the staff user's name, Stripe for one made there, or ''."""
+        if self.created_by_id is not None:
+            return user_name(self.created_by)
+        return STRIPE_ACTOR if self.stripe_refund_id else ""
+
+    @property
     def actor_name(self) -> str:
-        """Who made the refund, as staff read it: the staff user, or Stripe for one made there."""
-        user = self.created_by if self.created_by_id is not None else None
-        return actor_name(user, STRIPE_ACTOR if self.stripe_refund_id else "")
+        """Who made the refund, as the admin shows it (a dash when nobody is known)."""
+        return self.recorded_by_name or "—"
 
 
 class Dispute(models.Model):
@@ -859,6 +881,12 @@ class ExportFile(models.Model):
     )
     filters = models.JSONField(default=dict, blank=True)
     filters_description = models.TextField(blank=True)
+    download_name = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="The file's name as downloaded, given when it was asked for (list, "
+        "conference, dates).",
+    )
     fields = models.JSONField(
         default=list, blank=True, help_text="Columns picked on the export form; empty for all."
     )

@@ -140,6 +140,10 @@ LOGIN_REDIRECT_URL = "admin:index"
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("DJANGO_TIME_ZONE", default="UTC")
 USE_I18N = True
+# One date format for people across the admin, the checkout and e-mails ("29 Nov 2026",
+# "29 Nov 2026, 13:30 CET"): config/formats/en/formats.py, read through the locale, which
+# wins over DATE_FORMAT/DATETIME_FORMAT settings. Exports stay ISO 8601.
+FORMAT_MODULE_PATH = ["config.formats"]
 USE_TZ = True
 
 # --- Static files -----------------------------------------------------------

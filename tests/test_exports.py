@@ -9,7 +9,6 @@ import pytest
 import tablib
 from django.contrib.auth import get_user_model
 from django.test import override_settings
-from import_export.formats import base_formats
 
 from backoffice.exports import (
     FORMULA_TRIGGERS,
@@ -20,6 +19,7 @@ from backoffice.exports import (
 )
 from backoffice.models import Dispute, Order, OrderLineItem, Payment, Refund
 from backoffice.services.payment import apply_stripe_dispute
+from backoffice.spreadsheet import TextCellXLSX
 from backoffice.stripe_client import parse_dispute
 from tests.ledger_factories import make_payment, make_refund
 from tests.stripe_fixtures import dispute_object
@@ -198,7 +198,8 @@ def test_refund_rows_follow_their_payment_with_negative_amounts(make_order, staf
         "-5.00",
         "Duplicate",
     )
-    assert rows[2]["Stripe refund ID"] == "re_1" and rows[2]["Recorded by"] == ""
+    # Made at Stripe with nobody recorded: "Stripe", as the order page says.
+    assert rows[2]["Stripe refund ID"] == "re_1" and rows[2]["Recorded by"] == "Stripe"
 
 
 def test_a_lost_dispute_is_a_negative_row_after_the_refunds(conference, make_order):
@@ -269,6 +270,28 @@ def test_attendee_falls_back_to_the_account_and_blank_cells_stay_empty(make_orde
     assert row["Stripe charge ID"] == ""
 
 
+@pytest.mark.parametrize(
+    ("first", "last", "expected"),
+    [("Dana", "Desk", "Dana Desk"), ("Dana", "", "Dana"), ("", "Desk", "Desk"), ("", "", "desk")],
+)
+def test_recorded_by_is_the_name_the_admin_shows(make_order, first, last, expected):
+    desk = get_user_model().objects.create_user(
+        username="desk", first_name=first, last_name=last, is_staff=True
+    )
+    payment = make_payment(make_order(), created_by=desk)
+    make_refund(payment, "10.00", created_by=desk)
+    rows = export_rows(PaymentResource(), Payment.objects.all())
+    assert [row["Recorded by"] for row in rows] == [expected, expected]
+    assert payment.actor_name == expected
+
+
+def test_recorded_by_names_stripe_for_a_card_payment_and_nobody_for_an_unknown_desk(make_order):
+    make_payment(make_order(), method=Payment.Method.STRIPE, stripe_payment_intent_id="pi_1")
+    make_payment(make_order(), method=Payment.Method.MANUAL)
+    rows = export_rows(PaymentResource(), Payment.objects.order_by("id"))
+    assert [row["Recorded by"] for row in rows] == ["Stripe", ""]
+
+
 def test_amounts_use_the_currency_minor_unit(make_order, jpy_conference):
     make_payment(make_order("5000", conference=jpy_conference), "5000")
     make_payment(make_order("12.50"), "12.5")
@@ -317,7 +340,7 @@ def test_every_text_column_is_escaped_in_the_export(make_order, attendee):
     assert row["Stripe charge ID"] == "'\tch"
 
 
-def test_xlsx_has_numeric_amounts_real_dates_and_escaped_text(make_order):
+def test_xlsx_has_numeric_amounts_real_dates_and_formulas_as_plain_text_cells(make_order):
     order = make_order("75.50")
     make_payment(
         order,
@@ -326,7 +349,7 @@ def test_xlsx_has_numeric_amounts_real_dates_and_escaped_text(make_order):
         created_at=datetime.datetime(2026, 10, 31, 23, 59, 59, tzinfo=UTC),
     )
     dataset = PaymentResource().export(queryset=Payment.objects.all(), force_native_type=True)
-    content = base_formats.XLSX().export_data(dataset)
+    content = TextCellXLSX().export_data(dataset)
     sheet = openpyxl.load_workbook(io.BytesIO(content)).active
     header = [cell.value for cell in sheet[1]]
     values = {name: cell for name, cell in zip(header, sheet[2], strict=True)}
@@ -335,8 +358,9 @@ def test_xlsx_has_numeric_amounts_real_dates_and_escaped_text(make_order):
     assert values["Payment ID"].data_type == "n"
     assert values["Created at"].is_date
     assert values["Created at"].value == datetime.datetime(2026, 10, 31, 23, 59, 59)
+    # A text cell, never run: no quote in front (that is the CSV's defence).
     assert values["Note"].data_type == "s"
-    assert values["Note"].value == "'=cmd|' /C calc'!A0"
+    assert values["Note"].value == "=cmd|' /C calc'!A0"
 
 
 def test_order_export_shows_paid_and_balance(make_order):

@@ -8,13 +8,11 @@ card, table and chart components.
 
 import json
 from collections import defaultdict
-from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from django.http import HttpRequest
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
@@ -27,6 +25,7 @@ from backoffice.admin.navigation import (
     DESK_WORK_PARAMETER,
     TO_COMP_VALUE,
 )
+from backoffice.dates import format_moment
 from backoffice.models import ZERO, Order, Payment
 from backoffice.money import format_amount, quantum
 from backoffice.services.attention import attention_count
@@ -152,7 +151,7 @@ def daily_chart(summary: FinanceSummary) -> str:
         }
         for index, (currency, amounts) in enumerate(daily.by_currency.items())
     ]
-    labels = [date_format(day, "M j") for day in daily.days]
+    labels = [date_format(day, "MONTH_DAY_FORMAT") for day in daily.days]  # "18 Nov"
     return json.dumps({"labels": labels, "datasets": datasets})
 
 
@@ -198,11 +197,6 @@ def attention_notice(request: HttpRequest) -> str:
     )
 
 
-def _when(moment: datetime | None) -> str:
-    """A moment in the site's time zone, or a dash."""
-    return date_format(timezone.localtime(moment), "DATETIME_FORMAT") if moment else "—"
-
-
 def _wait(seconds: float | None) -> str:
     """The oldest queued task's wait: 'none waiting', '42 s' or '7 min'."""
     if seconds is None:
@@ -232,9 +226,9 @@ def background_card(summary: BackgroundSummary) -> dict[str, Any]:
                 [
                     job.name,
                     str(job.interval),
-                    _when(job.last_finished_at or job.last_run_at),
+                    format_moment(job.last_finished_at or job.last_run_at),
                     job.last_error or job.last_result or "—",
-                    _when(job.next_run_at) if job.next_run_at else _("at the next tick"),
+                    format_moment(job.next_run_at) if job.next_run_at else _("at the next tick"),
                 ]
                 for job in summary.jobs
             ],
@@ -263,7 +257,7 @@ def _order_link(order: Order) -> str:
         '<div class="text-subtle text-xs whitespace-nowrap">{}</div>',
         reverse("admin:backoffice_order_change", args=[order.pk]),
         order.reference,
-        _when(order.created_at),
+        format_moment(order.created_at),
     )
 
 

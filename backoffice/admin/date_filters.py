@@ -20,9 +20,21 @@ class InclusiveDateRangeFilter(RangeDateFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         """Keep the rows created between the chosen days (inclusive)."""
-        since = self._date(f"{self.parameter_name}_from")
-        until = self._date(f"{self.parameter_name}_to")
+        since, until = self.bounds()
         return filter_created_between(queryset, since, until, field=self.field_path)
+
+    def bounds(self) -> tuple[datetime.date | None, datetime.date | None]:
+        """The chosen first and last days (None when open)."""
+        return self._date(f"{self.parameter_name}_from"), self._date(f"{self.parameter_name}_to")
+
+    def describe(self) -> str:
+        """The chosen days in words: "2026-10-01 to 2026-10-31", "from …", "until …"."""
+        since, until = self.bounds()
+        if since and until:
+            return f"{since.isoformat()} to {until.isoformat()}"
+        if since:
+            return f"from {since.isoformat()}"
+        return f"until {until.isoformat()}" if until else ""
 
     def _date(self, key: str) -> datetime.date | None:
         """Parse one bound, or None when it is empty; a bad date is a bad lookup."""

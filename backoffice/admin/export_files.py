@@ -17,7 +17,7 @@ from unfold.decorators import display
 from backoffice.admin.ledger import local_moment
 from backoffice.admin.model_admin import ModelAdmin
 from backoffice.admin.permissions import action
-from backoffice.models import ExportFile
+from backoffice.models import ExportFile, user_name
 from backoffice.services import export_jobs
 
 STATUS_COLOURS = {
@@ -39,7 +39,7 @@ class ExportFileAdmin(ModelAdmin):
         "file_format",
         "status_label",
         "row_count",
-        "requested_by",
+        "requester",
         "expires",
         "download_link",
     )
@@ -85,6 +85,11 @@ class ExportFileAdmin(ModelAdmin):
     def created(self, export: ExportFile) -> str:
         """When it was asked for."""
         return local_moment(export.created_at)
+
+    @display(description="Requested by", ordering="requested_by__username")
+    def requester(self, export: ExportFile) -> str:
+        """Who asked for it, named as everywhere in the admin."""
+        return user_name(export.requested_by)
 
     @display(description="List")
     def exported_list(self, export: ExportFile) -> str:

@@ -1,5 +1,7 @@
 """Export (and import) wiring shared by the ledger admins: unfold forms, BOM, streaming CSV."""
 
+import datetime
+from dataclasses import dataclass
 from typing import Any
 
 from django import forms
@@ -26,15 +28,43 @@ from import_export.results import Result
 from import_export.signals import post_export
 from unfold.contrib.import_export.forms import ImportForm, SelectableFieldsExportForm
 
+from backoffice.admin.date_filters import InclusiveDateRangeFilter
+from backoffice.admin.pagination import About, AtLeast
 from backoffice.exports import PREVIEW_ROWS
 from backoffice.import_formats import BoundedCSV, BoundedXLSX
+from backoffice.models import Conference
 from backoffice.services import export_jobs, order_import
 from backoffice.services.exports import (
+    export_file_name,
     has_more_rows_than,
     spreadsheet_row_limit,
     stream_csv,
     streaming_threshold,
 )
+from backoffice.spreadsheet import TextCellXLSX
+
+#: Where the format last exported is kept (per user, in their session) to pre-select it.
+FORMAT_SESSION_KEY = "backoffice_export_format"
+ALL_ROWS = "All rows"
+
+
+@dataclass(frozen=True)
+class ExportScope:
+    """What an export of a list covers, as the export page and the file name say it."""
+
+    list_title: str
+    filters: str
+    rows: int
+    conference: str = ""
+    since: datetime.date | None = None
+    until: datetime.date | None = None
+
+    @property
+    def rows_text(self) -> str:
+        """The row count as the list shows it ("1 row", "1,234 rows", "10,000+ rows")."""
+        rows = self.rows
+        count = str(rows) if isinstance(rows, AtLeast | About) else f"{rows:,}"
+        return f"{count} {'row' if rows == 1 else 'rows'}"
 
 
 class ColumnExportForm(SelectableFieldsExportForm):
@@ -73,7 +103,8 @@ class LedgerExportMixin(ExportMixin):
     """
 
     export_form_class = ColumnExportForm
-    export_formats = [base_formats.CSV, base_formats.XLSX]
+    export_formats = [base_formats.CSV, TextCellXLSX]
+    export_template_name = "admin/backoffice/export.html"
     to_encoding = "utf-8-sig"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -83,6 +114,25 @@ class LedgerExportMixin(ExportMixin):
     def has_export_permission(self, request: HttpRequest) -> bool:
         """An export shows every row: it needs the view permission besides the export one."""
         return self.has_view_permission(request) and super().has_export_permission(request)
+
+    def get_export_data(
+        self,
+        file_format: base_formats.Format,
+        request: HttpRequest,
+        queryset: QuerySet,
+        **kwargs: Any,
+    ) -> bytes | str:
+        """The library's, with native cells (numbers, dates) in our XLSX as in its own.
+
+        import-export picks native cells by the format's exact class (``BINARY_FORMATS``).
+        """
+        if not isinstance(file_format, TextCellXLSX):
+            return super().get_export_data(file_format, request, queryset, **kwargs)
+        if not self.has_export_permission(request):
+            raise PermissionDenied
+        kwargs.pop("encoding", None)
+        data = self.get_data_for_export(request, queryset, force_native_type=True, **kwargs)
+        return file_format.export_data(data)
 
     def _do_file_export(
         self,
@@ -94,6 +144,7 @@ class LedgerExportMixin(ExportMixin):
         """Stream large CSV exports; leave the rest to the library."""
         if not self.has_export_permission(request):
             raise PermissionDenied
+        request.session[FORMAT_SESSION_KEY] = file_format.get_extension()
         is_csv = isinstance(file_format, base_formats.CSV)
         wants_file = bool(export_form and export_form.cleaned_data.get("prepare_file"))
         if wants_file or (not is_csv and has_more_rows_than(queryset, spreadsheet_row_limit())):
@@ -131,6 +182,7 @@ class LedgerExportMixin(ExportMixin):
                 resource_name=resource_class.__name__,
                 fields=self.get_export_resource_fields_from_form(export_form),
                 description=self.describe_export_filters(request, filters),
+                file_name=self.get_export_filename(request, None, file_format),
             )
         except ValidationError as exc:
             self.message_user(request, " ".join(exc.messages), messages.ERROR)
@@ -149,22 +201,83 @@ class LedgerExportMixin(ExportMixin):
 
     def describe_export_filters(self, request: HttpRequest, filters: dict[str, list]) -> str:
         """The list's filters and search in words, e.g. "Status: Succeeded; Search: “x”"."""
+        description = self.export_scope(request).filters
+        if export_jobs.SELECTED_ROWS in filters:
+            selected = f"{len(filters[export_jobs.SELECTED_ROWS]):,} selected rows"
+            return selected if description == ALL_ROWS else f"{description}; {selected}"
+        return description
+
+    def export_scope(self, request: HttpRequest) -> "ExportScope":
+        """What the list shows for this query string: its filters in words, conference, days, rows.
+
+        Read from the list's own filters (one change list, its first page and capped count),
+        once per request.
+        """
+        scope = getattr(request, "_backoffice_export_scope", None)
+        if scope is None:
+            scope = self._read_export_scope(request)
+            request._backoffice_export_scope = scope  # type: ignore[attr-defined]
+        return scope
+
+    def _read_export_scope(self, request: HttpRequest) -> "ExportScope":
+        """``export_scope`` without the per-request memo."""
         changelist = self.get_changelist_instance(request)
         parts = []
+        conference = ""
+        since = until = None
         for spec in changelist.filter_specs:
             used = getattr(spec, "used_parameters", None)
             if not used:
                 continue
-            labels = _value_labels(spec)
-            values = [str(v) for value in used.values() for v in _as_list(value) if v != ""]
-            joiner = ", " if labels else " – "  # a range's bounds read "from – to"
-            described = joiner.join(labels.get(value, value) for value in values)
+            if isinstance(spec, InclusiveDateRangeFilter):
+                since, until = spec.bounds()
+                described = spec.describe()
+            else:
+                labels = _value_labels(spec)
+                values = [str(v) for value in used.values() for v in _as_list(value) if v != ""]
+                described = ", ".join(labels.get(value, value) for value in values)
+                conference = conference or _conference_slug(spec, values)
             parts.append(f"{str(spec.title).capitalize()}: {described}")
         if changelist.query:
             parts.append(f"Search: “{changelist.query}”")
-        if export_jobs.SELECTED_ROWS in filters:
-            parts.append(f"{len(filters[export_jobs.SELECTED_ROWS]):,} selected rows")
-        return "; ".join(parts) or "All rows"
+        return ExportScope(
+            list_title=self.export_list_title(),
+            filters="; ".join(parts) or ALL_ROWS,
+            rows=changelist.result_count,
+            conference=conference,
+            since=since,
+            until=until,
+        )
+
+    def export_list_title(self) -> str:
+        """The exported list's name, e.g. "Payments"."""
+        return str(self.model._meta.verbose_name_plural).capitalize()
+
+    def get_export_filename(
+        self, request: HttpRequest, queryset: QuerySet | None, file_format: base_formats.Format
+    ) -> str:
+        """``payments-pycon-2026-2026-10-01-to-2026-10-31.csv``: list, conference, days."""
+        scope = self.export_scope(request)
+        return export_file_name(
+            list_name=scope.list_title,
+            extension=file_format.get_extension(),
+            conference=scope.conference,
+            since=scope.since,
+            until=scope.until,
+        )
+
+    def init_request_context_data(self, request: HttpRequest, form: Any) -> dict[str, Any]:
+        """The export page: titled after the list, saying what it exports, last format chosen."""
+        context = super().init_request_context_data(request, form)
+        scope = self.export_scope(request)
+        context["title"] = f"Export {scope.list_title.lower()}"
+        context["export_scope"] = scope
+        if not form.is_bound:
+            last = request.session.get(FORMAT_SESSION_KEY)
+            for index, file_format in enumerate(self.get_export_formats()):
+                if file_format().get_extension() == last:
+                    form.initial["format"] = str(index)
+        return context
 
     def background_source(
         self, user: AbstractBaseUser, filters: dict[str, list[str]], resource_name: str
@@ -193,6 +306,14 @@ class LedgerExportMixin(ExportMixin):
             queryset=queryset,
             title=str(self.model._meta.verbose_name_plural).capitalize(),
         )
+
+
+def _conference_slug(spec: Any, values: list[str]) -> str:
+    """The slug of the one conference a related filter picked, else ''."""
+    field = getattr(spec, "field", None)
+    if getattr(field, "related_model", None) is not Conference or len(values) != 1:
+        return ""
+    return Conference.objects.filter(pk=values[0]).values_list("slug", flat=True).first() or ""
 
 
 def _value_labels(spec: Any) -> dict[str, str]:

@@ -7,8 +7,6 @@ from typing import Any
 
 from django import forms
 from django.http import Http404, HttpRequest
-from django.utils import timezone
-from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
 from unfold.forms import BaseDialogForm
 from unfold.widgets import (
@@ -17,6 +15,7 @@ from unfold.widgets import (
     UnfoldAdminTextInputWidget,
 )
 
+from backoffice.dates import format_day
 from backoffice.models import MONEY, Order, Payment, Refund, StripeEvent
 from backoffice.money import quantum
 from backoffice.request_logging import redact
@@ -207,7 +206,7 @@ class CancelOrderForm(OrderActionForm):
 
 def describe_refundable(order: Order, payment: Payment, rest: Decimal) -> str:
     """A payment as the clerk picks it: method, date, amount and what is left to refund."""
-    when = date_format(timezone.localtime(payment.created_at), "DATE_FORMAT")
+    when = format_day(payment.created_at)
     return str(
         _("%(method)s, %(date)s, %(amount)s (%(rest)s left to refund)")
         % {

@@ -7,20 +7,18 @@ from typing import Any
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
-from django.utils import timezone
-from django.utils.formats import date_format
 from django.utils.html import format_html
 from unfold.decorators import display
 
 from backoffice.admin.model_admin import ModelAdmin
 from backoffice.admin.pagination import LargeListMixin
+from backoffice.dates import format_moment
 from backoffice.models import Order, Payment, Refund
 
 
 def local_moment(moment: datetime.datetime) -> str:
-    """A ledger row's date and time in the site's time zone, never wrapped."""
-    text = date_format(timezone.localtime(moment), "Y-m-d H:i")
-    return format_html('<span class="whitespace-nowrap">{}</span>', text)
+    """A row's date and time ("29 Nov 2026, 13:30 CET", site's zone), never wrapped."""
+    return format_html('<span class="whitespace-nowrap">{}</span>', format_moment(moment))
 
 
 def order_link(order: Order) -> str:

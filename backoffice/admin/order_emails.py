@@ -21,7 +21,7 @@ from backoffice.admin.inline_tables import TableInlineMixin
 from backoffice.admin.model_admin import ModelAdmin
 from backoffice.admin.pagination import LargeListMixin
 from backoffice.admin.permissions import action
-from backoffice.models import Order, OrderEmail
+from backoffice.models import Order, OrderEmail, actor_name
 from backoffice.services import notifications
 from backoffice.services.search import search_order_emails
 
@@ -115,7 +115,7 @@ class OrderEmailAdmin(LargeListMixin, ModelAdmin):
                 )
             },
         ),
-        (_("Delivery"), {"fields": ("queued_at", "sent_at", "attempts", "error", "created_by")}),
+        (_("Delivery"), {"fields": ("queued_at", "sent_at", "attempts", "error", "sent_by")}),
         (_("Message (plain-text part)"), {"fields": ("text_part",)}),
     )
     readonly_fields = (
@@ -130,7 +130,7 @@ class OrderEmailAdmin(LargeListMixin, ModelAdmin):
         "sent_at",
         "attempts",
         "error",
-        "created_by",
+        "sent_by",
         "text_part",
     )
 
@@ -181,6 +181,11 @@ class OrderEmailAdmin(LargeListMixin, ModelAdmin):
     def status_label(self, email: OrderEmail) -> tuple[str, str]:
         """The status as a coloured label."""
         return email.status, email.get_status_display()
+
+    @display(description=_("Sent by"))
+    def sent_by(self, email: OrderEmail) -> str:
+        """The staff member who sent it (a dash when it went out on its own, e.g. a receipt)."""
+        return actor_name(email.created_by if email.created_by_id is not None else None)
 
     @display(description=_("Text"))
     def text_part(self, email: OrderEmail) -> str:

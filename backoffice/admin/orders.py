@@ -17,9 +17,7 @@ from django.db import models
 from django.db.models import Prefetch, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import reverse
-from django.utils import timezone
-from django.utils.formats import date_format
+from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
@@ -64,8 +62,17 @@ from backoffice.admin.pagination import LargeListMixin
 from backoffice.admin.permissions import action
 from backoffice.admin.refunds import REFUND_STATUS_COLOURS
 from backoffice.admin.stripe_links import conference_livemode, stripe_link
+from backoffice.dates import NO_DATE, format_day, format_moment, format_time
 from backoffice.exports import OrderResource
-from backoffice.models import Dispute, Order, OrderHistoryEntry, OrderLineItem, Payment, Refund
+from backoffice.models import (
+    Dispute,
+    Order,
+    OrderHistoryEntry,
+    OrderLineItem,
+    Payment,
+    Refund,
+    user_name,
+)
 from backoffice.money import format_amount
 from backoffice.services import notifications
 from backoffice.services.attention import attention_reasons, needing_attention
@@ -227,11 +234,10 @@ def _rendered_label(text: str, colour: str | None) -> str:
 
 
 def _when(moment: datetime | None) -> str:
-    """A compact local date and time, e.g. '2026-11-24 19:33'."""
+    """A date and time in the site's zone, e.g. '24 Nov 2026, 19:33 CET', never wrapped."""
     if moment is None:
-        return "-"
-    text = date_format(timezone.localtime(moment), "Y-m-d H:i")
-    return format_html('<span class="whitespace-nowrap">{}</span>', text)
+        return NO_DATE
+    return format_html('<span class="whitespace-nowrap">{}</span>', format_moment(moment))
 
 
 def _money(amount: Decimal, currency: str) -> str:
@@ -627,7 +633,7 @@ class OrderAdmin(LargeListMixin, LedgerImportExportMixin, ModelAdmin):
     fieldsets = (
         (
             None,
-            {"fields": ("reference", "status_badge", "conference", "user", "created_on")},
+            {"fields": ("reference", "status_badge", "conference", "account", "created_on")},
         ),
         (
             _("Amounts"),
@@ -661,7 +667,7 @@ class OrderAdmin(LargeListMixin, LedgerImportExportMixin, ModelAdmin):
         "reference",
         "status_badge",
         "conference",
-        "user",
+        "account",
         "created_on",
         "updated",
         "subtotal_display",
@@ -835,8 +841,17 @@ class OrderAdmin(LargeListMixin, LedgerImportExportMixin, ModelAdmin):
     @display(description=_("Created"), ordering="created_at", header=True)
     def created(self, order: Order) -> tuple[str, str]:
         """When the order was placed: the date over the time."""
-        local = timezone.localtime(order.created_at)
-        return date_format(local, "Y-m-d"), date_format(local, "H:i")
+        return format_day(order.created_at), format_time(order.created_at)
+
+    @display(description=_("User"))
+    def account(self, order: Order) -> str:
+        """The attendee's account, named as people are everywhere, linking to it when allowed."""
+        name = user_name(order.user)
+        try:
+            url = reverse("admin:auth_user_change", args=[order.user_id])
+        except NoReverseMatch:
+            return name
+        return format_html('<a class="text-primary-600" href="{}">{}</a>', url, name)
 
     @display(description=_("Created"))
     def created_on(self, order: Order) -> str:

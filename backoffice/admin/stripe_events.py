@@ -15,8 +15,6 @@ from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import reverse
-from django.utils import timezone
-from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
@@ -30,6 +28,7 @@ from backoffice.admin.model_admin import ModelAdmin
 from backoffice.admin.pagination import LargeListMixin
 from backoffice.admin.permissions import action
 from backoffice.admin.stripe_links import stripe_link
+from backoffice.dates import format_moment
 from backoffice.models import StripeEvent
 from backoffice.request_logging import redact, redact_data
 from backoffice.services.search import search_stripe_events
@@ -130,10 +129,8 @@ def _asks_for_types(request: HttpRequest) -> bool:
 
 
 def _when(moment: datetime | None) -> str:
-    """A compact local date and time, or a dash."""
-    if moment is None:
-        return "—"
-    return date_format(timezone.localtime(moment), "Y-m-d H:i:s")
+    """A date and time in the site's zone ("29 Nov 2026, 13:30 CET"), or a dash."""
+    return format_moment(moment)
 
 
 @admin.register(StripeEvent)

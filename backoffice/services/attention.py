@@ -26,8 +26,8 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
-from django.utils.formats import date_format
 
+from backoffice.dates import format_moment
 from backoffice.models import Dispute, Order, Payment, Refund, StripeEvent
 from backoffice.services.payment.cancellation import hold_expired
 from backoffice.services.payment.ledger import CLOSED_DISPUTE_STATUSES, DISPUTED, dispute_text
@@ -241,7 +241,7 @@ def _hold_reasons(orders: Sequence[Order], now: datetime.datetime) -> Reasons:
         expires = order.hold_expires_at
         # hold_expired(now) on the loaded row: pending, with a hold that ended before now.
         if order.status == Order.Status.PENDING and expires is not None and expires < now:
-            when = date_format(timezone.localtime(expires), "DATETIME_FORMAT")
+            when = format_moment(expires)
             found[order.pk] = [f"Hold expired on {when}; cancel the order or take its payment."]
     return found
 

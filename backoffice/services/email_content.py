@@ -14,6 +14,7 @@ from django.conf import settings
 from django.template.loader import render_to_string
 from django.urls import reverse
 
+from backoffice.dates import format_day
 from backoffice.models import ZERO, Conference, Order, OrderEmail, Payment, Refund
 
 # The subject of each kind of e-mail.
@@ -81,7 +82,7 @@ def _payments(order: Order) -> list[dict[str, str]]:
     ).order_by("created_at", "id")
     return [
         {
-            "date": payment.created_at.strftime("%Y-%m-%d"),
+            "date": format_day(payment.created_at),
             "method": _payment_method(payment),
             "amount": order.format(payment.amount),
             "refunded": order.format(payment.refunded_amount) if payment.refunded_amount else "",
@@ -124,7 +125,7 @@ def _context(order: Order, refund: Refund | None) -> dict[str, Any]:
             "amount": order.format(refund.amount),
             "reason": refund.get_reason_display(),
             "payment_method": _payment_method(payment),
-            "payment_date": payment.created_at.strftime("%Y-%m-%d"),
+            "payment_date": format_day(payment.created_at),
             "payment_amount": order.format(payment.amount),
             "payment_reference": _payment_reference(payment),
             "reference": refund.stripe_refund_id,

@@ -37,7 +37,7 @@ from django.utils import timezone
 from backoffice.exports import LedgerResource
 from backoffice.models import ExportFile
 from backoffice.services.background import TaskFailure, retrying_task
-from backoffice.services.exports import stream_csv
+from backoffice.services.exports import export_file_name, stream_csv
 from backoffice.services.xlsx_export import write_xlsx
 
 logger = logging.getLogger(__name__)
@@ -103,6 +103,7 @@ def request_export(
     resource_name: str = "",
     fields: list[str] | None = None,
     description: str = "",
+    file_name: str = "",
 ) -> ExportFile:
     """Record an export of the list as filtered and queue its writing, in one transaction."""
     if list_name not in _LISTS:
@@ -118,6 +119,7 @@ def request_export(
             resource_name=resource_name,
             filters=filters,
             filters_description=description,
+            download_name=file_name,
             fields=list(fields or []),
             file_format=file_format,
             expires_at=timezone.now() + retention(),
@@ -131,10 +133,19 @@ def request_export(
 
 
 def download_name(export: ExportFile) -> str:
-    """The file's name for the person downloading it, e.g. ``Payment-2026-11-29.xlsx``."""
-    model_name = export.list_name.split(".", 1)[1].capitalize()
-    day = timezone.localdate(export.created_at).isoformat()
-    return f"{model_name}-{day}.{export.file_format}"
+    """The file's name, named like an in-request download (``services.exports.export_file_name``).
+
+    Given by the list when the export was asked for, e.g.
+    ``payments-pycon-2026-2026-10-01-to-2026-10-31.xlsx``; an export without one
+    is named after its list and the day it was asked for.
+    """
+    if export.download_name:
+        return export.download_name
+    return export_file_name(
+        list_name=export.list_name.split(".", 1)[1] + "s",
+        extension=export.file_format,
+        today=timezone.localdate(export.created_at),
+    )
 
 
 def content_type(export: ExportFile) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connections, models, transaction
 from django.utils import timezone
+from django.utils.text import slugify
 
 from backoffice.exports import ExportField, LedgerResource, site_time_zone_name
 from backoffice.models import Payment
@@ -83,6 +84,35 @@ def filter_created_between(
     if end is not None:
         queryset = queryset.filter(**{f"{field}__lt": end})
     return queryset
+
+
+def export_file_name(
+    *,
+    list_name: str,
+    extension: str,
+    conference: str = "",
+    since: datetime.date | None = None,
+    until: datetime.date | None = None,
+    today: datetime.date | None = None,
+) -> str:
+    """A download's name: the list, the conference and the days it covers.
+
+    ``payments-pycon-2026-2026-10-01-to-2026-10-31.csv``; without a conference
+    the name leaves it out, and without dates it carries the export's day
+    (``today``, the site's date by default).
+    """
+    parts = [slugify(list_name) or "export"]
+    if conference:
+        parts.append(slugify(conference))
+    if since and until:
+        parts.append(f"{since.isoformat()}-to-{until.isoformat()}")
+    elif since:
+        parts.append(f"from-{since.isoformat()}")
+    elif until:
+        parts.append(f"until-{until.isoformat()}")
+    else:
+        parts.append((today or timezone.localdate()).isoformat())
+    return f"{'-'.join(parts)}.{extension}"
 
 
 def payments_for_export(

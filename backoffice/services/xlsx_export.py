@@ -2,7 +2,7 @@
 
 ``write_xlsx`` writes the cells the admin's in-memory XLSX export writes for
 the same Resource (tablib's sheet: a bold header frozen in place, amounts as
-numbers, dates as real dates, text formula-escaped by the Resource), but
+numbers, dates as real dates, text in text cells, never run as formulas), but
 streams each row to the file as it is read instead of building the workbook
 in memory. A sheet holds at most ``SHEET_MAX_ROWS`` data rows (Excel's limit
 is 1,048,576 rows with the header); beyond that the rows go on in a new sheet
@@ -20,6 +20,7 @@ from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
 from backoffice.exports import LedgerResource
 from backoffice.services.exports import CHUNK_ROWS
+from backoffice.spreadsheet import keep_as_text, typed_as_text
 
 #: Data rows per sheet: Excel's 1,048,576 rows less the header.
 SHEET_MAX_ROWS = 1_048_575
@@ -70,12 +71,14 @@ def _new_sheet(workbook: Workbook, title: str, header: list[str]) -> WriteOnlyWo
 
 
 def _row(sheet: WriteOnlyWorksheet, values: Iterable[Any]) -> list[Any]:
-    """The row's cells: values as they are, multi-line text wrapped (as tablib does)."""
+    """The row's cells: text always a text cell, multi-line text wrapped (as tablib does)."""
     row: list[Any] = []
     for value in values:
-        if isinstance(value, str) and "\n" in value:
-            cell = WriteOnlyCell(sheet, value=value)
-            cell.alignment = WRAP
+        wrap = isinstance(value, str) and "\n" in value
+        if wrap or (isinstance(value, str) and not typed_as_text(value)):
+            cell = keep_as_text(WriteOnlyCell(sheet, value=value))
+            if wrap:
+                cell.alignment = WRAP
             row.append(cell)
         else:
             row.append(value)

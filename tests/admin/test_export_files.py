@@ -116,11 +116,12 @@ def test_a_ready_file_downloads_with_its_name_and_type(finance, three_manual_pay
     assert response.status_code == 200
     assert response["Content-Type"] == XLSX_TYPE
     day = timezone.localdate().isoformat()
-    assert response["Content-Disposition"] == f'attachment; filename="Payment-{day}.xlsx"'
+    assert response["Content-Disposition"] == f'attachment; filename="payments-{day}.xlsx"'
     sheet = openpyxl.load_workbook(io.BytesIO(b"".join(response.streaming_content))).active
     rows = [[cell.value for cell in row] for row in sheet.iter_rows()]
     assert rows[0] == ["Amount", "Note"]
-    assert sorted(rows[1:]) == [[1, "'=n1"], [2, "'=n2"], [3, "'=n3"]]
+    assert sorted(rows[1:]) == [[1, "=n1"], [2, "=n2"], [3, "=n3"]]
+    assert {row[1].data_type for row in sheet.iter_rows(min_row=2)} == {"s"}
 
 
 @pytest.fixture
@@ -179,3 +180,13 @@ def test_the_owner_downloads_their_export_after_losing_the_permission(client, tw
     client.force_login(clerk)
     assert client.get(download_url(orders)).status_code == 200
     assert client.get(download_url(payments)).status_code == 404
+
+
+def test_the_list_names_who_asked_as_the_admin_does_everywhere(client, two_exports):
+    payments, orders, clerk = two_exports
+    clerk.first_name, clerk.last_name = "Cleo", "Clerk"
+    clerk.save()
+    # Someone else looks (the page's header names whoever is logged in).
+    client.force_login(make_staff("boss", "backoffice.view_order", "backoffice.export_order"))
+    page = client.get(EXPORTS_URL).content.decode()
+    assert "Cleo Clerk" in page

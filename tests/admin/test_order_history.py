@@ -96,7 +96,8 @@ EXPECTED_ROWS = [
     ["Stripe", "Card payment", "60.00 USD", "—", "payment_intent.succeeded"],
     ["Desk", "Manual payment", "40.00 USD", "Pending → Paid", "Cash at the door"],
 ]
-DATE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d")
+# The one date format with the zone named (settings: config/formats/en/formats.py).
+DATE = re.compile(r"\d{1,2} [A-Z][a-z]{2} \d{4}, \d\d:\d\d [A-Z]+")
 
 
 def test_order_page_shows_the_timeline_oldest_first_with_each_actor(
@@ -134,6 +135,10 @@ def test_history_page_shows_the_admin_log_too(admin_client, desk_client, make_or
     html = page_text(admin_client.get(history_url(order)))
 
     assert "Recorded manual payment of 10.00 USD (reference R-9)." in html  # the LogEntry
+    # Dated and named as the timeline is: the desk user is "Desk", never "desk (Desk)".
+    [row] = table_rows(html, "admin-changes", columns=3)
+    assert DATE.fullmatch(row[0])
+    assert row[1:] == ["Desk", "Recorded manual payment of 10.00 USD (reference R-9)."]
 
 
 def test_history_page_of_an_order_without_entries_says_so(admin_client, make_order):

@@ -1,5 +1,6 @@
 """The orders admin: list, order page, payment history and the desk actions."""
 
+import datetime
 import re
 from decimal import Decimal
 
@@ -15,7 +16,7 @@ from django.urls import reverse
 from backoffice.admin.forms import new_form_key
 from backoffice.models import Conference, Order, Payment
 from backoffice.services.payment import PaymentService
-from tests.ledger_factories import make_staff
+from tests.ledger_factories import make_payment, make_staff
 
 pytestmark = pytest.mark.django_db
 
@@ -185,6 +186,41 @@ def test_order_page_shows_line_items_totals_and_payment_history(
     assert "40.00 USD" in html  # payment amount and paid total
     assert "60.00 USD" in html  # balance due
     assert "clerk" in html  # recorded by
+
+
+# 12:30 UTC on 29 November is 13:30 in Paris (CET), the site's zone in these tests.
+MOMENT = datetime.datetime(2026, 11, 29, 12, 30, tzinfo=datetime.UTC)
+
+
+def test_order_list_and_page_show_dates_in_the_one_format_with_the_zone(
+    admin_client, make_order, staff_user, settings
+):
+    settings.TIME_ZONE = "Europe/Paris"
+    order = make_order("100.00")
+    Order.objects.filter(pk=order.pk).update(created_at=MOMENT)
+    make_payment(order, "40.00", created_by=staff_user, created_at=MOMENT)
+
+    listed = admin_client.get(reverse(CHANGELIST)).content.decode()
+    page = admin_client.get(change_url(order)).content.decode()
+
+    # The list: the day over the time (with its zone).
+    row = re.search(r"<td[^>]*field-created.*?</td>", listed, re.S).group(0)
+    assert "29 Nov 2026" in row and "13:30 CET" in row
+    # The order page: created, the payment's date, its timeline.
+    assert page.count("29 Nov 2026, 13:30 CET") >= 2
+    assert not re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d", page)  # the old 2026-11-29 13:30
+    assert "p.m." not in page and "a.m." not in page
+
+
+def test_order_page_names_the_attendee_account_as_people_are_named_everywhere(
+    admin_client, make_order, attendee
+):
+    attendee.first_name, attendee.last_name = "Ada", "King"
+    attendee.save()
+    page = admin_client.get(change_url(make_order())).content.decode()
+    field = re.search(r'>User</label>.*?<div class="readonly[^"]*">(.*?)</div>', page, re.S)[1]
+    assert "Ada King" in field
+    assert reverse("admin:auth_user_change", args=[attendee.pk]) in field
 
 
 def test_payment_history_inline_offers_no_add_change_or_delete(admin_user, make_order):

@@ -1,5 +1,6 @@
 """E-mails in the orders admin: Email payment link (page and list), the E-mails list, Resend."""
 
+import re
 from decimal import Decimal
 
 import pytest
@@ -9,10 +10,12 @@ from django.contrib.messages import get_messages
 from django.test import Client
 from django.urls import reverse
 
+from backoffice.dates import format_moment
 from backoffice.models import OrderEmail
 from backoffice.services import notifications
 from backoffice.services.payment import PaymentService
 from backoffice.services.staff_groups import FINANCE, FRONT_DESK, STAFF_GROUPS
+from tests.ledger_factories import make_staff
 
 pytestmark = pytest.mark.django_db
 
@@ -160,6 +163,21 @@ def test_resend_queues_a_new_email(mailer_client, desk_user, make_order, run_tas
     assert (again.status, again.created_by) == (OrderEmail.Status.SENT, desk_user)
     assert any("queued again for ada@example.com" in m for m in messages_of(response))
     assert len(mailoutbox) == 2
+
+
+def test_the_email_page_names_who_sent_it(mailer_client, make_order, run_tasks):
+    # Sent by someone other than who looks (the page's header names whoever is logged in).
+    sender = make_staff("dana")
+    sender.first_name, sender.last_name = "Dana", "Desk"
+    sender.save()
+    email = notifications.send_payment_link(make_order("100.00"), staff_user=sender)
+    run_tasks()
+    page = mailer_client.get(email_page(email)).content.decode()
+    assert "Sent by" in page and "Dana Desk" in page
+    # Django's own rendering of a read-only date field uses the site's one format.
+    email.refresh_from_db()
+    assert format_moment(email.queued_at) in page
+    assert re.search(r"\d{1,2} [A-Z][a-z]{2} \d{4}, \d\d:\d\d UTC", page)
 
 
 def test_resend_needs_the_permission(viewer_client, make_order):

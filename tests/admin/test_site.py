@@ -1,8 +1,13 @@
 """The admin site as a whole: entry points, login, sidebar."""
 
+import datetime
+import re
+
 import pytest
 from django.contrib import admin
+from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.admin.utils import flatten_fieldsets
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.urls import reverse
 
@@ -60,3 +65,24 @@ def test_no_admin_displays_or_searches_an_encrypted_field_by_name(rf, django_use
         assert not secret & set(named), model.__name__
         checked.append(model.__name__)
     assert checked == ["Conference"]
+
+
+def test_every_history_page_dates_and_names_like_the_rest_of_the_site(
+    admin_client, conference, settings
+):
+    """A conference's History: "29 Nov 2026, 13:30 CET" and "Dana Desk", not "dana (Dana Desk)"."""
+    settings.TIME_ZONE = "Europe/Paris"
+    dana = get_user_model().objects.create_user(
+        "dana", first_name="Dana", last_name="Desk", is_staff=True
+    )
+    entry = LogEntry.objects.log_actions(
+        user_id=dana.pk, queryset=[conference], action_flag=CHANGE, change_message="Renamed."
+    )[0]
+    LogEntry.objects.filter(pk=entry.pk).update(
+        action_time=datetime.datetime(2026, 11, 29, 12, 30, tzinfo=datetime.UTC)
+    )
+    url = reverse("admin:backoffice_conference_history", args=[conference.pk])
+    page = admin_client.get(url).content.decode()
+    row = re.search(r'<table id="admin-changes".*?</table>', page, re.S).group(0)
+    assert "29 Nov 2026, 13:30 CET" in row
+    assert "Dana Desk" in row and "dana" not in row

@@ -6,10 +6,12 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from backoffice.models import Payment
 from backoffice.services.payment import PaymentService
+from tests.e2e.conftest import describe_violations, serious_axe_violations
 
 pytestmark = pytest.mark.e2e
 
@@ -17,7 +19,7 @@ PAYMENTS_URL = "/admin/backoffice/payment/"
 
 
 def test_finance_downloads_the_filtered_payments_csv_matching_the_database(
-    page: Page, login, finance_user, front_desk_user, make_order, tmp_path
+    page: Page, login, finance_user, front_desk_user, make_order, tmp_path, screenshot
 ) -> None:
     first = make_order("120.00", billing_name="Grace Hopper")
     PaymentService.record_manual(
@@ -40,11 +42,18 @@ def test_finance_downloads_the_filtered_payments_csv_matching_the_database(
     rows = page.locator("#result_list tbody tr")
     expect(rows).to_have_count(3)
     page.get_by_role("link", name="Export").click()
+    # The page says what it exports: the list, its filter in words and the row count.
+    expect(page.get_by_role("heading", name="Export payments")).to_be_visible()
+    expect(page.locator("#export-filters")).to_have_text("Method: Manual")
+    expect(page.locator("#export-rows")).to_have_text("3 rows")
+    violations = serious_axe_violations(page)
+    assert not violations, describe_violations(violations)
+    screenshot(page, "export-page")
     page.get_by_label("Format").select_option(label="csv")
     with page.expect_download() as download_info:
-        page.get_by_role("button", name="Submit").click()
+        page.get_by_role("button", name="Export").click()
     download = download_info.value
-    assert download.suggested_filename.endswith(".csv")
+    assert download.suggested_filename == f"payments-{timezone.localdate().isoformat()}.csv"
     path = tmp_path / download.suggested_filename
     download.save_as(path)
 
@@ -67,7 +76,11 @@ def test_finance_downloads_the_filtered_payments_csv_matching_the_database(
         assert row["Currency"] == "USD"
         assert row["Reference"] == payment.reference
         assert row["Note"] == payment.note
-        assert row["Recorded by"] == payment.created_by.get_username()
+        assert row["Recorded by"] == "Dana Desk"  # as the admin names her, not "dana"
         created = datetime.fromisoformat(row["Created at"])
         assert created.utcoffset() is not None, "timestamps carry their UTC offset"
         assert abs(created - payment.created_at) < timedelta(seconds=1)
+
+    # The next export starts from the format chosen last.
+    page.goto(f"{PAYMENTS_URL}export/")
+    expect(page.get_by_label("Format")).to_have_value("0")

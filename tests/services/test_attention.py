@@ -340,7 +340,7 @@ def test_a_pending_order_whose_hold_expired_is_listed_until_it_is_cancelled(make
     no_hold = make_order("100.00")
 
     assert listed(expired) == [
-        "Hold expired on May 3, 2026, 2 p.m.; cancel the order or take its payment."
+        "Hold expired on 3 May 2026, 14:00 UTC; cancel the order or take its payment."
     ]
     assert listed(active) is None
     assert listed(no_hold) is None

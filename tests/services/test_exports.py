@@ -6,6 +6,7 @@ import io
 from decimal import Decimal
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.db import connection
 from django.test import override_settings
@@ -66,6 +67,16 @@ def tricky_ledger(make_order, jpy_conference, staff_user, attendee):
     """
     attendee.first_name = "Zoë"
     attendee.save()
+    # Recorders named every way user_name and its SQL twin must agree on.
+    User = get_user_model()  # noqa: N806
+    recorders = [
+        None,
+        staff_user,
+        User.objects.create_user(username="dana", first_name="Dana", last_name="Desk"),
+        User.objects.create_user(username="first", first_name="Zoë ", last_name=""),
+        User.objects.create_user(username="last", first_name="", last_name=" =Formula"),
+        User.objects.create_user(username="spaces", first_name=" ", last_name=" "),
+    ]
     orders = [
         make_order("100.00", billing_name=TRICKY_TEXT[i % len(TRICKY_TEXT)], billing_email="")
         for i in range(4)
@@ -81,7 +92,7 @@ def tricky_ledger(make_order, jpy_conference, staff_user, attendee):
             status=list(Payment.Status)[index % 6],
             reference=text,
             note=TRICKY_TEXT[-1 - index],
-            created_by=staff_user if index % 2 else None,
+            created_by=recorders[index % len(recorders)],
             stripe_payment_intent_id=f"pi_{index}" if index % 3 == 0 else "",
             stripe_charge_id=text[:5],
             created_at=base + datetime.timedelta(hours=index),
@@ -97,7 +108,7 @@ def tricky_ledger(make_order, jpy_conference, staff_user, attendee):
             channel=list(Payment.Channel)[index % 5] if index % 3 else "",
             note=text,
             stripe_refund_id=f"re_{index}{text[:3]}" if index % 3 == 0 else "",
-            created_by=staff_user if index % 2 else None,
+            created_by=recorders[(index + 1) % len(recorders)],
             # Pairs share a moment: the refund id breaks the tie on both paths.
             created_at=base + datetime.timedelta(minutes=index // 2),
         )
@@ -299,3 +310,25 @@ def test_export_amounts_sum_to_the_dashboards_net_collected(
     assert amounts_collected(streamed) == net
     # Whole export: 6 payment rows, 5 refund rows and 1 lost dispute, the failed attempt included.
     assert streamed.count(b"\r\n") == 1 + 6 + 5 + 1
+
+
+@pytest.mark.parametrize(
+    ("conference", "since", "until", "expected"),
+    [
+        ("PyCon 2026", "2026-10-01", "2026-10-31", "payments-pycon-2026-2026-10-01-to-2026-10-31"),
+        ("", "2026-10-01", "2026-10-31", "payments-2026-10-01-to-2026-10-31"),
+        ("pycon-2026", "2026-10-01", None, "payments-pycon-2026-from-2026-10-01"),
+        ("", None, "2026-10-31", "payments-until-2026-10-31"),
+        ("", None, None, "payments-2026-11-29"),
+    ],
+)
+def test_export_file_name_names_the_list_conference_and_days(conference, since, until, expected):
+    name = exports.export_file_name(
+        list_name="Payments",
+        extension="csv",
+        conference=conference,
+        since=datetime.date.fromisoformat(since) if since else None,
+        until=datetime.date.fromisoformat(until) if until else None,
+        today=datetime.date(2026, 11, 29),
+    )
+    assert name == f"{expected}.csv"

@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django_tasks_db.models import DBTaskResult
 
+from backoffice.dates import format_day
 from backoffice.models import Order, OrderEmail, OrderHistoryEntry, Payment, Refund
 from backoffice.services import notifications
 from backoffice.services.order_paid import send_due_order_paid
@@ -153,6 +154,9 @@ def test_manual_payment_completing_an_order_sends_one_receipt(
     assert "Total: 100.00 USD" in body and "Balance due: 0.00 USD" in body
     assert "Manual (cash): 40.00 USD, reference CASH-7" in body
     assert ": 60.00 USD, reference WIRE-9" in body
+    # Each payment's day in the site's one date format ("29 Nov 2026"), as the admin shows it.
+    day = format_day(order.payments.earliest("created_at").created_at)
+    assert f"- {day}, Manual (cash): 40.00 USD" in body
     assert f"{SITE}/pay/{order.payment_token}/" in body
     assert "Python Events Ltd\n1 Main Street\nSpringfield" in body
     html = html_part(message)

@@ -4,9 +4,8 @@ import re
 
 import pytest
 from django.urls import reverse
-from django.utils import timezone
-from django.utils.formats import date_format
 
+from backoffice.dates import format_day
 from backoffice.models import Order, Payment
 from backoffice.services.payment import PaymentService
 from backoffice.services.payment.cancellation import cancelled_at
@@ -34,7 +33,7 @@ def assert_cancelled_page(response, order: Order) -> None:
     """The cancelled page: its date, the reference, the organisers, and no payment form."""
     assert response.status_code == 200
     html = response.content.decode()
-    when = date_format(timezone.localtime(cancelled_at(order)), "j F Y")
+    when = format_day(cancelled_at(order))  # the site's one date format, "29 Nov 2026"
     assert re.search(r'<h1 id="cancelled-message">This order was cancelled</h1>', html)
     assert f"Order {order.reference} was cancelled on {when}" in html
     assert "contact the StripeCon organisers and quote order" in html

@@ -27,8 +27,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
-from django.utils.formats import date_format
 
+from backoffice.dates import format_moment
 from backoffice.models import ZERO, Order, OrderHistoryEntry, Payment, Refund
 
 # The module, not its names: notifications imports the ledger, loading this package.
@@ -268,7 +268,7 @@ def _resend_unanswered(payment: Payment, *, actor: "AbstractBaseUser | str") -> 
         # make a second refund, so only Stripe's own record can settle this row now.
         raise ValidationError(
             f"A refund of {order.format(row.amount)} on this payment got no answer from "
-            f"Stripe on {date_format(timezone.localtime(row.created_at), 'DATETIME_FORMAT')}, "
+            f"Stripe on {format_moment(row.created_at)}, "
             "too long ago to re-send safely (Stripe would not recognise it and could refund "
             "twice). Look the payment up in Stripe's dashboard: a refund made there reaches "
             "this order by its webhook; if there is none, ask an administrator."
