@@ -45,7 +45,7 @@ from backoffice.models import (
 )
 from backoffice.money import ZERO_DECIMAL_CURRENCIES, quantum
 from backoffice.services import order_import
-from backoffice.spreadsheet import FORMULA_TRIGGERS, escape_formula
+from backoffice.spreadsheet import FORMULA_TRIGGERS, escape_formula, xlsx_text
 
 
 class EscapeFormula(models.Func):
@@ -212,7 +212,7 @@ class ExportField(Field):
         if self.kind == Kind.TEXT:
             text = "" if value is None else str(value)
             # XLSX stores it as a text cell (spreadsheet.keep_as_text): no quote needed.
-            return text if native else escape_formula(text)
+            return xlsx_text(text) if native else escape_formula(text)
         if self.kind == Kind.LABEL:
             return "" if value is None else str(self.labels.get(value, value))
         if value is None:

@@ -11,6 +11,7 @@ from typing import Any
 import tablib
 from import_export.formats import base_formats
 from openpyxl.cell import Cell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.worksheet.worksheet import Worksheet
 from tablib.formats._xlsx import XLSXFormat
 
@@ -32,6 +33,11 @@ def escape_formula(value: str) -> str:
     if looks_like_formula(value):
         return "'" + value
     return value
+
+
+def xlsx_text(value: str) -> str:
+    """The text as an XLSX cell can hold it: control characters (e.g. Word's \\x0b) as U+FFFD."""
+    return ILLEGAL_CHARACTERS_RE.sub("\ufffd", value)
 
 
 def typed_as_text(value: str) -> bool:

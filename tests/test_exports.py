@@ -363,6 +363,17 @@ def test_xlsx_has_numeric_amounts_real_dates_and_formulas_as_plain_text_cells(ma
     assert values["Note"].value == "=cmd|' /C calc'!A0"
 
 
+def test_xlsx_keeps_a_note_with_a_control_character_readable(make_order):
+    order = make_order("10.00")
+    make_payment(order, "10.00", note="Paid at\x0bthe desk")  # Word's line break, pasted
+    dataset = PaymentResource().export(queryset=Payment.objects.all(), force_native_type=True)
+    content = TextCellXLSX().export_data(dataset)
+    sheet = openpyxl.load_workbook(io.BytesIO(content)).active
+    header = [cell.value for cell in sheet[1]]
+    values = {name: cell.value for name, cell in zip(header, sheet[2], strict=True)}
+    assert values["Note"] == "Paid at\ufffdthe desk"
+
+
 def test_order_export_shows_paid_and_balance(make_order):
     order = make_order("100.00")
     order.discount_amount = Decimal("20.00")

@@ -58,13 +58,16 @@ class ExportScope:
     conference: str = ""
     since: datetime.date | None = None
     until: datetime.date | None = None
+    units: tuple[str, str] = ("row", "rows")
+    rows_note: str = ""
 
     @property
     def rows_text(self) -> str:
-        """The row count as the list shows it ("1 row", "1,234 rows", "10,000+ rows")."""
+        """The count as the list shows it ("1 row", "1,234 rows", "10,000+ rows"), noted."""
         rows = self.rows
         count = str(rows) if isinstance(rows, AtLeast | About) else f"{rows:,}"
-        return f"{count} {'row' if rows == 1 else 'rows'}"
+        text = f"{count} {self.units[0] if rows == 1 else self.units[1]}"
+        return f"{text}, {self.rows_note}" if self.rows_note else text
 
 
 class ColumnExportForm(SelectableFieldsExportForm):
@@ -106,6 +109,9 @@ class LedgerExportMixin(ExportMixin):
     export_formats = [base_formats.CSV, TextCellXLSX]
     export_template_name = "admin/backoffice/export.html"
     to_encoding = "utf-8-sig"
+    # What the export page counts (the list's rows), and what else the file holds per row.
+    export_row_units: tuple[str, str] = ("row", "rows")
+    export_rows_note = ""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -247,6 +253,8 @@ class LedgerExportMixin(ExportMixin):
             conference=conference,
             since=since,
             until=until,
+            units=self.export_row_units,
+            rows_note=self.export_rows_note,
         )
 
     def export_list_title(self) -> str:
@@ -317,11 +325,10 @@ def _conference_slug(spec: Any, values: list[str]) -> str:
 
 
 def _value_labels(spec: Any) -> dict[str, str]:
-    """A field filter's values with their labels (choices, or related rows); {} otherwise."""
-    if not isinstance(spec, FieldListFilter):
-        return {}
+    """A filter's values with their labels: its lookups (presets too), choices or related rows."""
     pairs = list(getattr(spec, "lookup_choices", None) or [])
-    pairs += list(getattr(spec.field, "flatchoices", None) or [])
+    if isinstance(spec, FieldListFilter):
+        pairs += list(getattr(spec.field, "flatchoices", None) or [])
     return {str(value): str(label) for value, label in pairs}
 
 

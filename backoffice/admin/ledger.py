@@ -12,12 +12,14 @@ from unfold.decorators import display
 
 from backoffice.admin.model_admin import ModelAdmin
 from backoffice.admin.pagination import LargeListMixin
-from backoffice.dates import format_moment
+from backoffice.dates import NO_DATE, format_moment
 from backoffice.models import Order, Payment, Refund
 
 
-def local_moment(moment: datetime.datetime) -> str:
-    """A row's date and time ("29 Nov 2026, 13:30 CET", site's zone), never wrapped."""
+def local_moment(moment: datetime.datetime | None) -> str:
+    """A row's date and time ("29 Nov 2026, 13:30 CET", site's zone), never wrapped; or a dash."""
+    if moment is None:
+        return NO_DATE
     return format_html('<span class="whitespace-nowrap">{}</span>', format_moment(moment))
 
 

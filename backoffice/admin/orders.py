@@ -5,7 +5,6 @@ The actions ("Mark comp", "Record manual payment", "Cancel order") call one
 message; they hold no business rule of their own.
 """
 
-from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
@@ -48,7 +47,7 @@ from backoffice.admin.forms import (
     SyncFromStripeForm,
 )
 from backoffice.admin.inline_tables import TableInlineMixin
-from backoffice.admin.ledger import clipped
+from backoffice.admin.ledger import clipped, local_moment
 from backoffice.admin.model_admin import ModelAdmin
 from backoffice.admin.navigation import (
     ATTENTION_PARAMETER,
@@ -62,7 +61,7 @@ from backoffice.admin.pagination import LargeListMixin
 from backoffice.admin.permissions import action
 from backoffice.admin.refunds import REFUND_STATUS_COLOURS
 from backoffice.admin.stripe_links import conference_livemode, stripe_link
-from backoffice.dates import NO_DATE, format_day, format_moment, format_time
+from backoffice.dates import format_day, format_time
 from backoffice.exports import OrderResource
 from backoffice.models import (
     Dispute,
@@ -231,13 +230,6 @@ def _rendered_label(text: str, colour: str | None) -> str:
     """unfold's label HTML for a text and colour, rendered once."""
     # A template render per label was a third of the order page's time at fifty payments.
     return display_for_label(text, "-", {text: colour} if colour else {})
-
-
-def _when(moment: datetime | None) -> str:
-    """A date and time in the site's zone, e.g. '24 Nov 2026, 19:33 CET', never wrapped."""
-    if moment is None:
-        return NO_DATE
-    return format_html('<span class="whitespace-nowrap">{}</span>', format_moment(moment))
 
 
 def _money(amount: Decimal, currency: str) -> str:
@@ -425,7 +417,7 @@ class PaymentHistoryInline(ReadOnlyOrderInline):
     @display(description=_("Date"))
     def recorded_at(self, payment: Payment) -> str:
         """When the payment was recorded, in the site's time zone."""
-        return _when(payment.created_at)
+        return local_moment(payment.created_at)
 
     @display(description=_("Status"))
     def status_label(self, payment: Payment) -> str:
@@ -459,7 +451,7 @@ class PaymentHistoryInline(ReadOnlyOrderInline):
                 _label(refund.status, refund.get_status_display(), REFUND_STATUS_COLOURS),
                 refund.get_reason_display(),
                 f" · {refund.get_channel_display()}" if refund.channel else "",
-                _when(refund.created_at),
+                local_moment(refund.created_at),
                 refund.actor_name,
             )
             for refund in payment.refunds.all()
@@ -482,7 +474,7 @@ class PaymentHistoryInline(ReadOnlyOrderInline):
                 _money(dispute.amount, currency),
                 _label(dispute.status, dispute.get_status_display(), DISPUTE_STATUS_COLOURS),
                 dispute.reason.replace("_", " ") or "—",
-                _when(dispute.created_at),
+                local_moment(dispute.created_at),
                 stripe_link(
                     dispute.stripe_dispute_id,
                     livemode=conference_livemode(payment.order.conference),
@@ -539,7 +531,7 @@ class OrderHistoryInline(ReadOnlyOrderInline):
     @display(description=_("Date"))
     def when(self, entry: OrderHistoryEntry) -> str:
         """When it happened, in the site's time zone."""
-        return _when(entry.created_at)
+        return local_moment(entry.created_at)
 
     @display(description=_("By"))
     def done_by(self, entry: OrderHistoryEntry) -> str:
@@ -856,12 +848,12 @@ class OrderAdmin(LargeListMixin, LedgerImportExportMixin, ModelAdmin):
     @display(description=_("Created"))
     def created_on(self, order: Order) -> str:
         """When the order was placed (order page)."""
-        return _when(order.created_at)
+        return local_moment(order.created_at)
 
     @display(description=_("Last change"))
     def updated(self, order: Order) -> str:
         """When the order last changed."""
-        return _when(order.updated_at)
+        return local_moment(order.updated_at)
 
     @display(description=_("Subtotal"))
     def subtotal_display(self, order: Order) -> str:

@@ -30,6 +30,9 @@ class PaymentAdmin(LedgerExportMixin, ReadOnlyLedgerAdmin):
     """Payments as finance sees them; a ledger nobody edits here (superusers included)."""
 
     resource_classes = [PaymentResource]
+    # The file has a row per payment, then one per refund and lost dispute of it.
+    export_row_units = ("payment", "payments")
+    export_rows_note = "each followed by its refunds and lost disputes as rows of their own"
     # Nine columns that fit a 1440 px window beside the sidebar: the attendee under the
     # order, the channel under the method, the currency with the amount, the Stripe id with
     # the reference (long ones cut short, whole in their tooltip).

@@ -7,7 +7,6 @@ cause is fixed. The action calls one service per event.
 
 import json
 from collections.abc import Iterator
-from datetime import datetime
 from typing import Any
 
 from django.contrib import admin, messages
@@ -118,7 +117,8 @@ class CustomerEventsFilter(admin.SimpleListFilter):
         """Leave out applied ``customer.*`` events unless shown, filtered by type or searched."""
         if self.value() == self.SHOW or _asks_for_types(request):
             return queryset
-        return queryset.exclude(Q(type__startswith="customer.") & Q(last_error=""))
+        applied = Q(last_error="") & Q(processed_at__isnull=False)
+        return queryset.exclude(Q(type__startswith="customer.") & applied)
 
 
 def _asks_for_types(request: HttpRequest) -> bool:
@@ -126,11 +126,6 @@ def _asks_for_types(request: HttpRequest) -> bool:
     return bool(request.GET.get("q", "").strip()) or any(
         name == "type" or name.startswith("type__") for name in request.GET
     )
-
-
-def _when(moment: datetime | None) -> str:
-    """A date and time in the site's zone ("29 Nov 2026, 13:30 CET"), or a dash."""
-    return format_moment(moment)
 
 
 @admin.register(StripeEvent)
@@ -244,12 +239,12 @@ class StripeEventAdmin(LargeListMixin, ModelAdmin):
     @display(description=_("Received"), ordering="received_at")
     def received(self, event: StripeEvent) -> str:
         """When the event arrived."""
-        return _when(event.received_at)
+        return format_moment(event.received_at)
 
     @display(description=_("Processed at"))
     def processed_on(self, event: StripeEvent) -> str:
         """When the event was applied."""
-        return _when(event.processed_at)
+        return format_moment(event.processed_at)
 
     @display(description=_("Last error"))
     def error(self, event: StripeEvent) -> str:

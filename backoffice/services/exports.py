@@ -102,7 +102,7 @@ def export_file_name(
     (``today``, the site's date by default).
     """
     parts = [slugify(list_name) or "export"]
-    if conference:
+    if slugify(conference):
         parts.append(slugify(conference))
     if since and until:
         parts.append(f"{since.isoformat()}-to-{until.isoformat()}")

@@ -90,13 +90,21 @@ def test_the_export_page_says_what_it_will_export(finance, october):
     assert (
         "Conference: PyCon 2026; Status: Succeeded; Created at: 2026-10-01 to 2026-10-31" in summary
     )
-    assert ">2 rows<" in summary
+    assert ">2 payments, each followed by its refunds and lost disputes as rows of their own<" in (
+        summary
+    )
 
 
 def test_the_export_page_of_an_unfiltered_list_says_all_rows(finance, october):
     page = finance.get(ORDERS_EXPORT_URL).content.decode()
     assert "Export orders</h1>" in page
     assert ">All rows<" in page and ">2 rows<" in page
+
+
+def test_a_preset_filter_reads_as_its_label(finance, october):
+    page = finance.get(ORDERS_EXPORT_URL + "?hold=none&todo=comp").content.decode()
+    assert "Hold: None (pending)" in page
+    assert "To do: To comp" in page
 
 
 def test_an_open_date_range_reads_from_or_until(finance, october):

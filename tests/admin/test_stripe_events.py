@@ -329,6 +329,14 @@ def test_customer_events_are_hidden_by_default_unless_they_failed(admin_client, 
     assert listed_ids(response) == ["evt_pi", "evt_cus_failed"]
 
 
+def test_a_customer_event_not_applied_yet_stays_listed(admin_client, customer_events):
+    StripeEvent.objects.filter(stripe_event_id="evt_cus_applied").update(processed_at=None)
+
+    response = admin_client.get(reverse(CHANGELIST))
+
+    assert listed_ids(response) == ["evt_pi", "evt_cus_failed", "evt_cus_applied"]
+
+
 def test_customer_events_are_shown_on_request(admin_client, customer_events):
     response = admin_client.get(reverse(CHANGELIST), {"customer_events": "show"})
 

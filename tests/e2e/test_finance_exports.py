@@ -45,7 +45,9 @@ def test_finance_downloads_the_filtered_payments_csv_matching_the_database(
     # The page says what it exports: the list, its filter in words and the row count.
     expect(page.get_by_role("heading", name="Export payments")).to_be_visible()
     expect(page.locator("#export-filters")).to_have_text("Method: Manual")
-    expect(page.locator("#export-rows")).to_have_text("3 rows")
+    expect(page.locator("#export-rows")).to_have_text(
+        "3 payments, each followed by its refunds and lost disputes as rows of their own"
+    )
     violations = serious_axe_violations(page)
     assert not violations, describe_violations(violations)
     screenshot(page, "export-page")

@@ -320,6 +320,7 @@ def test_export_amounts_sum_to_the_dashboards_net_collected(
         ("pycon-2026", "2026-10-01", None, "payments-pycon-2026-from-2026-10-01"),
         ("", None, "2026-10-31", "payments-until-2026-10-31"),
         ("", None, None, "payments-2026-11-29"),
+        ("пайкон", None, None, "payments-2026-11-29"),  # nothing of it fits a file name
     ],
 )
 def test_export_file_name_names_the_list_conference_and_days(conference, since, until, expected):
