@@ -85,6 +85,12 @@ class ColumnExportForm(SelectableFieldsExportForm):
         ),
     )
 
+    def _init_formats(self, formats: list[type[base_formats.Format]]) -> None:
+        """The library's format choices, named as people write them ("CSV", "XLSX")."""
+        super()._init_formats(formats)
+        field = self.fields["format"]
+        field.choices = [(value, label.upper()) for value, label in field.choices]
+
     def _get_field_label(self, resource: type[ModelResource], field_name: str) -> str:
         """The column name ("Attendee email"), not the field name."""
         field = resource.fields.get(field_name)

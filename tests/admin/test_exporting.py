@@ -101,6 +101,11 @@ def test_the_export_page_of_an_unfiltered_list_says_all_rows(finance, october):
     assert ">All rows<" in page and ">2 rows<" in page
 
 
+def test_the_formats_are_named_in_capitals(finance):
+    page = finance.get(EXPORT_URL).content.decode()
+    assert ">CSV</option>" in page and ">XLSX</option>" in page
+
+
 def test_a_preset_filter_reads_as_its_label(finance, october):
     page = finance.get(ORDERS_EXPORT_URL + "?hold=none&todo=comp").content.decode()
     assert "Hold: None (pending)" in page

@@ -51,7 +51,7 @@ def test_finance_downloads_the_filtered_payments_csv_matching_the_database(
     violations = serious_axe_violations(page)
     assert not violations, describe_violations(violations)
     screenshot(page, "export-page")
-    page.get_by_label("Format").select_option(label="csv")
+    page.get_by_label("Format").select_option(label="CSV")
     with page.expect_download() as download_info:
         page.get_by_role("button", name="Export").click()
     download = download_info.value
