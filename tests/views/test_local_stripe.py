@@ -7,7 +7,7 @@ from django.test import Client
 from django.urls import reverse
 
 from backoffice.models import Order
-from tests.deploy_env import PRODUCTION_HOST, production_env, run_manage
+from tests.deploy_env import PRODUCTION_HOST, collect_static, production_env, run_manage
 from tests.stripe_fixtures import CARD_DECLINED, CARD_OK, LocalStripe
 
 pytestmark = pytest.mark.django_db
@@ -127,8 +127,10 @@ def test_outside_development_the_card_form_and_its_payments_answer_404(
     )
 
 
-def test_with_production_settings_the_card_form_is_not_served(stripe_settings) -> None:
-    env = production_env(STRIPE_API_BASE=stripe_settings.url)
+def test_with_production_settings_the_card_form_is_not_served(stripe_settings, tmp_path) -> None:
+    # The 404 page needs the collected static files' manifest, as in production.
+    static_root = collect_static(tmp_path / "static")
+    env = production_env(STRIPE_API_BASE=stripe_settings.url, DJANGO_STATIC_ROOT=str(static_root))
     script = (
         "from django.test import Client; c = Client(); "
         f"kw = dict(HTTP_HOST='{PRODUCTION_HOST}', secure=True); "
