@@ -2,9 +2,10 @@
 
 scripts/run-dev.sh (all of `make run` after the install) runs as it is, on a fresh
 SQLite file and a free port, in a pseudo-terminal like a developer's, so its Ctrl-C
-is a real one. It migrates, seeds the demo, starts localstripe, wires the demo
-conference to it and prints the links; the browser then pays in the local card form,
-localstripe posts its signed webhook, and the admin shows the order paid.
+is a real one, and the fake's log in a folder of its own. It migrates, seeds the
+demo, starts localstripe, wires the demo conference to it and, once the worker has
+printed the demo's e-mails, prints the links; the browser then pays in the local card
+form, localstripe posts its signed webhook, and the admin shows the order paid.
 """
 
 import fcntl
@@ -44,7 +45,9 @@ class FirstRun:
     terminal: int
     url: str
     env: dict[str, str]
+    stripe_log: Path
     output: bytearray = field(default_factory=bytearray)
+    start_up: str = ""  # what it had printed when the links came
 
     @property
     def text(self) -> str:
@@ -101,7 +104,8 @@ def _read_into(terminal: int, output: bytearray) -> None:
 @pytest.fixture(scope="module")
 def first_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FirstRun]:
     """`make run`'s script on a fresh database and a free port, until its links are printed."""
-    database = tmp_path_factory.mktemp("first-run") / "backoffice.sqlite3"
+    folder = tmp_path_factory.mktemp("first-run")
+    database, stripe_log = folder / "backoffice.sqlite3", folder / "localstripe.log"
     env = {
         k: v
         for k, v in os.environ.items()
@@ -109,6 +113,7 @@ def first_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FirstRun]:
         and k != "LOCAL_STRIPE"
     }
     env.update(DJANGO_DEBUG="1", DATABASE_URL=f"sqlite:///{database}")  # as `make run` sets
+    env["LOCAL_STRIPE_LOG"] = str(stripe_log)  # not var/localstripe.log: a `make run` may run
     port = free_port()
     terminal, child_side = pty.openpty()
     process = subprocess.Popen(
@@ -123,7 +128,13 @@ def first_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FirstRun]:
         preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),
     )
     os.close(child_side)
-    run = FirstRun(process=process, terminal=terminal, url=f"http://127.0.0.1:{port}", env=env)
+    run = FirstRun(
+        process=process,
+        terminal=terminal,
+        url=f"http://127.0.0.1:{port}",
+        env=env,
+        stripe_log=stripe_log,
+    )
     threading.Thread(target=_read_into, args=(terminal, run.output), daemon=True).start()
     try:
         deadline = time.monotonic() + START_UP_SECONDS
@@ -132,6 +143,7 @@ def first_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FirstRun]:
             assert time.monotonic() < deadline, f"no links after start-up:\n{run.text[-3000:]}"
             time.sleep(0.5)
         time.sleep(1)  # the rest of the logins
+        run.start_up = run.text
         yield run
     finally:
         if process.poll() is None:
@@ -186,6 +198,16 @@ def test_make_run_prints_the_admin_a_pay_link_and_the_demo_logins(first_run: Fir
     assert "pay it with card 4242 4242 4242 4242" in first_run.text
     assert "admin / demo-admin-pass  (superuser)" in first_run.text
     assert "Fake Stripe server (localstripe) at http://127.0.0.1:" in first_run.text
+    assert f"its log is {first_run.stripe_log}." in first_run.text
+    assert "POST /_config/webhooks/backoffice-pycon-demo-2026" in first_run.stripe_log.read_text()
+
+
+def test_the_links_come_after_the_demo_e_mails_the_worker_prints(first_run: FirstRun) -> None:
+    links_at = first_run.start_up.index("Backoffice is running at")
+
+    assert "Subject: PyCon Demo 2026: receipt for order" in first_run.start_up[:links_at]
+    assert "Subject:" not in first_run.start_up[links_at:]
+    assert "Done" not in first_run.start_up  # no job notice from the shell
 
 
 def test_the_local_card_form_has_no_serious_accessibility_violations(

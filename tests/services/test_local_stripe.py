@@ -243,3 +243,22 @@ def test_pay_with_test_card_refuses_outside_development(
     assert localstripe.api("GET", f"/v1/payment_intents/{intent[0]}")["status"] == (
         "requires_payment_method"
     )
+
+
+@pytest.mark.parametrize(
+    ("number", "outcome"),
+    [
+        ("4242424242424242", "succeeded"),
+        ("4000000000000341", "card_declined"),
+        ("4000000000000002", "succeeded"),  # real Stripe declines it; the fake does not
+        ("4000000000009995", "succeeded"),  # same
+        ("4000002500003155", "authentication_required"),
+    ],
+)
+def test_the_readme_s_test_cards_do_on_the_fake_what_it_says(
+    intent, number: str, outcome: str
+) -> None:
+    result = pay(intent, number)
+
+    paid = result.get("paymentIntent")
+    assert (paid["status"] if paid else result["error"]["code"]) == outcome
