@@ -8,15 +8,12 @@ printed the demo's e-mails, prints the links; the browser then pays in the local
 form, localstripe posts its signed webhook, and the admin shows the order paid.
 """
 
-import fcntl
 import os
-import pty
 import re
 import signal
 import socket
 import subprocess
 import sys
-import termios
 import threading
 import time
 from collections.abc import Iterator
@@ -24,11 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, Route, expect
+from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import REPO_DIR, TIMEOUT_MS, describe_violations, serious_axe_violations
+from tests.e2e.conftest import REPO_DIR, describe_violations, serious_axe_violations, site_page
 from tests.e2e.test_staff_orders import exactly, order_field
 from tests.stripe_fixtures import free_port
+from tests.terminal import start_in_terminal
 
 pytestmark = pytest.mark.e2e
 
@@ -115,19 +113,9 @@ def first_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FirstRun]:
     env.update(DJANGO_DEBUG="1", DATABASE_URL=f"sqlite:///{database}")  # as `make run` sets
     env["LOCAL_STRIPE_LOG"] = str(stripe_log)  # not var/localstripe.log: a `make run` may run
     port = free_port()
-    terminal, child_side = pty.openpty()
-    process = subprocess.Popen(
-        ["sh", "scripts/run-dev.sh", sys.executable, f"127.0.0.1:{port}"],
-        cwd=REPO_DIR,
-        env=env,
-        stdin=child_side,
-        stdout=child_side,
-        stderr=child_side,
-        start_new_session=True,
-        # The pseudo-terminal becomes the script's controlling terminal, as in a shell.
-        preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),
+    process, terminal = start_in_terminal(
+        ["sh", "scripts/run-dev.sh", sys.executable, f"127.0.0.1:{port}"], cwd=REPO_DIR, env=env
     )
-    os.close(child_side)
     run = FirstRun(
         process=process,
         terminal=terminal,
@@ -169,20 +157,7 @@ def browser_context_args(first_run: FirstRun) -> dict:
 @pytest.fixture
 def page(context, first_run: FirstRun) -> Iterator[Page]:
     """A page that may only reach the site and fails the test on any JavaScript error."""
-    errors: list[str] = []
-
-    def only_the_site(route: Route) -> None:
-        if route.request.url.startswith(first_run.url):
-            route.fallback()
-        else:
-            route.abort("blockedbyclient")
-
-    context.set_default_timeout(TIMEOUT_MS)
-    context.route("**/*", only_the_site)
-    page = context.new_page()
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    yield page
-    assert not errors, f"JavaScript errors on the page: {errors}"
+    yield from site_page(context, first_run.url)
 
 
 def fill_card(page: Page, number: str) -> None:

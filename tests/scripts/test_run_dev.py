@@ -8,19 +8,17 @@ real). Its `runserver` returns once the worker and the link printer have started
 the script goes on to stop everything.
 """
 
-import fcntl
 import os
-import pty
 import select
 import signal
-import subprocess
 import sys
-import termios
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.terminal import start_in_terminal
 
 REPO_DIR = Path(__file__).resolve().parents[2]
 FAKE_PORT = "54321"
@@ -78,18 +76,9 @@ def run_dev(tmp_path: Path, **env: str) -> Run:
     }
     environment.update({"STUB_CALLS": str(calls), "STUB_WIRING": "ok", "DJANGO_DEBUG": "1"})
     environment.update(env)
-    terminal, child_side = pty.openpty()
-    process = subprocess.Popen(
-        ["sh", "scripts/run-dev.sh", str(python), "127.0.0.1:8765"],
-        cwd=REPO_DIR,
-        env=environment,
-        stdin=child_side,
-        stdout=child_side,
-        stderr=child_side,
-        start_new_session=True,
-        preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),
+    process, terminal = start_in_terminal(
+        ["sh", "scripts/run-dev.sh", str(python), "127.0.0.1:8765"], cwd=REPO_DIR, env=environment
     )
-    os.close(child_side)
     output = bytearray()
     deadline = time.monotonic() + RUN_SECONDS
     try:
