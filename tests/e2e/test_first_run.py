@@ -16,10 +16,13 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psycopg
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -100,17 +103,40 @@ def _read_into(terminal: int, output: bytearray) -> None:
 
 
 @pytest.fixture(scope="module")
-def first_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FirstRun]:
+def fresh_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The DATABASE_URL of a new, empty database on the tests' kind of database.
+
+    SQLite (`make run`'s default) in a temporary folder; when the tests run on
+    PostgreSQL, a database of its own on that server (`make run` with DATABASE_URL),
+    dropped afterwards.
+    """
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith(("postgres://", "postgresql://")):
+        yield f"sqlite:///{tmp_path_factory.mktemp('first-run-db') / 'backoffice.sqlite3'}"
+        return
+    parts = urllib.parse.urlsplit(url)
+    name = f"first_run_{uuid.uuid4().hex[:12]}"
+    server = parts._replace(path="/postgres").geturl()
+    with psycopg.connect(server, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield parts._replace(path=f"/{name}").geturl()
+    finally:
+        with psycopg.connect(server, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory: pytest.TempPathFactory, fresh_database: str) -> Iterator[FirstRun]:
     """`make run`'s script on a fresh database and a free port, until its links are printed."""
-    folder = tmp_path_factory.mktemp("first-run")
-    database, stripe_log = folder / "backoffice.sqlite3", folder / "localstripe.log"
+    stripe_log = tmp_path_factory.mktemp("first-run") / "localstripe.log"
     env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("DJANGO_", "BACKOFFICE_", "STRIPE_", "PYTEST_", "DATABASE_"))
         and k != "LOCAL_STRIPE"
     }
-    env.update(DJANGO_DEBUG="1", DATABASE_URL=f"sqlite:///{database}")  # as `make run` sets
+    env.update(DJANGO_DEBUG="1", DATABASE_URL=fresh_database)  # as `make run` sets
     env["LOCAL_STRIPE_LOG"] = str(stripe_log)  # not var/localstripe.log: a `make run` may run
     port = free_port()
     process, terminal = start_in_terminal(
