@@ -8,6 +8,7 @@ same typed values; a field of the wrong type or shape raises
 ``MalformedStripeEvent``.
 """
 
+import dataclasses
 import datetime
 import json
 import logging
@@ -46,6 +47,15 @@ class StripeUnreachable(PaymentProviderError):
 
 class PaymentIntentMissing(PaymentProviderError):
     """Stripe does not know the PaymentIntent (e.g. the conference changed Stripe accounts)."""
+
+
+class CardDeclined(PaymentProviderError):
+    """Stripe refused the card (declined, or a number it does not take); the message says why."""
+
+    def __init__(self, message: str, code: str = "") -> None:
+        """Keep Stripe's message for the attendee and its error code (e.g. ``card_declined``)."""
+        super().__init__(message)
+        self.code = code
 
 
 class _CustomerMissing(Exception):
@@ -236,6 +246,25 @@ class StripeClient:
             with _translate_stripe_errors("look up the payment"):
                 raise
         return _answered_intent(intent.to_dict())
+
+    def pay_with_card(self, intent_id: str, card: "TestCard") -> "StripePaymentIntent":
+        """Attach a card to a PaymentIntent and confirm it; the intent afterwards.
+
+        For the local fake's card form only (``services/local_stripe.py``): real
+        Stripe takes card numbers from Stripe.js, never from a server. A refused
+        card raises ``CardDeclined`` with Stripe's message.
+        """
+        params = {"type": "card", "card": dataclasses.asdict(card)}
+        payment_intents = self._client.v1.payment_intents
+        with _translate_stripe_errors("take the card"):
+            try:
+                method = self._client.v1.payment_methods.create(params)
+                payment_intents.update(intent_id, {"payment_method": method.id})
+                payment_intents.confirm(intent_id)
+            except stripe.CardError as exc:
+                message = exc.user_message or "Your card was declined."
+                raise CardDeclined(message, exc.code or "") from exc
+        return self.retrieve_payment_intent(intent_id)
 
     def cancel_payment_intent(self, intent_id: str) -> "StripePaymentIntent":
         """Cancel a PaymentIntent that can no longer be used."""
@@ -438,6 +467,18 @@ class StripePaymentIntent:
     status: str = ""  # Stripe's, e.g. "requires_payment_method", "succeeded"
     client_secret: str = ""  # for the attendee's browser; never logged
     failed: bool = False  # the last attempt to pay it was declined
+
+
+@dataclass(frozen=True)
+class TestCard:
+    """A test card typed into the local card form, as Stripe's API takes it."""
+
+    __test__ = False  # not a pytest test class, despite its name
+
+    number: str
+    exp_month: str
+    exp_year: str
+    cvc: str
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@
 #
 # Fake Stripe: unless LOCAL_STRIPE=0 or STRIPE_API_BASE is set (then you chose a
 # Stripe yourself), localstripe runs on a free port of 127.0.0.1, in memory only
-# (scripts/local_stripe.py); `manage.py use_local_stripe` gives the demo
+# (scripts/local_stripe.py), logging to LOCAL_STRIPE_LOG (default
+# var/localstripe.log); `manage.py use_local_stripe` gives the demo
 # conference its keys and registers the fake's webhook; the site and the worker
 # get STRIPE_API_BASE pointing at it. When that command refuses (the demo
 # conference has keys of its own, or there is no demo conference), the fake is
@@ -54,29 +55,39 @@ elif [ -n "${STRIPE_API_BASE:-}" ]; then
     echo "STRIPE_API_BASE=$STRIPE_API_BASE is set: no fake Stripe server started."
 else
     stripe_port=$("$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    mkdir -p var
+    stripe_log="${LOCAL_STRIPE_LOG:-var/localstripe.log}"
+    mkdir -p "$(dirname "$stripe_log")"
     set -m
-    "$python" scripts/local_stripe.py "$stripe_port" >var/localstripe.log 2>&1 &
+    "$python" scripts/local_stripe.py "$stripe_port" >"$stripe_log" 2>&1 &
     stripe=$!
     set +m
     api_base="http://127.0.0.1:$stripe_port"
     if "$python" manage.py use_local_stripe --api-base "$api_base" --site-url "$site_url"; then
         export STRIPE_API_BASE="$api_base"
-        echo "Fake Stripe server (localstripe) at $api_base; its log is var/localstripe.log."
+        echo "Fake Stripe server (localstripe) at $api_base; its log is $stripe_log."
     else
         echo "Not using the fake Stripe server: card payments go to Stripe." >&2
         kill -TERM "$stripe" 2>/dev/null || true
         wait "$stripe" 2>/dev/null || true
+        # Started under set -m, it is a job: the shell would announce "[1] + Done" at the
+        # next `set -m`. Asking for the jobs list takes that notice, silently.
+        jobs >/dev/null 2>&1 || true
         stripe=""
     fi
 fi
 
 keep_worker_running() {
     child=""
-    trap 'if [ -n "$child" ]; then kill -TERM "$child" 2>/dev/null || true; wait "$child" || true; fi; exit 0' TERM
-    while :; do
+    stopping=""
+    trap 'stopping=1; if [ -n "$child" ]; then kill -TERM "$child" 2>/dev/null || true; wait "$child" || true; exit 0; fi' TERM
+    while [ -z "$stopping" ]; do
         "$python" manage.py run_worker --no-reload &
         child=$!
+        if [ -n "$stopping" ]; then # the TERM came before $child was set: stop it here
+            kill -TERM "$child" 2>/dev/null || true
+            wait "$child" || true
+            exit 0
+        fi
         status=0
         wait "$child" || status=$?
         child=""
@@ -90,8 +101,9 @@ keep_worker_running &
 worker=$!
 set +m
 
-# Once the site answers: the admin, a pay link and the demo logins.
-"$python" manage.py show_demo_links --site-url "$site_url" --wait 120 &
+# Once the site answers and the worker has printed what the queue held (a fresh
+# database's demo e-mails): the admin, a pay link and the demo logins, last.
+"$python" manage.py show_demo_links --site-url "$site_url" --wait 120 --wait-for-worker 90 &
 links=$!
 
 "$python" manage.py runserver "$address"

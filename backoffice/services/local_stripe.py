@@ -3,14 +3,14 @@
 ``make run`` starts localstripe and calls ``wire_conference`` for the demo
 conference; the checkout page then loads the local card form
 (``views/local_stripe.py``), which pays through ``pay_with_test_card``.
-Nothing here may reach real Stripe: every call refuses an API base that is not
-a local address, and the card form is served only with ``DEBUG`` on
-(``stand_in_enabled``). The calls are plain HTTP to the fake (``/_config/…`` is
-localstripe's own API, not Stripe's), so ``stripe_client.py`` stays the only
-module that talks to Stripe.
+Nothing here may reach real Stripe: wiring refuses an API base that is not a
+local address, and paying runs only while ``stand_in_enabled`` (DEBUG on and a
+local ``STRIPE_API_BASE``, read at each call) and only for a conference whose secret key
+is a test-mode one. Paying goes through ``stripe_client.py`` like every
+Stripe API call; only the webhook registration (``/_config/…``, localstripe's
+own API, not Stripe's) is plain HTTP here.
 """
 
-import base64
 import hmac
 import json
 import time
@@ -24,12 +24,15 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from backoffice.models import Conference, Payment
+from backoffice.stripe_client import CardDeclined, PaymentProviderError, StripeClient, TestCard
 
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 # The keys the demo conference gets (localstripe accepts any sk_…; its keys are public).
 LOCAL_PUBLISHABLE_KEY = "pk_test_local"
 LOCAL_SECRET_KEY = "sk_test_local"  # noqa: S105 (the fake's, published)
 LOCAL_WEBHOOK_SECRET = "whsec_local"  # noqa: S105 (the fake's, published)
+# The card form pays only with these keys (the fake's is one): never with a live key.
+TEST_MODE_KEYS = ("sk_test_", "rk_test_")
 TIMEOUT_SECONDS = 10
 PAID_STATUSES = frozenset({"succeeded", "processing"})
 GENERIC_DECLINE = "Your card was declined."
@@ -65,19 +68,13 @@ def has_own_keys(conference: Conference) -> bool:
     return any(keys) and keys != (LOCAL_PUBLISHABLE_KEY, LOCAL_SECRET_KEY)
 
 
-def _call(
-    api_base: str, method: str, path: str, data: dict[str, str] | None = None, key: str = ""
-) -> dict[str, Any]:
-    """One HTTP call to the fake at a local ``api_base``; its JSON body (``{}`` if none)."""
+def _post(api_base: str, path: str, data: dict[str, str]) -> dict[str, Any]:
+    """POST to localstripe's own API at a local ``api_base``; its JSON body (``{}`` if none)."""
     if not is_local_address(api_base):
         raise ValueError(f"{api_base!r} is not a local address; refusing to call it.")
-    body = urllib.parse.urlencode(data).encode() if data is not None else None
+    body = urllib.parse.urlencode(data).encode()
     url = api_base.rstrip("/") + path  # http(s) only: is_local_address checked the scheme
-    request = urllib.request.Request(url, data=body, method=method)  # noqa: S310
-    if key:
-        request.add_header(
-            "Authorization", "Basic " + base64.b64encode(f"{key}:".encode()).decode()
-        )
+    request = urllib.request.Request(url, data=body, method="POST")  # noqa: S310
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310
             text = response.read().decode()
@@ -97,7 +94,7 @@ def _register_webhook(api_base: str, name: str, url: str, secret: str, wait_seco
     deadline = time.monotonic() + wait_seconds
     while True:
         try:
-            _call(api_base, "POST", f"/_config/webhooks/{name}", {"url": url, "secret": secret})
+            _post(api_base, f"/_config/webhooks/{name}", {"url": url, "secret": secret})
             return
         except LocalStripeError as exc:
             if exc.http_status != 0 or time.monotonic() > deadline:
@@ -140,71 +137,58 @@ def wire_conference(
     return webhook_url
 
 
-def _card_error(exc: LocalStripeError) -> dict[str, Any]:
-    """Stripe.js's ``{error}`` for an error answer of the fake."""
-    error = exc.body.get("error") or {}
-    return {
-        "error": {
-            "type": error.get("type") or "card_error",
-            "code": error.get("code") or "",
-            "message": error.get("message") or GENERIC_DECLINE,
-        }
-    }
+def _error(kind: str, code: str, message: str) -> dict[str, Any]:
+    """Stripe.js's ``{error}`` answer."""
+    return {"error": {"type": kind, "code": code, "message": message}}
 
 
-def pay_with_test_card(
-    *, intent_id: str, client_secret: str, number: str, exp_month: str, exp_year: str, cvc: str
-) -> dict[str, Any]:
-    """Confirm a PaymentIntent at the fake with a test card, as Stripe.js does at Stripe.
+UNKNOWN_INTENT = _error("invalid_request_error", "resource_missing", "No such payment_intent.")
 
-    Returns Stripe.js's shapes: ``{"paymentIntent": {id, status}}`` or
-    ``{"error": {type, code, message}}``. The fake then posts its signed webhook.
-    """
+
+def _paying_conference(intent_id: str) -> Conference | None:
+    """The conference of one of our card payments, if its secret key is a test-mode one."""
     payment = (
         Payment.objects.select_related("order__conference")
         .filter(method=Payment.Method.STRIPE, stripe_payment_intent_id=intent_id)
         .first()
     )
-    unknown = {
-        "error": {"type": "invalid_request_error", "code": "resource_missing",
-                  "message": "No such payment_intent."}
-    }  # fmt: skip
     if payment is None:
-        return unknown
-    api_base, key = settings.STRIPE_API_BASE, payment.order.conference.stripe_secret_key
+        return None
+    conference = payment.order.conference
+    return conference if conference.stripe_secret_key.startswith(TEST_MODE_KEYS) else None
+
+
+def pay_with_test_card(*, intent_id: str, client_secret: str, card: TestCard) -> dict[str, Any]:
+    """Confirm a PaymentIntent at the fake with a test card, as Stripe.js does at Stripe.
+
+    Returns Stripe.js's shapes: ``{"paymentIntent": {id, status}}`` or
+    ``{"error": {type, code, message}}``. The fake then posts its signed webhook.
+    Only with the stand-in on (``ValidationError`` otherwise), only for an intent
+    of one of our payments whose conference has a test-mode key (never a live
+    one), and only with the intent's client secret.
+    """
+    if not stand_in_enabled():
+        raise ValidationError("The local card form pays only at a local fake Stripe, in DEBUG.")
+    conference = _paying_conference(intent_id)
+    if conference is None:
+        return UNKNOWN_INTENT
+    client = StripeClient(conference)
     try:
-        intent = _call(api_base, "GET", f"/v1/payment_intents/{intent_id}", key=key)
-        if not hmac.compare_digest(str(intent.get("client_secret", "")), client_secret):
-            return unknown
-        if intent.get("last_payment_error"):
+        intent = client.retrieve_payment_intent(intent_id)
+        if not client_secret or not hmac.compare_digest(intent.client_secret, client_secret):
+            return UNKNOWN_INTENT
+        if intent.failed:
             # Stripe lets the attendee try another card on the same intent; the fake
             # refuses to confirm it again. A reload starts a new attempt.
-            return {"error": {"type": "invalid_request_error", "code": "retry_after_reload",
-                              "message": RETRY_AFTER_DECLINE}}  # fmt: skip
-        card = {"card[number]": number, "card[exp_month]": exp_month,
-                "card[exp_year]": exp_year, "card[cvc]": cvc}  # fmt: skip
-        method = _call(api_base, "POST", "/v1/payment_methods", {"type": "card", **card}, key)
-        path = f"/v1/payment_intents/{intent_id}"
-        _call(api_base, "POST", path, {"payment_method": method["id"]}, key)
-        try:
-            _call(api_base, "POST", f"{path}/confirm", {}, key)
-        except LocalStripeError as exc:
-            if exc.http_status != 402:  # 402: declined; the intent says why
-                raise
-        intent = _call(api_base, "GET", path, key=key)
-    except LocalStripeError as exc:
-        return _card_error(exc)
-    if intent["status"] in PAID_STATUSES:
-        return {"paymentIntent": {"id": intent["id"], "status": intent["status"]}}
-    if intent["status"] == "requires_action":
+            return _error("invalid_request_error", "retry_after_reload", RETRY_AFTER_DECLINE)
+        intent = client.pay_with_card(intent_id, card)
+    except CardDeclined as exc:
+        return _error("card_error", exc.code or "card_declined", str(exc))
+    except PaymentProviderError as exc:
+        return _error("api_error", "", str(exc))
+    if intent.status in PAID_STATUSES:
+        return {"paymentIntent": {"id": intent.id, "status": intent.status}}
+    if intent.status == "requires_action":
         message = "This test card asks for 3-D Secure, which the local card form does not show."
-        return {"error": {"type": "card_error", "code": "authentication_required",
-                          "message": message}}  # fmt: skip
-    error = intent.get("last_payment_error") or {}
-    return {
-        "error": {
-            "type": "card_error",
-            "code": error.get("code") or "card_declined",
-            "message": error.get("message") or GENERIC_DECLINE,
-        }
-    }
+        return _error("card_error", "authentication_required", message)
+    return _error("card_error", "card_declined", intent.failure_message or GENERIC_DECLINE)

@@ -64,6 +64,12 @@ def workers_alive(*, now: datetime | None = None) -> int:
     return WorkerHeartbeat.objects.filter(last_seen_at__gte=now - ALIVE_WITHIN).count()
 
 
+def worker_idle(*, now: datetime | None = None) -> bool:
+    """Whether a worker is alive and no task is due or running: the queue has drained."""
+    busy = DBTaskResult.objects.ready() | DBTaskResult.objects.running()
+    return workers_alive(now=now) > 0 and not busy.exists()
+
+
 def recover_stuck_tasks(*, now: datetime | None = None) -> list[str]:
     """Put back to READY every task whose worker died while running it; return their ids."""
     now = now or timezone.now()

@@ -86,14 +86,16 @@ def pay(request: HttpRequest, token: str) -> HttpResponse:
         response = render(request, "checkout/unavailable.html", context, status=503)
         response["Retry-After"] = str(PAYMENTS_RETRY_AFTER_SECONDS)  # "try again in a minute"
         return response
+    local_card_form = stand_in_enabled()
     context = _order_context(order) | {
         "client_secret": client_secret,
+        "local_card_form": local_card_form,
         "publishable_key": order.conference.stripe_publishable_key,
         "return_url": request.build_absolute_uri(
             reverse("backoffice:pay_complete", args=[order.payment_token])
         ),
         "stripe_js_url": (
-            reverse("backoffice:local_stripe_js") if stand_in_enabled() else settings.STRIPE_JS_URL
+            reverse("backoffice:local_stripe_js") if local_card_form else settings.STRIPE_JS_URL
         ),
     }
     return render(request, "checkout/pay.html", context)

@@ -13,9 +13,10 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST, require_safe
 
-from backoffice.services.local_stripe import pay_with_test_card, stand_in_enabled
+from backoffice.services.local_stripe import TestCard, pay_with_test_card, stand_in_enabled
 
 STAND_IN_JS = Path(__file__).with_name("local_stripe.js")
+CARD_FIELDS = ("number", "exp_month", "exp_year", "cvc")
 
 
 def _only_with_local_stripe(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -44,12 +45,8 @@ def stripe_js(request: HttpRequest) -> HttpResponse:
 @_only_with_local_stripe
 def confirm_payment(request: HttpRequest, intent_id: str) -> HttpResponse:
     """Pay a PaymentIntent at the fake with the posted test card; Stripe.js's JSON answer."""
+    card = TestCard(**{name: request.POST.get(name, "") for name in CARD_FIELDS})
     result = pay_with_test_card(
-        intent_id=intent_id,
-        client_secret=request.POST.get("client_secret", ""),
-        number=request.POST.get("number", ""),
-        exp_month=request.POST.get("exp_month", ""),
-        exp_year=request.POST.get("exp_year", ""),
-        cvc=request.POST.get("cvc", ""),
+        intent_id=intent_id, client_secret=request.POST.get("client_secret", ""), card=card
     )
     return JsonResponse(result, status=200 if "paymentIntent" in result else 402)

@@ -152,23 +152,28 @@ def browser_context_args(live_server) -> dict:
     }
 
 
-@pytest.fixture
-def page(context, live_server) -> Iterator[Page]:
-    """A page that may only reach the live server and fails the test on any JavaScript error."""
+def site_page(context, site_url: str) -> Iterator[Page]:
+    """A page that may only reach ``site_url`` and fails the test on any JavaScript error."""
     errors: list[str] = []
 
-    def only_live_server(route: Route) -> None:
-        if route.request.url.startswith(live_server.url):
+    def only_the_site(route: Route) -> None:
+        if route.request.url.startswith(site_url):
             route.fallback()
         else:
             route.abort("blockedbyclient")
 
     context.set_default_timeout(TIMEOUT_MS)
-    context.route("**/*", only_live_server)
+    context.route("**/*", only_the_site)
     page = context.new_page()
     page.on("pageerror", lambda error: errors.append(str(error)))
     yield page
     assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+@pytest.fixture
+def page(context, live_server) -> Iterator[Page]:
+    """A page that may only reach the live server and fails the test on any JavaScript error."""
+    yield from site_page(context, live_server.url)
 
 
 @pytest.fixture

@@ -2,32 +2,34 @@
 
 scripts/run-dev.sh (all of `make run` after the install) runs as it is, on a fresh
 SQLite file and a free port, in a pseudo-terminal like a developer's, so its Ctrl-C
-is a real one. It migrates, seeds the demo, starts localstripe, wires the demo
-conference to it and prints the links; the browser then pays in the local card form,
-localstripe posts its signed webhook, and the admin shows the order paid.
+is a real one, and the fake's log in a folder of its own. It migrates, seeds the
+demo, starts localstripe, wires the demo conference to it and, once the worker has
+printed the demo's e-mails, prints the links; the browser then pays in the local card
+form, localstripe posts its signed webhook, and the admin shows the order paid.
 """
 
-import fcntl
 import os
-import pty
 import re
 import signal
 import socket
 import subprocess
 import sys
-import termios
 import threading
 import time
+import urllib.parse
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psycopg
 import pytest
-from playwright.sync_api import Page, Route, expect
+from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import REPO_DIR, TIMEOUT_MS, describe_violations, serious_axe_violations
+from tests.e2e.conftest import REPO_DIR, describe_violations, serious_axe_violations, site_page
 from tests.e2e.test_staff_orders import exactly, order_field
 from tests.stripe_fixtures import free_port
+from tests.terminal import start_in_terminal
 
 pytestmark = pytest.mark.e2e
 
@@ -44,7 +46,9 @@ class FirstRun:
     terminal: int
     url: str
     env: dict[str, str]
+    stripe_log: Path
     output: bytearray = field(default_factory=bytearray)
+    start_up: str = ""  # what it had printed when the links came
 
     @property
     def text(self) -> str:
@@ -99,31 +103,52 @@ def _read_into(terminal: int, output: bytearray) -> None:
 
 
 @pytest.fixture(scope="module")
-def first_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FirstRun]:
+def fresh_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The DATABASE_URL of a new, empty database on the tests' kind of database.
+
+    SQLite (`make run`'s default) in a temporary folder; when the tests run on
+    PostgreSQL, a database of its own on that server (`make run` with DATABASE_URL),
+    dropped afterwards.
+    """
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith(("postgres://", "postgresql://")):
+        yield f"sqlite:///{tmp_path_factory.mktemp('first-run-db') / 'backoffice.sqlite3'}"
+        return
+    parts = urllib.parse.urlsplit(url)
+    name = f"first_run_{uuid.uuid4().hex[:12]}"
+    server = parts._replace(path="/postgres").geturl()
+    with psycopg.connect(server, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield parts._replace(path=f"/{name}").geturl()
+    finally:
+        with psycopg.connect(server, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory: pytest.TempPathFactory, fresh_database: str) -> Iterator[FirstRun]:
     """`make run`'s script on a fresh database and a free port, until its links are printed."""
-    database = tmp_path_factory.mktemp("first-run") / "backoffice.sqlite3"
+    stripe_log = tmp_path_factory.mktemp("first-run") / "localstripe.log"
     env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("DJANGO_", "BACKOFFICE_", "STRIPE_", "PYTEST_", "DATABASE_"))
         and k != "LOCAL_STRIPE"
     }
-    env.update(DJANGO_DEBUG="1", DATABASE_URL=f"sqlite:///{database}")  # as `make run` sets
+    env.update(DJANGO_DEBUG="1", DATABASE_URL=fresh_database)  # as `make run` sets
+    env["LOCAL_STRIPE_LOG"] = str(stripe_log)  # not var/localstripe.log: a `make run` may run
     port = free_port()
-    terminal, child_side = pty.openpty()
-    process = subprocess.Popen(
-        ["sh", "scripts/run-dev.sh", sys.executable, f"127.0.0.1:{port}"],
-        cwd=REPO_DIR,
-        env=env,
-        stdin=child_side,
-        stdout=child_side,
-        stderr=child_side,
-        start_new_session=True,
-        # The pseudo-terminal becomes the script's controlling terminal, as in a shell.
-        preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),
+    process, terminal = start_in_terminal(
+        ["sh", "scripts/run-dev.sh", sys.executable, f"127.0.0.1:{port}"], cwd=REPO_DIR, env=env
     )
-    os.close(child_side)
-    run = FirstRun(process=process, terminal=terminal, url=f"http://127.0.0.1:{port}", env=env)
+    run = FirstRun(
+        process=process,
+        terminal=terminal,
+        url=f"http://127.0.0.1:{port}",
+        env=env,
+        stripe_log=stripe_log,
+    )
     threading.Thread(target=_read_into, args=(terminal, run.output), daemon=True).start()
     try:
         deadline = time.monotonic() + START_UP_SECONDS
@@ -132,6 +157,7 @@ def first_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FirstRun]:
             assert time.monotonic() < deadline, f"no links after start-up:\n{run.text[-3000:]}"
             time.sleep(0.5)
         time.sleep(1)  # the rest of the logins
+        run.start_up = run.text
         yield run
     finally:
         if process.poll() is None:
@@ -157,20 +183,7 @@ def browser_context_args(first_run: FirstRun) -> dict:
 @pytest.fixture
 def page(context, first_run: FirstRun) -> Iterator[Page]:
     """A page that may only reach the site and fails the test on any JavaScript error."""
-    errors: list[str] = []
-
-    def only_the_site(route: Route) -> None:
-        if route.request.url.startswith(first_run.url):
-            route.fallback()
-        else:
-            route.abort("blockedbyclient")
-
-    context.set_default_timeout(TIMEOUT_MS)
-    context.route("**/*", only_the_site)
-    page = context.new_page()
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    yield page
-    assert not errors, f"JavaScript errors on the page: {errors}"
+    yield from site_page(context, first_run.url)
 
 
 def fill_card(page: Page, number: str) -> None:
@@ -186,6 +199,16 @@ def test_make_run_prints_the_admin_a_pay_link_and_the_demo_logins(first_run: Fir
     assert "pay it with card 4242 4242 4242 4242" in first_run.text
     assert "admin / demo-admin-pass  (superuser)" in first_run.text
     assert "Fake Stripe server (localstripe) at http://127.0.0.1:" in first_run.text
+    assert f"its log is {first_run.stripe_log}." in first_run.text
+    assert "POST /_config/webhooks/backoffice-pycon-demo-2026" in first_run.stripe_log.read_text()
+
+
+def test_the_links_come_after_the_demo_e_mails_the_worker_prints(first_run: FirstRun) -> None:
+    links_at = first_run.start_up.index("Backoffice is running at")
+
+    assert "Subject: PyCon Demo 2026: receipt for order" in first_run.start_up[:links_at]
+    assert "Subject:" not in first_run.start_up[links_at:]
+    assert "Done" not in first_run.start_up  # no job notice from the shell
 
 
 def test_the_local_card_form_has_no_serious_accessibility_violations(

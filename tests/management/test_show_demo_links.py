@@ -1,6 +1,7 @@
 """show_demo_links: the admin, a demo order's pay link and the demo logins, once the site is up."""
 
 import re
+import time
 from decimal import Decimal
 from io import StringIO
 
@@ -10,7 +11,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from backoffice.models import Order
+from backoffice.services.worker_liveness import beat
 from tests.stripe_fixtures import free_port
+from tests.worker import run_queued_tasks
 
 pytestmark = pytest.mark.django_db
 
@@ -81,3 +84,23 @@ def test_gives_up_when_the_site_does_not_answer(seeded) -> None:
 
     with pytest.raises(CommandError, match="did not answer within 1 s"):
         call_command("show_demo_links", "--site-url", closed, "--wait", "1", stdout=out)
+
+
+def test_with_the_queue_emptied_by_a_live_worker_it_prints_without_waiting(seeded) -> None:
+    beat("make-run-worker")
+    assert run_queued_tasks() > 0  # the demo's receipts and cancellations, printed by the worker
+    started = time.monotonic()
+
+    output = show("--wait-for-worker", "60")
+
+    assert time.monotonic() - started < 10
+    assert "Logins:" in output
+
+
+def test_waits_for_the_worker_at_most_as_long_as_asked_then_prints_anyway(seeded) -> None:
+    started = time.monotonic()  # the demo's e-mails are queued, and no worker runs
+
+    output = show("--wait-for-worker", "1.5")
+
+    assert time.monotonic() - started >= 1.5
+    assert "Pay link:" in output

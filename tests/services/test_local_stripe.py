@@ -21,7 +21,7 @@ from backoffice.services.local_stripe import (
     wire_conference,
 )
 from backoffice.services.payment import PaymentService
-from backoffice.stripe_client import verify_webhook
+from backoffice.stripe_client import TestCard, verify_webhook
 from tests.stripe_fixtures import CARD_DECLINED, CARD_OK, LocalStripe, start_localstripe
 
 pytestmark = pytest.mark.django_db
@@ -161,8 +161,9 @@ def test_wire_conference_refuses_an_api_base_that_is_not_local(demo: Conference)
 
 
 @pytest.fixture
-def intent(stripe_conference, make_order) -> tuple[str, str]:
-    """(intent id, client secret) of a pending order's card attempt at localstripe."""
+def intent(settings, stripe_conference, make_order) -> tuple[str, str]:
+    """(intent id, client secret) of a pending order's card attempt at localstripe, in DEBUG."""
+    settings.DEBUG = True  # `make run`: the local card form is on
     client_secret = PaymentService.initiate_payment(
         make_order("100.00", conference=stripe_conference)
     )
@@ -171,14 +172,8 @@ def intent(stripe_conference, make_order) -> tuple[str, str]:
 
 def pay(intent: tuple[str, str], number: str, client_secret: str | None = None) -> dict:
     intent_id, secret = intent
-    return pay_with_test_card(
-        intent_id=intent_id,
-        client_secret=client_secret or secret,
-        number=number,
-        exp_month="12",
-        exp_year="2034",
-        cvc="123",
-    )
+    card = TestCard(number=number, exp_month="12", exp_year="2034", cvc="123")
+    return pay_with_test_card(intent_id=intent_id, client_secret=client_secret or secret, card=card)
 
 
 def test_pay_with_test_card_pays_the_intent_at_the_fake(intent, localstripe) -> None:
@@ -218,3 +213,52 @@ def test_pay_with_test_card_says_the_form_does_not_show_3d_secure(intent) -> Non
 
     assert result["error"]["code"] == "authentication_required"
     assert "3-D Secure" in result["error"]["message"]
+
+
+def test_pay_with_test_card_never_acts_with_a_live_key(
+    intent, stripe_conference, localstripe
+) -> None:
+    stripe_conference.stripe_secret_key = "sk_live_51RealAccount"
+    stripe_conference.save()
+
+    assert pay(intent, CARD_OK)["error"]["code"] == "resource_missing"
+    assert localstripe.api("GET", f"/v1/payment_intents/{intent[0]}")["status"] == (
+        "requires_payment_method"
+    )
+
+
+@pytest.mark.parametrize(
+    ("debug", "api_base"), [(False, "local"), (True, "https://api.stripe.com")]
+)
+def test_pay_with_test_card_refuses_outside_development(
+    intent, settings, localstripe, debug: bool, api_base: str
+) -> None:
+    settings.DEBUG = debug
+    settings.STRIPE_API_BASE = localstripe.url if api_base == "local" else api_base
+
+    with pytest.raises(ValidationError, match="only at a local fake Stripe"):
+        pay(intent, CARD_OK)
+
+    settings.STRIPE_API_BASE = localstripe.url
+    assert localstripe.api("GET", f"/v1/payment_intents/{intent[0]}")["status"] == (
+        "requires_payment_method"
+    )
+
+
+@pytest.mark.parametrize(
+    ("number", "outcome"),
+    [
+        ("4242424242424242", "succeeded"),
+        ("4000000000000341", "card_declined"),
+        ("4000000000000002", "succeeded"),  # real Stripe declines it; the fake does not
+        ("4000000000009995", "succeeded"),  # same
+        ("4000002500003155", "authentication_required"),
+    ],
+)
+def test_the_readme_s_test_cards_do_on_the_fake_what_it_says(
+    intent, number: str, outcome: str
+) -> None:
+    result = pay(intent, number)
+
+    paid = result.get("paymentIntent")
+    assert (paid["status"] if paid else result["error"]["code"]) == outcome

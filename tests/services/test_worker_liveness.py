@@ -13,6 +13,7 @@ from backoffice.services.worker_liveness import (
     beat,
     forget_worker,
     recover_stuck_tasks,
+    worker_idle,
     workers_alive,
 )
 from tests.worker import WORKER_ID, run_queued_tasks
@@ -93,3 +94,25 @@ def test_workers_alive_counts_recent_heartbeats_only():
     forget_worker("b")
     assert workers_alive() == 1
     assert WorkerHeartbeat.objects.count() == 2
+
+
+def test_worker_idle_once_a_live_worker_has_run_everything_due():
+    assert worker_idle() is False  # no worker
+    beat("busy-worker")
+    queued = run_scheduled_job.enqueue("prune_task_results")
+    assert worker_idle() is False  # a task waits
+
+    DBTaskResult.objects.get(pk=queued.id).claim("busy-worker")
+    assert worker_idle() is False  # a task runs
+
+    DBTaskResult.objects.filter(pk=queued.id).update(status=TaskResultStatus.SUCCESSFUL)
+    run_scheduled_job.using(run_after=timezone.now() + timedelta(hours=1)).enqueue(
+        "prune_task_results"
+    )
+    assert worker_idle() is True  # done, and a deferred task is not due yet
+
+
+def test_worker_idle_needs_a_worker_seen_lately():
+    beat("gone-worker", now=timezone.now() - timedelta(minutes=5))
+
+    assert worker_idle() is False

@@ -53,6 +53,8 @@ def test_in_development_the_pay_page_loads_the_local_card_form(client, order, de
 
     assert f'<script src="{STAND_IN_URL}" defer></script>' in html
     assert REAL_STRIPE_JS not in html
+    assert "Local test card form: nothing is charged." in html
+    assert "never reach our servers" not in html  # untrue here: the card goes through the site
     response = client.get(STAND_IN_URL)
     assert response.status_code == 200
     assert response["Content-Type"] == "text/javascript"
@@ -102,6 +104,8 @@ def test_with_debug_off_the_pay_page_never_references_the_card_form(
 
     assert f'<script src="{REAL_STRIPE_JS}" defer></script>' in html
     assert "local-stripe" not in html
+    assert "Your card details never reach our servers." in html
+    assert "Local test card form" not in html
 
 
 @pytest.mark.parametrize(
@@ -128,7 +132,7 @@ def test_outside_development_the_card_form_and_its_payments_answer_404(
 
 
 def test_with_production_settings_the_card_form_is_not_served(stripe_settings, tmp_path) -> None:
-    # The 404 page links the checkout's stylesheet: production serves collected files.
+    # The 404 page needs the collected static files' manifest, as in production.
     static_root = collect_static(tmp_path / "static")
     env = production_env(STRIPE_API_BASE=stripe_settings.url, DJANGO_STATIC_ROOT=str(static_root))
     script = (

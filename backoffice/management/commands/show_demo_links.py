@@ -10,6 +10,7 @@ from django.urls import reverse
 
 from backoffice.services.demo import demo_logins, order_to_pay
 from backoffice.services.local_stripe import stand_in_enabled
+from backoffice.services.worker_liveness import worker_idle
 
 
 def site_answers(site_url: str) -> bool:
@@ -25,9 +26,11 @@ class Command(BaseCommand):
     """manage.py show_demo_links --site-url URL [--wait SECONDS]"""
 
     help = (
-        "Wait until the site at --site-url answers its health check, then print the admin's "
-        "URL, the pay link of a pending demo order with a balance due, and the demo logins "
-        "(`make run` prints them at start)."
+        "Wait until the site at --site-url answers its health check (and, with "
+        "--wait-for-worker, until a background worker has emptied the task queue, so that "
+        "the e-mails it prints come before), then print the admin's URL, the pay link of a "
+        "pending demo order with a balance due, and the demo logins (`make run` prints them "
+        "at start)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -35,6 +38,12 @@ class Command(BaseCommand):
         parser.add_argument("--site-url", required=True, help="e.g. http://127.0.0.1:8000")
         parser.add_argument(
             "--wait", type=float, default=0, help="Seconds to wait for the site (0: do not ask it)."
+        )
+        parser.add_argument(
+            "--wait-for-worker",
+            type=float,
+            default=0,
+            help="At most this many seconds more for a worker to empty the queue (then print).",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -46,6 +55,14 @@ class Command(BaseCommand):
                 if time.monotonic() > deadline:
                     raise CommandError(f"{site_url} did not answer within {options['wait']:g} s.")
                 time.sleep(0.5)
+        # A fresh database's demo e-mails (receipts, cancellations) fill the terminal once
+        # the worker starts: the links come after them, not lost above them. Idle twice in
+        # a row: the worker logs a task's end just after its row says so.
+        deadline = time.monotonic() + options["wait_for_worker"]
+        idle_polls = 0
+        while idle_polls < 2 and time.monotonic() < deadline:
+            idle_polls = idle_polls + 1 if worker_idle() else 0
+            time.sleep(0.5)
         lines = ["", self.style.SUCCESS(f"Backoffice is running at {site_url}/"), ""]
         lines.append(f"  {'Admin:':<10} {site_url}{reverse('admin:index')}")
         order = order_to_pay()
