@@ -35,7 +35,7 @@ class DisputeAdmin(ReadOnlyLedgerAdmin):
         "payment_display",
         "amount_display",
         "status_label",
-        "reason",
+        "reason_display",
         "closed",
         "stripe_dispute",
     )
@@ -54,6 +54,11 @@ class DisputeAdmin(ReadOnlyLedgerAdmin):
     def created(self, dispute: Dispute) -> str:
         """When Stripe opened the dispute, in the site's time zone."""
         return local_moment(dispute.created_at)
+
+    @display(description="Reason", ordering="reason")
+    def reason_display(self, dispute: Dispute) -> str:
+        """Stripe's reason in words ("product_not_received": "Product not received")."""
+        return dispute.reason.replace("_", " ").capitalize() or "—"
 
     @display(description="Closed", ordering="closed_at")
     def closed(self, dispute: Dispute) -> str:

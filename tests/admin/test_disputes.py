@@ -48,7 +48,7 @@ def test_list_shows_the_dispute_columns(finance, conference, make_order):
     html = finance.get(LIST_URL).content.decode().replace(NBSP, " ")
 
     for text in (order.reference, f">pi_one</a> #{dispute.payment_id}", "100.00 USD", "Lost",
-                 "fraudulent", ">dp_one</a>"):  # fmt: skip
+                 "Fraudulent", ">dp_one</a>"):  # fmt: skip
         assert text in html
 
 

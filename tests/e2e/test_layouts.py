@@ -58,7 +58,7 @@ DISPUTE_COLUMNS = (
     "payment_display",
     "amount_display",
     "status_label",
-    "reason",
+    "reason_display",
     "closed",
     "stripe_dispute",
 )
