@@ -29,7 +29,12 @@ A module that is missing gives a row "not measured: bench/x.py missing"; one
 that fails gives "failed: …" and the run goes on. The table (medians; CPU
 seconds of the Python process plus its PostgreSQL backend beside wall clock;
 the issue's target and met/missed; cores, load average before and after, the
-commit and the command) is printed and written to ``bench/RESULTS.md``.
+commit and the command) is printed and written to ``bench/RESULTS.md``, with a
+section "Why missed, and what would meet it" computed from the same run's
+numbers (``why_missed``): the dashboard's slowest query and the budget left,
+the export's CPU split between its PostgreSQL backend and Python against the
+0.8× budget, the webhook's CPU split (database layer, rest of Django, HTTP
+server) and the events/s that its CPU per event allows on these cores.
 """
 
 import argparse
@@ -219,6 +224,7 @@ def as_page_row(row: dict) -> dict:
         "median_ms": row["ms"],
         "queries": row.get("queries"),
         "slowest_sql_ms": row.get("slowest_ms"),
+        "slowest_sql": row.get("slowest_sql"),
     }
 
 
@@ -237,6 +243,8 @@ def median_rows(runs: list[list[dict]]) -> list[dict]:
         row["queries"] = max(
             (r["queries"] for r in rows if r.get("queries") is not None), default=None
         )
+        slowest = max(rows, key=lambda r: r.get("slowest_sql_ms") or 0)
+        row["slowest_sql"] = slowest.get("slowest_sql")
         merged.append(row)
     return merged
 
@@ -351,6 +359,8 @@ def webhook_rows(runs: list[dict], baseline: list[dict] | None) -> list[Row]:
         met = met and speedup >= WEBHOOK_SPEEDUP_TARGET
     ratio = f", {speedup:.2f}× baseline" if speedup is not None else ", no baseline (--baseline)"
     commits_text = f" + {commits:.1f} commits" if commits is not None else ""
+    postgres = median_of(runs, "postgres_cpu_ms_per_event")
+    postgres_text = f" + {postgres:.1f} ms (PostgreSQL)" if postgres is not None else ""
     first = runs[0]
     rows.insert(
         0,
@@ -358,7 +368,7 @@ def webhook_rows(runs: list[dict], baseline: list[dict] | None) -> list[Row]:
             f"Stripe webhook ingestion, gunicorn 4 workers ({first['events']} events, "
             f"{first['concurrency']} clients{ratio})",
             f"{rate:,.0f} events/s, p50 {median_of(runs, 'p50_ms'):,.0f} ms",
-            f"{cpu:.1f} ms/event (workers)",
+            f"{cpu:.1f} ms/event (workers){postgres_text}",
             f"{number(queries, '{:.1f}')}{commits_text} /event",
             "—",
             f"≤ {WEBHOOK_CPU_TARGET_MS} ms CPU, ≤ {WEBHOOK_QUERIES_TARGET} queries per event, "
@@ -388,6 +398,149 @@ def table_rows(results: dict[str, list]) -> list[Row]:
     return rows
 
 
+# --- Why a target was missed: reasons computed from the run's own numbers ----------------
+
+
+def dashboard_why(rows: list[dict]) -> list[str]:
+    """For each dashboard row over its target: its slowest query's part, and the budget left."""
+    lines = []
+    for row in rows:
+        ms, sql = row["median_ms"], row.get("slowest_sql_ms") or 0.0
+        if ms <= DASHBOARD_TARGET_MS:
+            continue
+        rest = ms - sql
+        text = (
+            f"**{row['what']}**: {ms:,.0f} ms (target {DASHBOARD_TARGET_MS} ms). Its slowest "
+            f"query took {sql:,.0f} ms (`{(row.get('slowest_sql') or '')[:120]}…`); the rest "
+            f"of the page {rest:,.0f} ms. "
+        )
+        if rest < DASHBOARD_TARGET_MS:
+            text += (
+                f"Meeting the target needs that query under {DASHBOARD_TARGET_MS - rest:,.0f} ms "
+                "(read from an index or a maintained total, EXPLAIN ANALYZE it on this database)."
+            )
+        else:
+            text += (
+                "Without that query the page is still over the target: its other work must shrink."
+            )
+        lines.append(text)
+    return lines
+
+
+def export_why(copies: list[dict], streams: list[dict]) -> list[str]:
+    """Where the export's CPU and wall clock go against COPY's, and the budget 0.8× allows."""
+    wall = statistics.median(
+        c["seconds"] / s["seconds"] for c, s in zip(copies, streams, strict=True)
+    )
+    cpu = statistics.median(c["cpu"] / s["cpu"] for c, s in zip(copies, streams, strict=True))
+    if wall >= EXPORT_TARGET_RATIO and cpu >= EXPORT_TARGET_RATIO:
+        return []
+    copy_wall, stream_wall = median_of(copies, "seconds"), median_of(streams, "seconds")
+    copy_cpu, stream_cpu = median_of(copies, "cpu"), median_of(streams, "cpu")
+    budget = copy_cpu / EXPORT_TARGET_RATIO
+    text = (
+        f"**Streaming CSV export**: {wall:.2f}× COPY wall, {cpu:.2f}× CPU (target "
+        f"{EXPORT_TARGET_RATIO}×). Wall: {stream_wall:.2f} s against COPY's {copy_wall:.2f} s; "
+        f"{EXPORT_TARGET_RATIO}× needs at most {copy_wall / EXPORT_TARGET_RATIO:.2f} s. "
+        f"CPU: {stream_cpu:.2f} s against COPY's {copy_cpu:.2f} s; {EXPORT_TARGET_RATIO}× "
+        f"needs at most {budget:.2f} s."
+    )
+    stream_pg, stream_py = median_of(streams, "cpu_postgres"), median_of(streams, "cpu_python")
+    copy_pg = median_of(copies, "cpu_postgres")
+    if stream_pg is not None and stream_py is not None and copy_pg is not None:
+        text += (
+            f" Of the export's CPU, its PostgreSQL backend used {stream_pg:.2f} s (COPY's "
+            f"{copy_pg:.2f} s) and its Python process {stream_py:.2f} s. "
+        )
+        if stream_pg > budget:
+            text += (
+                "The export's SQL alone is over the budget, so no change on the Python side "
+                "can meet it: the statement must do less per row than rendering and escaping "
+                "every cell in SQL (COPY's reference only reads the columns)."
+            )
+        else:
+            text += (
+                f"Meeting it needs the Python side down to {budget - stream_pg:.2f} s "
+                "with the SQL as it is."
+            )
+    return [text]
+
+
+def webhook_why(runs: list[dict], baseline: list[dict] | None) -> list[str]:
+    """Where a webhook event's CPU goes, and what the CPU per event allows on these cores."""
+    cpu, queries = median_of(runs, "cpu_ms_per_event"), median_of(runs, "queries_per_event")
+    postgres = median_of(runs, "postgres_cpu_ms_per_event")
+    process, share = (
+        median_of(runs, "in_process_cpu_ms_per_event"),
+        median_of(runs, "database_layer_share"),
+    )
+    lines = []
+    if cpu > WEBHOOK_CPU_TARGET_MS or (queries or 0) > WEBHOOK_QUERIES_TARGET:
+        text = (
+            f"**Webhooks, CPU**: {cpu:.1f} ms of worker CPU per event (target "
+            f"≤ {WEBHOOK_CPU_TARGET_MS} ms), {number(queries, '{:.0f}')} queries (target "
+            f"≤ {WEBHOOK_QUERIES_TARGET})."
+        )
+        if process is not None and share is not None:
+            orm = process * share
+            rest = cpu - orm
+            text += (
+                f" Handled in one process with no HTTP server, an event costs {process:.1f} ms "
+                f"of CPU, {share:.0%} of it (profiled) in Django's database layer and psycopg "
+                f"building and running its statements ({orm:.1f} ms) and {process - orm:.1f} ms "
+                f"in the rest of Django and our code; gunicorn's HTTP handling, threads and "
+                f"access log add the other {max(cpu - process, 0):.1f} ms. "
+            )
+            if rest > WEBHOOK_CPU_TARGET_MS:
+                text += (
+                    f"Even with no database-layer cost at all the rest is {rest:.1f} ms, over "
+                    f"{WEBHOOK_CPU_TARGET_MS} ms: fewer queries alone cannot meet it on this "
+                    "machine; it needs less Python per request around the ORM as well "
+                    "(the request cycle, the server) or faster cores."
+                )
+            else:
+                text += (
+                    f"Meeting {WEBHOOK_CPU_TARGET_MS} ms needs the database layer's part down "
+                    f"from {orm:.1f} to {WEBHOOK_CPU_TARGET_MS - rest:.1f} ms (statements not "
+                    "rebuilt through the ORM on every event)."
+                )
+        lines.append(text)
+    if baseline and postgres is not None and not any(not_measured(r) for r in baseline):
+        cores = runs[0].get("cores") or len(os.sched_getaffinity(0))
+        rate, old = median_of(runs, "events_per_s"), median_of(baseline, "events_per_s")
+        speedup = statistics.median(
+            new["events_per_s"] / before["events_per_s"]
+            for new, before in zip(runs, baseline, strict=True)
+        )
+        if speedup < WEBHOOK_SPEEDUP_TARGET:
+            total = cpu + postgres
+            goal = WEBHOOK_SPEEDUP_TARGET * old
+            lines.append(
+                f"**Webhooks, events/s**: {speedup:.2f}× the baseline (target "
+                f"{WEBHOOK_SPEEDUP_TARGET}×). Each event costs {cpu:.1f} ms of worker CPU and "
+                f"{postgres:.1f} ms of PostgreSQL backend CPU: at {total:.1f} ms per event, "
+                f"{cores} cores can ingest at most {cores * 1000 / total:,.0f} events/s "
+                f"(measured {rate:,.0f}, on a machine shared with other work: see the load "
+                f"above). {WEBHOOK_SPEEDUP_TARGET}× the baseline's {old:,.0f} events/s is "
+                f"{goal:,.0f} events/s, which needs at most {cores * 1000 / goal:.1f} ms of "
+                f"CPU per event, workers and database together, with the {cores} cores to "
+                "itself; or more cores."
+            )
+    return lines
+
+
+def why_missed(results: dict[str, list]) -> list[str]:
+    """For every missed target: the measured reason and what would meet it."""
+    lines: list[str] = []
+    if not any(not_measured(r) for r in results["dashboard"]):
+        lines += dashboard_why(median_rows(results["dashboard"]))
+    if not any(not_measured(r) for r in results["copy"] + results["stream"]):
+        lines += export_why(results["copy"], results["stream"])
+    if not any(not_measured(r) for r in results["webhooks"]):
+        lines += webhook_why(results["webhooks"], results.get("webhooks-baseline"))
+    return lines
+
+
 def render(rows: list[Row], runs: int) -> str:
     """The Markdown table."""
     header = (
@@ -411,7 +564,7 @@ def git_commit() -> str:
     return f"{commit} + uncommitted changes" if dirty else commit
 
 
-def report(*, command: str, context: list[str], table: str, started: float) -> str:
+def report(*, command: str, context: list[str], table: str, why: list[str], started: float) -> str:
     """The whole report (printed and written to bench/RESULTS.md)."""
     minutes = (time.perf_counter() - started) / 60
     return "\n".join(
@@ -432,7 +585,14 @@ def report(*, command: str, context: list[str], table: str, started: float) -> s
             "Python process plus its PostgreSQL backend, not PostgreSQL's parallel workers "
             "(webhooks: the gunicorn workers only); contention on the machine inflates wall "
             "clock more than CPU. Queries is the most seen "
-            "in any run; slowest SQL is the median of each run's slowest query.",
+            "in any run (transaction control counted apart, as commits); slowest SQL is the "
+            "median of each run's slowest query.",
+            "",
+            "## Why missed, and what would meet it",
+            "",
+            "Computed by the runner from this run's numbers (medians).",
+            "",
+            *(f"- {line}" for line in why or ["Every target was met."]),
             "",
         ]
     )
@@ -490,6 +650,7 @@ def main() -> None:
         command=command,
         context=context,
         table=render(table_rows(results), args.runs),
+        why=why_missed(results),
         started=started,
     )
     print(text)
