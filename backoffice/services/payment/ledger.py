@@ -291,17 +291,10 @@ def settle_order(
         order.needs_attention = bool(reasons)
     if order.status in (Order.Status.PAID, Order.Status.CANCELLED):
         order.hold_expires_at = None
-    # The dashboard's totals change in this transaction, under this lock, or not at all
-    # (on PostgreSQL in the same statement as the order's own UPDATE).
-    save_counted(
-        order,
-        fields=["status", "needs_attention", "attention_reason", "hold_expires_at", "updated_at"],
-        change=count_order(order, payments),
-    )
     if order.status in STILL_SOLD_STATUSES and order.paid_notified_at is None:
         # In this transaction: the task commits with the payment or vanishes with it.
         send_order_paid_task.enqueue(order_id=order.pk)
-    return record_history(
+    entry = record_history(
         order,
         actor=actor,
         action=action,
@@ -310,6 +303,15 @@ def settle_order(
         status_before=before,
         status_after=order.status,
     )
+    # The dashboard's totals change in this transaction, under this lock, or not at all
+    # (on PostgreSQL in the same statement as the order's own UPDATE). Last: every write
+    # of a conference and day adds to the same totals row, locked from here to the commit.
+    save_counted(
+        order,
+        fields=["status", "needs_attention", "attention_reason", "hold_expires_at", "updated_at"],
+        change=count_order(order, payments),
+    )
+    return entry
 
 
 def sync_caller_copy(original: Order, locked: Order) -> None:
