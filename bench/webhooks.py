@@ -21,6 +21,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -32,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 WEBHOOK_SECRET = "whsec_bench_secret"  # noqa: S105 (a throwaway bench database)
 WORKERS = 4
 COUNTED_EVENTS = 5
+SAMPLE_SECONDS = 0.02  # pg_stat_activity, while the timed events run
 PROFILED_EVENTS = 30  # in process: half timed without the profiler, half profiled
 # Statements that open or close a transaction (counted as commits, not as queries).
 TRANSACTION_CONTROL = {"BEGIN", "BEGIN IMMEDIATE", "COMMIT"}
@@ -220,15 +222,69 @@ def in_process(events: list[tuple[str, str]]) -> tuple[float, float]:
     return cpu_ms, database / total if total else 0.0
 
 
-def backend_cpu(db_name: str) -> dict[int, float]:
-    """CPU seconds so far of each PostgreSQL client backend connected to the database."""
+def _connect(db_name: str) -> Any:
+    """A psycopg connection of the bench's own to the database (not Django's)."""
     import psycopg
     from django.db import connection
 
     settings = connection.settings_dict
-    with psycopg.connect(
-        host=settings["HOST"], port=settings["PORT"], user=settings["USER"], dbname=db_name
-    ) as conn:
+    return psycopg.connect(
+        host=settings["HOST"],
+        port=settings["PORT"],
+        user=settings["USER"],
+        dbname=db_name,
+        autocommit=True,
+    )
+
+
+class BackendSampler:
+    """Sample, every ``SAMPLE_SECONDS`` while a run lasts, what the database's backends do.
+
+    Counts the client backends running a statement and those waiting for a lock
+    (``pg_stat_activity.wait_event_type = 'Lock'``: a row another transaction
+    holds, e.g. the totals row every event of one conference and day updates).
+    """
+
+    def __init__(self, db_name: str) -> None:
+        self.db_name = db_name
+        self.samples: list[tuple[int, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> "BackendSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        with _connect(self.db_name) as conn:
+            while not self._stop.wait(SAMPLE_SECONDS):
+                self.samples.append(
+                    conn.execute(
+                        "SELECT count(*) FILTER (WHERE state = 'active'), "
+                        "count(*) FILTER (WHERE wait_event_type = 'Lock') "
+                        "FROM pg_stat_activity WHERE datname = %s "
+                        "AND backend_type = 'client backend' AND pid <> pg_backend_pid()",
+                        [self.db_name],
+                    ).fetchone()
+                )
+
+    def means(self) -> tuple[float | None, float | None]:
+        """Mean backends running a statement, and mean waiting for a lock, over the samples."""
+        if not self.samples:
+            return None, None
+        return (
+            statistics.mean(active for active, _ in self.samples),
+            statistics.mean(waiting for _, waiting in self.samples),
+        )
+
+
+def backend_cpu(db_name: str) -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL client backend connected to the database."""
+    with _connect(db_name) as conn:
         pids = conn.execute(
             "SELECT pid FROM pg_stat_activity WHERE datname = %s "
             "AND backend_type = 'client backend' AND pid <> pg_backend_pid()",
@@ -340,7 +396,8 @@ def measure_webhooks(
         workers = children(process.pid)
         cpu0, backends0 = cpu_of(workers), backend_cpu(db_name)
         started = time.perf_counter()
-        latencies = post_all(base, timed, concurrency)
+        with BackendSampler(db_name) as sampler:
+            latencies = post_all(base, timed, concurrency)
         wall = time.perf_counter() - started
         cpu = cpu_of(workers) - cpu0
         backends = sum(
@@ -360,6 +417,8 @@ def measure_webhooks(
         "p95_ms": latencies[int(len(latencies) * 0.95) - 1] * 1000,
         "cpu_ms_per_event": cpu / len(timed) * 1000,
         "postgres_cpu_ms_per_event": backends / len(timed) * 1000,
+        "backends_active": sampler.means()[0],
+        "backends_waiting_for_locks": sampler.means()[1],
         "in_process_cpu_ms_per_event": process_cpu,
         "database_layer_share": database_share,
         "cores": len(os.sched_getaffinity(0)),
