@@ -424,7 +424,11 @@ def page_why(kind: str, row: dict) -> str | None:
         + (f", ≤ {sql_target} ms SQL" if sql_target is not None else "")
         + f"). Its slowest query took {sql:,.0f} ms "
         f"(`{(row.get('slowest_sql') or '')[:120]}…`)"
-        + (f"; the request used {cpu:,.0f} ms of this process's CPU" if cpu is not None else "")
+        + (
+            f"; the request used {cpu:,.0f} ms of CPU (Python and its PostgreSQL backend)"
+            if cpu is not None
+            else ""
+        )
         + ". "
     )
     if sql_missed:
@@ -433,11 +437,10 @@ def page_why(kind: str, row: dict) -> str | None:
             "database: an index, or a figure maintained instead of computed). "
         )
     if ms > target:
-        if cpu is not None and cpu + sql < target:
+        if cpu is not None and cpu < target:
             text += (
-                f"The request's own CPU and its slowest query together take {cpu + sql:,.0f} ms, "
-                f"under the target; the other {ms - cpu - sql:,.0f} ms were waits (its other "
-                "queries, and the 2 cores shared with the load above): the same code on a "
+                f"Its CPU is under the target; the other {ms - cpu:,.0f} ms were waits (for "
+                "the 2 cores, shared with the load above, and for I/O): the same code on a "
                 "machine not running other work is what would meet it."
             )
         elif ms - sql < target:
@@ -633,7 +636,8 @@ def report(*, command: str, context: list[str], table: str, why: list[str], star
             "Wall clock is the median over the runs (each page: median of 3 requests after "
             "a warm-up, in process through the test client, so it is server time). CPU is the "
             "Python process plus its PostgreSQL backend, not PostgreSQL's parallel workers "
-            "(webhooks: the gunicorn workers only); contention on the machine inflates wall "
+            "(webhooks: the gunicorn workers, and their backends as '+ … (PostgreSQL)'; the "
+            "dashboard's rows have none); contention on the machine inflates wall "
             "clock more than CPU. Queries is the most seen "
             "in any run (transaction control counted apart, as commits); slowest SQL is the "
             "median of each run's slowest query.",
