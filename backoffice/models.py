@@ -399,6 +399,14 @@ class Payment(models.Model):
                 condition=~Q(stripe_charge_id=""),
             ),
             models.Index(Upper("reference"), name="payment_reference_upper_idx"),
+            # Needs attention's stale card attempts: open ones untouched for a while, read
+            # by age from this index alone (not by filtering every open attempt).
+            models.Index(
+                fields=["updated_at", "stripe_checked_at"],
+                name="payment_open_stripe_idx",
+                include=["order"],
+                condition=Q(method="stripe", status__in=["pending", "processing"]),
+            ),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gte=0), name="payment_amount_not_negative"),

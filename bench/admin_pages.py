@@ -30,6 +30,7 @@ ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
 from export import admin_sql, child_env, populate  # noqa: E402
+from page_timing import cpu_seconds  # noqa: E402
 
 RUNS = 5
 BIG_ORDER = "ORD-BENCH50"
@@ -210,7 +211,7 @@ def child(runs: int) -> None:
 
 
 def measure_in_process(runs: int) -> list[dict]:
-    """Median server time, query count and slowest query of each page."""
+    """Median server time and CPU (this process and its backend), queries, slowest query."""
     from django.contrib.auth import get_user_model
     from django.db import connection
     from django.test import Client
@@ -227,20 +228,30 @@ def measure_in_process(runs: int) -> list[dict]:
         samples = []
         for _ in range(runs):
             with CaptureQueriesContext(connection) as queries:
-                started = time.perf_counter()
+                started, cpu = time.perf_counter(), cpu_seconds()
                 response = client.get(url)
-                seconds = time.perf_counter() - started
+                seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
             assert response.status_code == 200, (url, response.status_code)
-            slowest = max((float(query["time"]) for query in queries), default=0.0)
-            samples.append((seconds, len(queries), slowest))
+            slowest = max(queries, key=lambda query: float(query["time"]), default=None)
+            samples.append(
+                (
+                    seconds,
+                    len(queries),
+                    float(slowest["time"]) if slowest else 0.0,
+                    slowest["sql"][:160] if slowest else "",
+                    cpu,
+                )
+            )
         samples.sort()
-        seconds, count, slowest = samples[len(samples) // 2]
+        seconds, count, slowest, slowest_sql, _ = samples[len(samples) // 2]
         rows.append(
             {
                 "what": name,
                 "median_ms": statistics.median(s[0] for s in samples) * 1000,
+                "cpu_ms": statistics.median(s[4] for s in samples) * 1000,
                 "queries": count,
                 "slowest_sql_ms": slowest * 1000,
+                "slowest_sql": slowest_sql,
             }
         )
     return rows

@@ -439,6 +439,8 @@ def report(rows: int, seconds: float, size: int) -> None:
                 "rows": rows,
                 "seconds": seconds,
                 "cpu": (client - client0) + (server - server0),
+                "cpu_python": client - client0,
+                "cpu_postgres": server - server0,
                 "rss_mb": rss_mb,
                 "growth_mb": rss_mb - RSS_AT_START[-1],
                 "bytes": size,

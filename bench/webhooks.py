@@ -5,16 +5,23 @@ already pointed at ``db_name``. Each event is a signed ``payment_intent.succeede
 paying in full the card attempt of a pending order made for the run (the common case:
 the attendee paid), so every event changes money and settles an order. It returns one
 dict: events/s, p50 and p95 latency, gunicorn workers' CPU per event (user + system, from /proc),
-and queries and commits per event (counted in process through the test client on
-a few more events, since gunicorn's queries cannot be seen from outside).
+their PostgreSQL backends' CPU per event, and queries and commits per event (counted
+in process through the test client on a few more events, since gunicorn's queries
+cannot be seen from outside). For this code (not a baseline) it also handles a few
+more events in process through Django's WSGI handler, with no HTTP server: their CPU
+per event, and the share of it (profiled) spent in Django's database layer and psycopg.
 """
 
+import cProfile
+import io
 import json
 import os
+import pstats
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -26,6 +33,12 @@ ROOT = Path(__file__).resolve().parent.parent
 WEBHOOK_SECRET = "whsec_bench_secret"  # noqa: S105 (a throwaway bench database)
 WORKERS = 4
 COUNTED_EVENTS = 5
+SAMPLE_SECONDS = 0.02  # pg_stat_activity, while the timed events run
+PROFILED_EVENTS = 30  # in process: half timed without the profiler, half profiled
+# Statements that open or close a transaction (counted as commits, not as queries).
+TRANSACTION_CONTROL = {"BEGIN", "BEGIN IMMEDIATE", "COMMIT"}
+# Where Django's database layer and the driver live (for the profiled share).
+DATABASE_LAYER = ("/django/db/", "/psycopg/")
 START_TIMEOUT = 60
 REQUEST_TIMEOUT = 30
 
@@ -152,7 +165,138 @@ def queries_per_event(events: list[tuple[str, str]]) -> tuple[float, float]:
                 assert response.status_code == 200, response.content[:300]
     finally:
         del connection.commit
-    return len(queries.captured_queries) / len(events), commits / len(events)
+    statements = [q for q in queries.captured_queries if q["sql"] not in TRANSACTION_CONTROL]
+    return len(statements) / len(events), commits / len(events)
+
+
+def wsgi_post(handler: Any, path: str, body: str) -> None:
+    """POST one event through Django's WSGI handler in this process (as gunicorn calls it)."""
+    data = body.encode()
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": path,
+        "SCRIPT_NAME": "",
+        "QUERY_STRING": "",
+        "SERVER_NAME": "testserver",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "HTTP_HOST": "testserver",
+        "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": str(len(data)),
+        "HTTP_STRIPE_SIGNATURE": headers_for(body)["Stripe-Signature"],
+        "wsgi.input": io.BytesIO(data),
+        "wsgi.errors": sys.stderr,
+        "wsgi.url_scheme": "http",
+    }
+    statuses: list[str] = []
+    b"".join(handler(environ, lambda status, headers: statuses.append(status)))
+    assert statuses[0].startswith("200"), statuses
+
+
+def in_process(events: list[tuple[str, str]]) -> tuple[float, float]:
+    """CPU ms per event handled in this process (no HTTP server), and the database layer's share.
+
+    The first half is timed without a profiler; the second is profiled (CPU
+    time) for the share of it in Django's database layer and psycopg.
+    """
+    from django.core.handlers.wsgi import WSGIHandler
+
+    handler = WSGIHandler()
+    timed, profiled = events[: len(events) // 2], events[len(events) // 2 :]
+    started = time.process_time()
+    for path, body in timed:
+        wsgi_post(handler, path, body)
+    cpu_ms = (time.process_time() - started) / len(timed) * 1000
+    profile = cProfile.Profile(time.process_time)
+    profile.enable()
+    for path, body in profiled:
+        wsgi_post(handler, path, body)
+    profile.disable()
+    stats = pstats.Stats(profile).stats
+    total = sum(own for _, _, own, _, _ in stats.values())
+    database = sum(
+        own
+        for (filename, _, _), (_, _, own, _, _) in stats.items()
+        if any(part in filename for part in DATABASE_LAYER)
+    )
+    return cpu_ms, database / total if total else 0.0
+
+
+def _connect(db_name: str) -> Any:
+    """A psycopg connection of the bench's own to the database (not Django's)."""
+    import psycopg
+    from django.db import connection
+
+    settings = connection.settings_dict
+    return psycopg.connect(
+        host=settings["HOST"],
+        port=settings["PORT"],
+        user=settings["USER"],
+        dbname=db_name,
+        autocommit=True,
+    )
+
+
+class BackendSampler:
+    """Sample, every ``SAMPLE_SECONDS`` while a run lasts, what the database's backends do.
+
+    Counts the client backends running a statement and those waiting for a lock
+    (``pg_stat_activity.wait_event_type = 'Lock'``: a row another transaction
+    holds, e.g. the totals row every event of one conference and day updates).
+    """
+
+    def __init__(self, db_name: str) -> None:
+        self.db_name = db_name
+        self.samples: list[tuple[int, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> "BackendSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        with _connect(self.db_name) as conn:
+            while not self._stop.wait(SAMPLE_SECONDS):
+                self.samples.append(
+                    conn.execute(
+                        "SELECT count(*) FILTER (WHERE state = 'active'), "
+                        "count(*) FILTER (WHERE wait_event_type = 'Lock') "
+                        "FROM pg_stat_activity WHERE datname = %s "
+                        "AND backend_type = 'client backend' AND pid <> pg_backend_pid()",
+                        [self.db_name],
+                    ).fetchone()
+                )
+
+    def means(self) -> tuple[float | None, float | None]:
+        """Mean backends running a statement, and mean waiting for a lock, over the samples."""
+        if not self.samples:
+            return None, None
+        return (
+            statistics.mean(active for active, _ in self.samples),
+            statistics.mean(waiting for _, waiting in self.samples),
+        )
+
+
+def backend_cpu(db_name: str) -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL client backend connected to the database."""
+    with _connect(db_name) as conn:
+        pids = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s "
+            "AND backend_type = 'client backend' AND pid <> pg_backend_pid()",
+            [db_name],
+        ).fetchall()
+    found = {}
+    for (pid,) in pids:
+        try:
+            found[pid] = cpu_of([pid])
+        except OSError:  # ended since
+            continue
+    return found
 
 
 def children(pid: int) -> list[int]:
@@ -235,24 +379,30 @@ def measure_webhooks(
 
     assert connection.settings_dict["NAME"] == db_name, connection.settings_dict["NAME"]
     warm_up = WORKERS * concurrency
-    batch = succeeded_events(COUNTED_EVENTS + warm_up + events)
-    counted, warm, timed = (
+    batch = succeeded_events(COUNTED_EVENTS + PROFILED_EVENTS + warm_up + events)
+    counted, profiled, batch = (
         batch[:COUNTED_EVENTS],
-        batch[COUNTED_EVENTS : COUNTED_EVENTS + warm_up],
-        batch[COUNTED_EVENTS + warm_up :],
+        batch[COUNTED_EVENTS : COUNTED_EVENTS + PROFILED_EVENTS],
+        batch[COUNTED_EVENTS + PROFILED_EVENTS :],
     )
+    warm, timed = batch[:warm_up], batch[warm_up:]
     queries, commits = queries_per_event(counted) if code_dir is None else (None, None)
+    process_cpu, database_share = in_process(profiled) if code_dir is None else (None, None)
     connection.close()
     log = Path(tempfile.gettempdir()) / f"bench-gunicorn-{os.getpid()}.log"
     process, base = start_gunicorn(code_dir or ROOT, log)
     try:
         post_all(base, warm, concurrency)
         workers = children(process.pid)
-        cpu0 = cpu_of(workers)
+        cpu0, backends0 = cpu_of(workers), backend_cpu(db_name)
         started = time.perf_counter()
-        latencies = post_all(base, timed, concurrency)
+        with BackendSampler(db_name) as sampler:
+            latencies = post_all(base, timed, concurrency)
         wall = time.perf_counter() - started
         cpu = cpu_of(workers) - cpu0
+        backends = sum(
+            seconds - backends0.get(pid, 0.0) for pid, seconds in backend_cpu(db_name).items()
+        )
         assert sorted(children(process.pid)) == sorted(workers), "a worker restarted"
     finally:
         process.terminate()
@@ -266,6 +416,12 @@ def measure_webhooks(
         "p50_ms": statistics.median(latencies) * 1000,
         "p95_ms": latencies[int(len(latencies) * 0.95) - 1] * 1000,
         "cpu_ms_per_event": cpu / len(timed) * 1000,
+        "postgres_cpu_ms_per_event": backends / len(timed) * 1000,
+        "backends_active": sampler.means()[0],
+        "backends_waiting_for_locks": sampler.means()[1],
+        "in_process_cpu_ms_per_event": process_cpu,
+        "database_layer_share": database_share,
+        "cores": len(os.sched_getaffinity(0)),
         "queries_per_event": queries,
         "commits_per_event": commits,
     }

@@ -359,11 +359,12 @@ def receive_stripe_webhook(
 ) -> StripeEvent:
     """Verify a webhook's body, then store and apply its event once; the webhook view's one call.
 
-    A new event takes one transaction and eight round trips: the time limits
-    with the conference, the event stored already processed (and linked to its
-    order), then its handler's own (for a card payment: the order and payment
-    locked, the payment, the order's money, the order, the order-paid task and
-    the history entry). Anything else (a duplicate, a retried failure, an event
+    A new event takes one transaction and eight round trips on PostgreSQL: the
+    time limits with the conference, the event stored already processed (and
+    linked to its order), then its handler's own (for a card payment: the order
+    and payment locked, the payment, the order's payments, the order with the
+    dashboard's totals in one statement, the order-paid task and the history
+    entry). Anything else (a duplicate, a retried failure, an event
     whose handler raises) rolls that transaction back and goes the way of
     ``receive_stripe_event``, which stores and reports it.
 

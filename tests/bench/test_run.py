@@ -136,3 +136,83 @@ def test_the_child_reports_a_missing_module_by_its_file(
     run.child("pages", "unused", {})
 
     assert json.loads(capsys.readouterr().out) == {"missing": "bench/no_such_bench_module.py"}
+
+
+def test_a_missed_dashboard_names_its_slowest_query_and_the_budget_left() -> None:
+    row = {
+        **page("Dashboard (admin index), superuser", 114, 91),
+        "slowest_sql": "SELECT COUNT(*)",
+        "cpu_ms": None,
+    }
+
+    line = run.page_why("dashboard", row)
+
+    assert "slowest query took 91 ms (`SELECT COUNT(*)…`)" in line
+    assert "Meeting it needs that query under 77 ms" in line
+    assert run.page_why("dashboard", page("Dashboard (admin index), finance", 90, 70)) is None
+
+
+def test_a_page_slow_only_from_waiting_says_so() -> None:
+    row = {**page("Orders list, status=paid", 182, 5), "cpu_ms": 60.0, "slowest_sql": "SELECT"}
+
+    line = run.page_why("pages", row)
+
+    assert "the request used 60 ms of CPU" in line
+    assert "the other 122 ms were waits" in line
+
+
+def test_a_page_with_slow_sql_must_bring_that_query_under_its_target() -> None:
+    row = {**page("Orders list, search by e-mail fragment", 111, 46), "slowest_sql": "SELECT"}
+
+    line = run.page_why("pages", row)
+
+    assert "That query must come under 30 ms" in line
+
+
+def test_a_missed_export_splits_its_cpu_and_gives_the_budget() -> None:
+    copies = [{"rows": 10, "seconds": 1.0, "cpu": 2.0, "cpu_postgres": 1.5, "cpu_python": 0.5}]
+    streams = [{"rows": 10, "seconds": 2.0, "cpu": 4.0, "cpu_postgres": 3.0, "cpu_python": 1.0}]
+
+    (line,) = run.export_why(copies * 3, streams * 3)
+
+    assert "0.50× COPY wall, 0.50× CPU" in line
+    assert "0.8× needs at most 1.25 s" in line  # wall
+    assert "0.8× needs at most 2.50 s" in line  # CPU
+    assert "its PostgreSQL backend used 3.00 s (COPY's 1.50 s)" in line
+    assert "The export's SQL alone is over the budget" in line
+
+
+def test_a_met_export_needs_no_reason() -> None:
+    copies = [{"rows": 10, "seconds": 1.0, "cpu": 1.0}] * 3
+    streams = [{"rows": 10, "seconds": 1.1, "cpu": 1.2}] * 3
+
+    assert run.export_why(copies, streams) == []
+
+
+def test_missed_webhooks_say_where_the_cpu_goes_and_what_the_cores_allow() -> None:
+    measured = {
+        "postgres_cpu_ms_per_event": 4.0,
+        "in_process_cpu_ms_per_event": 7.0,
+        "database_layer_share": 0.6,
+        "cores": 2,
+        "backends_active": 6.0,
+        "backends_waiting_for_locks": 3.0,
+    }
+    new = [{**webhook_run(100, cpu=10.0, queries=8), **measured}] * 3
+    old = [webhook_run(80)] * 3
+
+    cpu_line, rate_line = run.webhook_why(new, old)
+
+    assert "60% of it (profiled) in Django's database layer and psycopg" in cpu_line
+    assert "(4.2 ms)" in cpu_line
+    assert "the rest is 5.8 ms" in cpu_line
+    assert "1.25× the baseline" in rate_line
+    assert "2 cores could ingest at most 143 events/s" in rate_line
+    assert "200 events/s, which needs at most 10.0 ms of CPU per event" in rate_line
+    assert "this code's 14.0 ms must come down" in rate_line
+    assert "16 / 0.050 s = 320 events/s" in rate_line  # clients over p50
+    assert "6.0 database connections busy on average, 3.0 were waiting for a lock" in rate_line
+    assert rate_line.endswith(
+        "What would meet it: less CPU per event, the totals row held for less of each "
+        "transaction, cores not shared with other work."
+    )

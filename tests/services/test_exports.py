@@ -254,6 +254,20 @@ def test_abandoned_stream_leaves_the_connection_usable(make_order):
     assert streamed.count(b"\r\n") == 51
 
 
+@pytest.mark.postgres
+def test_the_stream_puts_the_session_settings_back(make_order):
+    """The export runs with the site's zone and without JIT; the caller's session keeps its own."""
+    if connection.vendor != "postgresql":
+        pytest.skip("session settings of the COPY path (PostgreSQL)")
+    make_payment(make_order("10.00"), "10.00")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('TimeZone'), current_setting('jit')")
+        before = cursor.fetchone()
+        b"".join(stream_csv(PaymentResource(), Payment.objects.all()))
+        cursor.execute("SELECT current_setting('TimeZone'), current_setting('jit')")
+        assert cursor.fetchone() == before
+
+
 def amounts_collected(content: bytes) -> Decimal:
     """Sum of the Amount column over rows whose Status is Succeeded, Refunded or Dispute lost."""
     rows = csv.DictReader(io.StringIO(content[len(BOM) :].decode(), newline=""))

@@ -174,9 +174,9 @@ def test_a_write_adds_its_difference_in_a_few_queries(make_order, django_assert_
     order = make_order("100.00")
     make_payment(order, "30.00")
     Payment.objects.filter(order=order).update(refunded_amount=D("10.00"))
-    # Read order and payments, one upsert, the payment's counted state, one order-total
-    # upsert, the order's counted state.
-    with django_assert_num_queries(6):
+    # Read order and payments; then one ledger-total upsert, one order-total upsert, the
+    # payment's and the order's counted state: one statement on PostgreSQL, four elsewhere.
+    with django_assert_num_queries(3 if connection.vendor == "postgresql" else 6):
         recount_order(order)
     assert find_differences() == []
 

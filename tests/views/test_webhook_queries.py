@@ -11,11 +11,11 @@ from tests.stripe_fixtures import build_event, post_event
 # A real transaction, as in production: the test's own would add savepoints to the count.
 pytestmark = pytest.mark.django_db(transaction=True)
 
-#: One event, from the first query to the response. The issue's budget is 8, and the
-#: webhook's own path takes 8; keeping the dashboard's totals in the same transaction
-#: (services/ledger_totals.py count_order: read the order's payments, two upserts, the
-#: payments' bookkeeping) adds 4. Folding those into one statement would meet 8.
-MOST_QUERIES_PER_EVENT = 12
+#: One event, from the first query to the response: the issue's budget of 8 on PostgreSQL,
+#: where the order's UPDATE, both totals upserts and the payments' counted state are one
+#: statement (services/ledger_totals.py save_counted). SQLite has no data-modifying CTEs:
+#: those are four statements there, and it has no time limits to set.
+MOST_QUERIES_PER_EVENT = 8 if connection.vendor == "postgresql" else 11
 #: Statements that open or close the transaction rather than read or write.
 TRANSACTION_CONTROL = {"BEGIN", "BEGIN IMMEDIATE", "COMMIT"}
 

@@ -6,6 +6,7 @@ clerk and a webhook) acting on one order at once are serialised.
 """
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Count, F, Q, Sum
+from django.db.models import F, Q, Sum
 from django.db.models.functions import Coalesce
 
 from backoffice.models import (
@@ -29,7 +30,7 @@ from backoffice.models import (
 from backoffice.models import MONEY_OUT as MONEY_OUT_EXPRESSION
 from backoffice.money import has_valid_precision, quantum
 from backoffice.services.history import SYSTEM, WORKER, record_history
-from backoffice.services.ledger_totals import count_order
+from backoffice.services.ledger_totals import count_order, order_payments, save_counted
 from backoffice.services.order_paid import STILL_SOLD_STATUSES, send_order_paid_task
 from backoffice.stripe_client import LEDGER_AMOUNT_LIMIT
 
@@ -109,12 +110,14 @@ CLOSED_DISPUTE_STATUSES = frozenset(
 )
 
 
-def money_of(order: Order) -> Money:
-    """The order's money from its SUCCEEDED and REFUNDED payments (see ``NET_OF_REFUNDS``)."""
-    sums = Payment.objects.filter(
-        order=order, status__in=(Payment.Status.SUCCEEDED, Payment.Status.REFUNDED)
-    ).aggregate(gross=Sum("amount"), net=Sum(NET_OF_REFUNDS), taken=Count("id"))
-    return Money(gross=sums["gross"] or ZERO, net=sums["net"] or ZERO, taken=sums["taken"] > 0)
+def money_from(payments: Iterable[Payment]) -> Money:
+    """An order's money from its SUCCEEDED and REFUNDED payments (see ``NET_OF_REFUNDS``)."""
+    held = [payment for payment in payments if payment.status in MONEY_HELD_STATUSES]
+    return Money(
+        gross=sum((payment.amount for payment in held), ZERO),
+        net=sum((p.amount - (p.refunded_amount + p.lost_dispute_amount) for p in held), ZERO),
+        taken=bool(held),
+    )
 
 
 def status_from_money(current: str, total: Decimal, money: Money) -> str:
@@ -271,7 +274,8 @@ def settle_order(
     appends one entry to the order's history.
     """
     before = order.status
-    money = money_of(order)
+    payments = order_payments(order)  # one read for the money rule and the totals
+    money = money_from(payments)
     if before == Order.Status.PENDING:
         # A pending order was never paid in full: money already given back (a
         # part payment refunded) does not count towards paying it, only what it holds.
@@ -287,22 +291,10 @@ def settle_order(
         order.needs_attention = bool(reasons)
     if order.status in (Order.Status.PAID, Order.Status.CANCELLED):
         order.hold_expires_at = None
-    # The dashboard's totals change in this transaction, under this lock, or not at all.
-    counted = count_order(order)
-    order.save(
-        update_fields=[
-            "status",
-            "needs_attention",
-            "attention_reason",
-            "hold_expires_at",
-            "updated_at",
-            *counted,
-        ]
-    )
     if order.status in STILL_SOLD_STATUSES and order.paid_notified_at is None:
         # In this transaction: the task commits with the payment or vanishes with it.
         send_order_paid_task.enqueue(order_id=order.pk)
-    return record_history(
+    entry = record_history(
         order,
         actor=actor,
         action=action,
@@ -311,6 +303,15 @@ def settle_order(
         status_before=before,
         status_after=order.status,
     )
+    # The dashboard's totals change in this transaction, under this lock, or not at all
+    # (on PostgreSQL in the same statement as the order's own UPDATE). Last: every write
+    # of a conference and day adds to the same totals row, locked from here to the commit.
+    save_counted(
+        order,
+        fields=["status", "needs_attention", "attention_reason", "hold_expires_at", "updated_at"],
+        change=count_order(order, payments),
+    )
+    return entry
 
 
 def sync_caller_copy(original: Order, locked: Order) -> None:

@@ -222,15 +222,19 @@ def _lock_attempt(conference: Conference, intent_id: str) -> Payment | None:
     """Our payment of this intent in this conference, its order locked; one query.
 
     The order row is locked first, then the payment's, so both are read as
-    they are once the lock is held (the order as ``lock_order`` reads it).
-    None when no payment of this conference has the intent.
+    they are once the lock is held. The order's conference is the one given
+    (not read again); its user is read only if asked for, which applying an
+    outcome never does. None when no payment of this conference has the intent.
     """
-    return (
+    payment = (
         Payment.objects.select_for_update(of=("order", "self"))
-        .select_related("order__conference", "order__user")
+        .select_related("order")
         .filter(stripe_payment_intent_id=intent_id, order__conference=conference)
         .first()
     )
+    if payment is not None:
+        payment.order.conference = conference
+    return payment
 
 
 def _apply_outcome(
