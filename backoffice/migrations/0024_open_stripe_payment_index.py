@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('backoffice', '0020_ledger_totals'),
+        ('backoffice', '0023_exportfile_download_name'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
