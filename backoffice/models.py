@@ -400,11 +400,11 @@ class Payment(models.Model):
             ),
             models.Index(Upper("reference"), name="payment_reference_upper_idx"),
             # Needs attention's stale card attempts: open ones untouched for a while, read
-            # by age from this index alone (not by filtering every open attempt).
+            # by age from this index alone (not by filtering every open attempt). The order
+            # is a key column, not INCLUDEd: SQLite has no covering indexes (models.W040).
             models.Index(
-                fields=["updated_at", "stripe_checked_at"],
+                fields=["updated_at", "stripe_checked_at", "order"],
                 name="payment_open_stripe_idx",
-                include=["order"],
                 condition=Q(method="stripe", status__in=["pending", "processing"]),
             ),
         ]

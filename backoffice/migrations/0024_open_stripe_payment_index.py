@@ -14,6 +14,6 @@ class Migration(migrations.Migration):
     operations = [
         migrations.AddIndex(
             model_name='payment',
-            index=models.Index(condition=models.Q(('method', 'stripe'), ('status__in', ['pending', 'processing'])), fields=['updated_at', 'stripe_checked_at'], include=('order',), name='payment_open_stripe_idx'),
+            index=models.Index(condition=models.Q(('method', 'stripe'), ('status__in', ['pending', 'processing'])), fields=['updated_at', 'stripe_checked_at', 'order'], name='payment_open_stripe_idx'),
         ),
     ]

@@ -209,11 +209,11 @@ def copy_rows(queryset: models.QuerySet, statement: str, params: tuple) -> Itera
         cursor.execute(_SESSION_SETTINGS, ["TimeZone", "jit"])
         previous = cursor.fetchone()
         cursor.execute(_SET_SETTINGS, ["TimeZone", site_time_zone_name(), "jit", "off"])
-        try:
-            with cursor.cursor.copy(statement, params) as copy:
-                yield from copy
-        finally:
-            cursor.execute(_SET_SETTINGS, ["TimeZone", previous[0], "jit", previous[1]])
+        with cursor.cursor.copy(statement, params) as copy:
+            yield from copy
+        # On an error the transaction's rollback puts them back (is_local), and a
+        # statement here would only hide the error behind "transaction is aborted".
+        cursor.execute(_SET_SETTINGS, ["TimeZone", previous[0], "jit", previous[1]])
 
 
 def _copy_chunks(

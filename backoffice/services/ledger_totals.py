@@ -142,10 +142,11 @@ def save_counted(order: Order, *, fields: Sequence[str], change: TotalsChange) -
 
     On PostgreSQL one statement: the order's UPDATE with the two upserts and the
     payments' counted state as data-modifying CTEs. PostgreSQL does not promise
-    their order, but its executor runs them after the main statement in the
-    order written, and every ledger write sends this same shape, so writers
-    lock the total rows in one order (a deadlock would roll back and, for a
-    webhook, answer 503 for Stripe to retry). Elsewhere one statement each.
+    their order (PostgreSQL 15's executor runs the main statement, then the CTEs
+    last written first), but every ledger write sends this same shape, so writers
+    lock the total rows in one order (a deadlock, e.g. beside an older worker
+    during a deploy, would roll back and, for a webhook, answer 503 for Stripe to
+    retry). Elsewhere one statement each.
     """
     fields = [*fields, *(name for name in change.order_fields if name not in fields)]
     parts = [_ledger_totals_sql(change.ledger_rows), _order_totals_sql(change.order_rows)]

@@ -5,6 +5,7 @@ import datetime
 import io
 from decimal import Decimal
 
+import psycopg
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
@@ -264,6 +265,21 @@ def test_the_stream_puts_the_session_settings_back(make_order):
         cursor.execute("SELECT current_setting('TimeZone'), current_setting('jit')")
         before = cursor.fetchone()
         b"".join(stream_csv(PaymentResource(), Payment.objects.all()))
+        cursor.execute("SELECT current_setting('TimeZone'), current_setting('jit')")
+        assert cursor.fetchone() == before
+
+
+@pytest.mark.postgres
+def test_a_failing_copy_raises_its_own_error_and_the_settings_come_back(make_order):
+    """A COPY that fails shows why (not "transaction is aborted"); the rollback restores."""
+    if connection.vendor != "postgresql":
+        pytest.skip("session settings of the COPY path (PostgreSQL)")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('TimeZone'), current_setting('jit')")
+        before = cursor.fetchone()
+        rows = exports.copy_rows(Payment.objects.all(), "COPY (SELECT 1 / 0) TO STDOUT", ())
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            list(rows)
         cursor.execute("SELECT current_setting('TimeZone'), current_setting('jit')")
         assert cursor.fetchone() == before
 

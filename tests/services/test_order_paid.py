@@ -115,6 +115,21 @@ def test_a_committed_payment_enqueues_order_paid_and_the_worker_sends_it_once(
     assert send_due_order_paid() == 0
 
 
+def test_a_backend_running_tasks_at_once_sends_order_paid_for_the_new_status(
+    make_order, paid_signals, settings
+):
+    # DJANGO_TASKS_BACKEND may name Django's ImmediateBackend: the task then runs inside
+    # enqueue, so the order's new status must already be written when it is enqueued.
+    settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}
+    order = make_order("10.00")
+
+    PaymentService.record_manual(order, amount=Decimal("10.00"))
+
+    assert paid_signals == [order.pk]
+    order.refresh_from_db()
+    assert order.paid_notified_at is not None
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_rolled_back_payment_enqueues_nothing_and_sends_nothing(make_order, paid_signals):
     order = make_order("10.00")

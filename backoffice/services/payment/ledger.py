@@ -291,9 +291,6 @@ def settle_order(
         order.needs_attention = bool(reasons)
     if order.status in (Order.Status.PAID, Order.Status.CANCELLED):
         order.hold_expires_at = None
-    if order.status in STILL_SOLD_STATUSES and order.paid_notified_at is None:
-        # In this transaction: the task commits with the payment or vanishes with it.
-        send_order_paid_task.enqueue(order_id=order.pk)
     entry = record_history(
         order,
         actor=actor,
@@ -311,6 +308,11 @@ def settle_order(
         fields=["status", "needs_attention", "attention_reason", "hold_expires_at", "updated_at"],
         change=count_order(order, payments),
     )
+    if order.status in STILL_SOLD_STATUSES and order.paid_notified_at is None:
+        # In this transaction: the task commits with the payment or vanishes with it.
+        # After the order's row is written, so a backend that runs tasks at once (Django's
+        # ImmediateBackend) reads the new status too.
+        send_order_paid_task.enqueue(order_id=order.pk)
     return entry
 
 
