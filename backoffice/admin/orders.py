@@ -22,11 +22,7 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from unfold.admin import TabularInline
-from unfold.contrib.filters.admin import (
-    ChoicesDropdownFilter,
-    RadioFilter,
-    RelatedDropdownFilter,
-)
+from unfold.contrib.filters.admin import ChoicesDropdownFilter, RelatedDropdownFilter
 from unfold.decorators import display
 from unfold.utils import display_for_label
 from unfold.widgets import UnfoldAdminTextareaWidget
@@ -49,14 +45,9 @@ from backoffice.admin.forms import (
 from backoffice.admin.inline_tables import TableInlineMixin
 from backoffice.admin.ledger import clipped, local_moment
 from backoffice.admin.model_admin import ModelAdmin
-from backoffice.admin.navigation import (
-    ATTENTION_PARAMETER,
-    ATTENTION_VALUE,
-    BALANCE_DUE_VALUE,
-    DESK_WORK_PARAMETER,
-    TO_COMP_VALUE,
-)
+from backoffice.admin.navigation import ATTENTION_PARAMETER, ATTENTION_VALUE
 from backoffice.admin.order_emails import OrderEmailInline
+from backoffice.admin.order_filters import DeskWorkFilter, HoldFilter, NeedsAttentionFilter
 from backoffice.admin.pagination import LargeListMixin
 from backoffice.admin.permissions import action
 from backoffice.admin.refunds import REFUND_STATUS_COLOURS
@@ -74,8 +65,8 @@ from backoffice.models import (
 )
 from backoffice.money import format_amount
 from backoffice.services import notifications
-from backoffice.services.attention import attention_reasons, needing_attention
-from backoffice.services.desk_work import awaits_comp, to_comp, with_balance_due
+from backoffice.services.attention import attention_reasons
+from backoffice.services.desk_work import awaits_comp
 from backoffice.services.ledger import search_orders
 from backoffice.services.payment import (
     OrderAction,
@@ -84,7 +75,6 @@ from backoffice.services.payment import (
     StripeUnreachable,
     allowed_actions,
 )
-from backoffice.services.payment.cancellation import HoldState, with_hold
 from backoffice.services.search import search_orders_text
 
 ORDER_STATUS_LABELS = {
@@ -248,64 +238,6 @@ def _sync_refusal(order: Order, exc: ValidationError | PaymentProviderError) -> 
     """Why an order could not be re-synced, naming the order."""
     text = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
     return text if text.startswith(order.reference) else f"{order.reference}: {text}"
-
-
-class HoldFilter(RadioFilter):
-    """Pending orders by their hold: expired (ready to cancel), still active, or none set."""
-
-    title = _("hold")
-    parameter_name = "hold"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        """The hold states a pending order can be in."""
-        return [
-            (HoldState.EXPIRED, _("Expired (pending)")),
-            (HoldState.ACTIVE, _("Active (pending)")),
-            (HoldState.NONE, _("None (pending)")),
-        ]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Order]) -> QuerySet[Order]:
-        """Keep the pending orders in the chosen hold state; all orders when none is chosen."""
-        value = self.value()
-        if value not in set(HoldState):
-            return queryset
-        return with_hold(queryset, HoldState(value))
-
-
-class NeedsAttentionFilter(RadioFilter):
-    """The "Needs attention" preset: every order staff must look at (services/attention.py)."""
-
-    title = _("attention")
-    parameter_name = ATTENTION_PARAMETER
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        """One choice: the orders that need attention."""
-        return [(ATTENTION_VALUE, _("Needs attention"))]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Order]) -> QuerySet[Order]:
-        """Keep the orders that need attention when chosen; all orders otherwise."""
-        if self.value() != ATTENTION_VALUE:
-            return queryset
-        return needing_attention(queryset)
-
-
-class DeskWorkFilter(RadioFilter):
-    """The desk's presets: pending orders to comp, or pending orders with a balance due."""
-
-    title = _("to do")
-    parameter_name = DESK_WORK_PARAMETER
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        """The desk's two lists of work."""
-        return [(TO_COMP_VALUE, _("To comp")), (BALANCE_DUE_VALUE, _("Balance due"))]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Order]) -> QuerySet[Order]:
-        """Keep the orders of the chosen list; all orders when none is chosen."""
-        if self.value() == TO_COMP_VALUE:
-            return to_comp(queryset)
-        if self.value() == BALANCE_DUE_VALUE:
-            return with_balance_due(queryset)
-        return queryset
 
 
 def status_label(order: Order) -> str:
