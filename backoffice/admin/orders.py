@@ -5,8 +5,6 @@ The actions ("Mark comp", "Record manual payment", "Cancel order") call one
 message; they hold no business rule of their own.
 """
 
-from decimal import Decimal
-from functools import lru_cache
 from typing import Any
 
 from django.contrib import admin, messages
@@ -16,15 +14,13 @@ from django.db import models
 from django.db.models import Prefetch, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
-from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from unfold.admin import TabularInline
 from unfold.contrib.filters.admin import ChoicesDropdownFilter, RelatedDropdownFilter
 from unfold.decorators import display
-from unfold.utils import display_for_label
 from unfold.widgets import UnfoldAdminTextareaWidget
 
 from backoffice.admin.date_filters import InclusiveDateRangeFilter
@@ -43,30 +39,25 @@ from backoffice.admin.forms import (
     SyncFromStripeForm,
 )
 from backoffice.admin.inline_tables import TableInlineMixin
-from backoffice.admin.ledger import clipped, local_moment
+from backoffice.admin.ledger import local_moment
 from backoffice.admin.model_admin import ModelAdmin
 from backoffice.admin.navigation import ATTENTION_PARAMETER, ATTENTION_VALUE
+from backoffice.admin.order_columns import (
+    PAYMENT_STATUS_LABELS,
+    OrderColumnsMixin,
+    coloured_label,
+    money_cell,
+)
 from backoffice.admin.order_emails import OrderEmailInline
 from backoffice.admin.order_filters import DeskWorkFilter, HoldFilter, NeedsAttentionFilter
 from backoffice.admin.pagination import LargeListMixin
 from backoffice.admin.permissions import action
 from backoffice.admin.refunds import REFUND_STATUS_COLOURS
 from backoffice.admin.stripe_links import conference_livemode, stripe_link
-from backoffice.dates import format_day, format_time
 from backoffice.exports import OrderResource
-from backoffice.models import (
-    Dispute,
-    Order,
-    OrderHistoryEntry,
-    OrderLineItem,
-    Payment,
-    Refund,
-    user_name,
-)
-from backoffice.money import format_amount
+from backoffice.models import Dispute, Order, OrderHistoryEntry, OrderLineItem, Payment, Refund
 from backoffice.services import notifications
 from backoffice.services.attention import attention_reasons
-from backoffice.services.desk_work import awaits_comp
 from backoffice.services.ledger import search_orders
 from backoffice.services.payment import (
     OrderAction,
@@ -76,23 +67,6 @@ from backoffice.services.payment import (
     allowed_actions,
 )
 from backoffice.services.search import search_orders_text
-
-ORDER_STATUS_LABELS = {
-    Order.Status.PENDING: "warning",
-    Order.Status.PAID: "success",
-    Order.Status.CANCELLED: "danger",
-    Order.Status.REFUNDED: "info",
-    Order.Status.PARTIALLY_REFUNDED: "info",
-}
-
-PAYMENT_STATUS_LABELS = {
-    Payment.Status.PENDING: "warning",
-    Payment.Status.PROCESSING: "warning",
-    Payment.Status.SUCCEEDED: "success",
-    Payment.Status.FAILED: "danger",
-    Payment.Status.CANCELED: "danger",
-    Payment.Status.REFUNDED: "info",
-}
 
 # The order page's buttons and the service action each one runs.
 DETAIL_ACTIONS = {
@@ -208,25 +182,6 @@ SYNC_FROM_STRIPE_DIALOG = {
 }
 
 
-def _label(value: str, text: str, labels: dict[str, str]) -> str:
-    """Render a coloured unfold label as HTML (for read-only fields and inlines)."""
-    if value not in labels:
-        return _rendered_label(value, None)
-    return _rendered_label(str(text), labels[value])
-
-
-@lru_cache(maxsize=512)
-def _rendered_label(text: str, colour: str | None) -> str:
-    """unfold's label HTML for a text and colour, rendered once."""
-    # A template render per label was a third of the order page's time at fifty payments.
-    return display_for_label(text, "-", {text: colour} if colour else {})
-
-
-def _money(amount: Decimal, currency: str) -> str:
-    """An amount with its currency that does not wrap inside a table cell."""
-    return format_amount(amount, currency).replace(" ", "\u00a0")
-
-
 def _can_view_order(request: HttpRequest) -> bool:
     """Whether the user may see orders (and therefore their line items and payments)."""
     return request.user.has_perm("backoffice.view_order") or request.user.has_perm(
@@ -238,20 +193,6 @@ def _sync_refusal(order: Order, exc: ValidationError | PaymentProviderError) -> 
     """Why an order could not be re-synced, naming the order."""
     text = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
     return text if text.startswith(order.reference) else f"{order.reference}: {text}"
-
-
-def status_label(order: Order) -> str:
-    """An order's status as a coloured label; a pending zero-total order reads "To comp"."""
-    if awaits_comp(order):
-        return _rendered_label(str(_("To comp")), "primary")
-    return _label(order.status, order.get_status_display(), ORDER_STATUS_LABELS)
-
-
-def _reasons_html(reasons: list[str]) -> str:
-    """An order's attention reasons, one per line."""
-    if not reasons:
-        return "—"
-    return format_html_join(mark_safe("<br>"), "{}", ((reason,) for reason in reasons))
 
 
 class ReadOnlyOrderInline(TableInlineMixin, TabularInline):
@@ -299,12 +240,12 @@ class OrderLineItemInline(ReadOnlyOrderInline):
     @display(description=_("Unit price"))
     def unit_price_display(self, item: OrderLineItem) -> str:
         """Unit price with the currency."""
-        return _money(item.unit_price, item.order.conference.currency)
+        return money_cell(item.unit_price, item.order.conference.currency)
 
     @display(description=_("Line total"))
     def line_total_display(self, item: OrderLineItem) -> str:
         """Line total with the currency."""
-        return _money(item.line_total, item.order.conference.currency)
+        return money_cell(item.line_total, item.order.conference.currency)
 
 
 class PaymentHistoryInline(ReadOnlyOrderInline):
@@ -354,22 +295,22 @@ class PaymentHistoryInline(ReadOnlyOrderInline):
     @display(description=_("Status"))
     def status_label(self, payment: Payment) -> str:
         """The payment status as a coloured label."""
-        return _label(payment.status, payment.get_status_display(), PAYMENT_STATUS_LABELS)
+        return coloured_label(payment.status, payment.get_status_display(), PAYMENT_STATUS_LABELS)
 
     @display(description=_("Amount"))
     def amount_display(self, payment: Payment) -> str:
         """The amount in the conference currency (with what was refunded of it)."""
         currency = payment.order.conference.currency
-        text = _money(payment.amount, currency)
+        text = money_cell(payment.amount, currency)
         if payment.refunded_amount:
             text = _("%(amount)s (refunded %(refunded)s)") % {
                 "amount": text,
-                "refunded": _money(payment.refunded_amount, currency),
+                "refunded": money_cell(payment.refunded_amount, currency),
             }
         if payment.lost_dispute_amount:
             text = _("%(amount)s (lost to disputes %(lost)s)") % {
                 "amount": text,
-                "lost": _money(payment.lost_dispute_amount, currency),
+                "lost": money_cell(payment.lost_dispute_amount, currency),
             }
         return text
 
@@ -379,8 +320,8 @@ class PaymentHistoryInline(ReadOnlyOrderInline):
         currency = payment.order.conference.currency
         rows = [
             (
-                _money(refund.amount, currency),
-                _label(refund.status, refund.get_status_display(), REFUND_STATUS_COLOURS),
+                money_cell(refund.amount, currency),
+                coloured_label(refund.status, refund.get_status_display(), REFUND_STATUS_COLOURS),
                 refund.get_reason_display(),
                 f" · {refund.get_channel_display()}" if refund.channel else "",
                 local_moment(refund.created_at),
@@ -403,8 +344,10 @@ class PaymentHistoryInline(ReadOnlyOrderInline):
         currency = payment.order.conference.currency
         rows = [
             (
-                _money(dispute.amount, currency),
-                _label(dispute.status, dispute.get_status_display(), DISPUTE_STATUS_COLOURS),
+                money_cell(dispute.amount, currency),
+                coloured_label(
+                    dispute.status, dispute.get_status_display(), DISPUTE_STATUS_COLOURS
+                ),
                 dispute.reason.replace("_", " ") or "—",
                 local_moment(dispute.created_at),
                 stripe_link(
@@ -480,7 +423,7 @@ class OrderHistoryInline(ReadOnlyOrderInline):
         """The amount involved, with the currency (a dash when none)."""
         if entry.amount is None:
             return "—"
-        return _money(entry.amount, entry.order.conference.currency)
+        return money_cell(entry.amount, entry.order.conference.currency)
 
     @display(description=_("Status"))
     def status_change(self, entry: OrderHistoryEntry) -> str:
@@ -500,7 +443,7 @@ class OrderHistoryInline(ReadOnlyOrderInline):
 
 
 @admin.register(Order)
-class OrderAdmin(LargeListMixin, LedgerImportExportMixin, ModelAdmin):
+class OrderAdmin(OrderColumnsMixin, LargeListMixin, LedgerImportExportMixin, ModelAdmin):
     """Orders: find one, see what was paid, comp it or record a payment taken at the desk."""
 
     # Export (CSV/XLSX of the filtered list) and import (new orders from another
@@ -727,108 +670,6 @@ class OrderAdmin(LargeListMixin, LedgerImportExportMixin, ModelAdmin):
             for unfold_action in permitted
             if applicable[DETAIL_ACTIONS[unfold_action.method.original_function_name]].allowed
         ]
-
-    # --- Columns and read-only fields ---------------------------------------
-
-    @display(description=_("Reference"), ordering="reference")
-    def order_reference(self, order: Order) -> str:
-        """The order reference, kept on one line."""
-        return format_html('<span class="whitespace-nowrap">{}</span>', order.reference)
-
-    @display(description=_("Attendee"), header=True)
-    def attendee(self, order: Order) -> tuple[str, str]:
-        """Billing name (or the user's name) over the e-mail address."""
-        user = order.user
-        name = order.billing_name or user.get_full_name() or user.get_username()
-        return name, clipped(order.billing_email or user.email, wide=True)
-
-    @display(description=_("Status"), ordering="status")
-    def status_label(self, order: Order) -> str:
-        """The order status as a coloured label (rendered once per status, not per row)."""
-        return status_label(order)
-
-    @display(description=_("Why"))
-    def attention_reasons_column(self, order: Order) -> str:
-        """Why the order needs attention (read for the whole page at once)."""
-        return _reasons_html(order.attention_reasons)
-
-    @display(description=_("Needs attention now"))
-    def attention_now(self, order: Order) -> str:
-        """Every current reason to look at the order: its flag's and those its ledger gives."""
-        return _reasons_html(attention_reasons([order]).get(order.pk, []))
-
-    @display(description=_("Status"))
-    def status_badge(self, order: Order) -> str:
-        """The order status as a coloured label (order page)."""
-        return status_label(order)
-
-    @display(description=_("Created"), ordering="created_at", header=True)
-    def created(self, order: Order) -> tuple[str, str]:
-        """When the order was placed: the date over the time."""
-        return format_day(order.created_at), format_time(order.created_at)
-
-    @display(description=_("User"))
-    def account(self, order: Order) -> str:
-        """The attendee's account, named as people are everywhere, linking to it when allowed."""
-        name = user_name(order.user)
-        try:
-            url = reverse("admin:auth_user_change", args=[order.user_id])
-        except NoReverseMatch:
-            return name
-        return format_html('<a class="text-primary-600" href="{}">{}</a>', url, name)
-
-    @display(description=_("Created"))
-    def created_on(self, order: Order) -> str:
-        """When the order was placed (order page)."""
-        return local_moment(order.created_at)
-
-    @display(description=_("Last change"))
-    def updated(self, order: Order) -> str:
-        """When the order last changed."""
-        return local_moment(order.updated_at)
-
-    @display(description=_("Subtotal"))
-    def subtotal_display(self, order: Order) -> str:
-        """Subtotal with the currency."""
-        return _money(order.subtotal, order.currency)
-
-    @display(description=_("Discount"))
-    def discount_display(self, order: Order) -> str:
-        """Discount with the currency."""
-        return _money(order.discount_amount, order.currency)
-
-    @display(description=_("Total"), ordering="total")
-    def total_display(self, order: Order) -> str:
-        """Total with the currency."""
-        return _money(order.total, order.currency)
-
-    @display(description=_("Paid"))
-    def paid_display(self, order: Order) -> str:
-        """Sum of succeeded payments with the currency."""
-        return _money(order.amount_paid, order.currency)
-
-    @display(description=_("Balance due"))
-    def balance_display(self, order: Order) -> str:
-        """What is left to pay, with the currency."""
-        return _money(order.balance_due, order.currency)
-
-    @display(description=_("Payment link"))
-    def payment_link(self, order: Order) -> str:
-        """The attendee's pay page with a copy button (copy-link.js makes the URL absolute)."""
-        url = reverse("backoffice:pay", args=[order.payment_token])
-        return format_html(
-            '<span class="flex flex-wrap items-center gap-2">'
-            '<a id="payment-link" href="{}" target="_blank" rel="noopener noreferrer" '
-            'class="break-all text-primary-600 underline" data-absolute-link>{}</a>'
-            '<button type="button" data-copy-link="payment-link" '
-            'class="border border-base-200 rounded-default px-2 py-1 font-medium '
-            'hover:bg-base-50 dark:border-base-700 dark:hover:bg-base-800">{}</button>'
-            '<span data-copy-status role="status" aria-live="polite"></span>'
-            "</span>",
-            url,
-            url,
-            _("Copy link"),
-        )
 
     # --- Actions: Mark comp -------------------------------------------------
 
