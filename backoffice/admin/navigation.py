@@ -48,12 +48,12 @@ def can_view_disputes(request: HttpRequest) -> bool:
     return request.user.has_perm("backoffice.view_dispute")
 
 
-# The orders list's "Needs attention" preset (backoffice.admin.orders.NeedsAttentionFilter).
+# The orders list's "Needs attention" preset (backoffice.admin.order_filters.NeedsAttentionFilter).
 ATTENTION_PARAMETER = "attention"
 ATTENTION_VALUE = "yes"
 
 
-# The orders list's desk presets (backoffice.admin.orders.DeskWorkFilter), linked from
+# The orders list's desk presets (backoffice.admin.order_filters.DeskWorkFilter), linked from
 # the desk's home page: pending orders to comp, and pending orders with a balance due.
 DESK_WORK_PARAMETER = "todo"
 TO_COMP_VALUE = "comp"
