@@ -48,6 +48,9 @@ stop_all() {
 }
 trap stop_all EXIT
 trap 'exit 130' INT TERM
+# The terminal closed: the worker and the fake, in process groups of their own, get
+# no hang-up from it, so stop them as on Ctrl-C.
+trap 'exit 129' HUP
 
 if [ "${LOCAL_STRIPE:-1}" = 0 ]; then
     echo "LOCAL_STRIPE=0: no fake Stripe server; card payments go to Stripe."

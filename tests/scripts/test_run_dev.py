@@ -38,6 +38,9 @@ case "$*" in
         until grep -q run_worker "$STUB_CALLS" && grep -q show_demo_links "$STUB_CALLS"; do
             sleep 0.05
         done
+        echo "serving" >>"$STUB_CALLS"
+        # STUB_SERVE_FOREVER: serve until the terminal goes (or a signal comes).
+        while [ -n "${{STUB_SERVE_FOREVER:-}}" ]; do sleep 0.1; done
         sleep 0.5 ;;
     "manage.py use_local_stripe"*)
         # Like the real command, which waits for the fake to answer.
@@ -179,6 +182,52 @@ def test_a_stripe_api_base_of_your_own_is_kept_and_no_fake_is_started(tmp_path: 
     assert run.called("manage.py runserver") == [
         "manage.py runserver 127.0.0.1:8765 | STRIPE_API_BASE=http://127.0.0.1:8420"
     ]
+
+
+def test_closing_the_terminal_stops_the_worker_and_the_fake_too(tmp_path: Path) -> None:
+    python = tmp_path / "python"
+    python.write_text(STAND_IN_PYTHON)
+    python.chmod(0o755)
+    calls = tmp_path / "calls.txt"
+    calls.touch()
+    environment = {
+        k: v for k, v in os.environ.items() if not k.startswith(("STRIPE_", "LOCAL_STRIPE"))
+    }
+    environment.update(
+        STUB_CALLS=str(calls),
+        STUB_WIRING="ok",
+        STUB_SERVE_FOREVER="1",
+        DJANGO_DEBUG="1",
+        LOCAL_STRIPE_LOG=str(tmp_path / "fake.log"),
+    )
+    # As from a terminal's shell: the session leader (here `sh -c`) dies of the hang-up
+    # and the kernel then sends SIGHUP to the foreground group, the script and its server.
+    process, terminal = start_in_terminal(
+        ["sh", "-c", 'sh scripts/run-dev.sh "$0" 127.0.0.1:8765; exit $?', str(python)],
+        cwd=REPO_DIR,
+        env=environment,
+    )
+    try:
+        deadline = time.monotonic() + RUN_SECONDS
+        while "serving" not in calls.read_text().splitlines():
+            assert time.monotonic() < deadline, calls.read_text()
+            if select.select([terminal], [], [], 0.1)[0]:
+                os.read(terminal, 65536)
+        os.close(terminal)  # the terminal window is closed: the session gets SIGHUP
+        terminal = -1
+        deadline = time.monotonic() + 15
+        while _in_session(process.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        left = _in_session(process.pid)
+    finally:
+        if terminal >= 0:
+            os.close(terminal)
+        for pid in _in_session(process.pid):
+            os.kill(pid, signal.SIGKILL)
+    process.wait(timeout=10)
+    assert left == [], calls.read_text()
+    assert f"stopped: scripts/local_stripe.py {FAKE_PORT}" in calls.read_text().splitlines()
+    assert "stopped: manage.py run_worker" in calls.read_text().splitlines()
 
 
 def test_the_links_wait_for_the_site_and_for_the_worker_to_empty_its_queue(
