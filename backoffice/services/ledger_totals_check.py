@@ -151,35 +151,27 @@ def _orders_text(figures: tuple[int, Decimal], currency: str) -> str:
 def find_differences() -> list[TotalDifference]:
     """Every total row whose stored figures differ from a full recomputation (missing = zero)."""
     conferences = {c.pk: c for c in Conference.objects.all()}
+    tables = [
+        (stored_ledger_totals(), computed_ledger_totals(), NOTHING, _ledger_text,
+         lambda key: f"{key[1].isoformat()} {key[2]}"),
+        (stored_order_totals(), computed_order_totals(), (0, ZERO), _orders_text,
+         lambda key: f"{key[1]} orders"),
+    ]  # fmt: skip
     differences = []
-    stored, computed = stored_ledger_totals(), computed_ledger_totals()
-    for key in sorted(stored.keys() | computed.keys()):
-        old, new = stored.get(key, NOTHING), computed.get(key, NOTHING)
-        if old != new:
-            conference = conferences[key[0]]
-            differences.append(
-                TotalDifference(
-                    conference=conference.name,
-                    currency=conference.currency,
-                    key=f"{key[1].isoformat()} {key[2]}",
-                    stored=_ledger_text(old, conference.currency),
-                    computed=_ledger_text(new, conference.currency),
+    for stored, computed, missing, as_text, key_text in tables:
+        for key in sorted(stored.keys() | computed.keys()):
+            old, new = stored.get(key, missing), computed.get(key, missing)
+            if old != new:
+                conference = conferences[key[0]]
+                differences.append(
+                    TotalDifference(
+                        conference=conference.name,
+                        currency=conference.currency,
+                        key=key_text(key),
+                        stored=as_text(old, conference.currency),
+                        computed=as_text(new, conference.currency),
+                    )
                 )
-            )
-    stored_orders, computed_orders = stored_order_totals(), computed_order_totals()
-    for key in sorted(stored_orders.keys() | computed_orders.keys()):
-        old, new = stored_orders.get(key, (0, ZERO)), computed_orders.get(key, (0, ZERO))
-        if old != new:
-            conference = conferences[key[0]]
-            differences.append(
-                TotalDifference(
-                    conference=conference.name,
-                    currency=conference.currency,
-                    key=f"{key[1]} orders",
-                    stored=_orders_text(old, conference.currency),
-                    computed=_orders_text(new, conference.currency),
-                )
-            )
     return differences
 
 

@@ -108,26 +108,25 @@ def search_payments_text(queryset: QuerySet[Payment], term: str) -> QuerySet[Pay
     return queryset
 
 
-def search_refunds_text(queryset: QuerySet[Refund], term: str) -> QuerySet[Refund]:
-    """Refunds whose order matches every word, or whose note contains the word."""
+def _search_by_payment_order(queryset: QuerySet, term: str, own_text: str) -> QuerySet:
+    """Rows of a payment whose order matches every word, or whose ``own_text`` contains it."""
     for word in search_words(term):
         if _is_indexed(word):
             by_order = Q(payment__order__in=orders_matching_word(word))
         else:
             by_order = order_has_word(word, order="payment__order__")
-        queryset = queryset.filter(by_order | Q(note__icontains=word))
+        queryset = queryset.filter(by_order | Q(**{f"{own_text}__icontains": word}))
     return queryset
+
+
+def search_refunds_text(queryset: QuerySet[Refund], term: str) -> QuerySet[Refund]:
+    """Refunds whose order matches every word, or whose note contains the word."""
+    return _search_by_payment_order(queryset, term, "note")
 
 
 def search_disputes_text(queryset: QuerySet[Dispute], term: str) -> QuerySet[Dispute]:
     """Disputes whose order matches every word, or whose reason contains the word."""
-    for word in search_words(term):
-        if _is_indexed(word):
-            by_order = Q(payment__order__in=orders_matching_word(word))
-        else:
-            by_order = order_has_word(word, order="payment__order__")
-        queryset = queryset.filter(by_order | Q(reason__icontains=word))
-    return queryset
+    return _search_by_payment_order(queryset, term, "reason")
 
 
 def search_stripe_events(
